@@ -1,0 +1,123 @@
+"""SkillProgress: when each skill is learned, and the per-skill curves behind it.
+
+The module measures per-skill loss and accuracy at every step (synchronised across ranks); this callback finds,
+exactly, the first step at which each skill's metric crosses `metric.threshold` (accuracy ≥ threshold, or loss ≤
+threshold), and keeps the curves every `every` steps for the plot and the summary. Values stay on the device
+and are read back once every `every` steps, so a GPU run is not synchronised at every step.
+
+Its state (learn steps, curves, training time) is plain Python and travels in the checkpoint: a resumed run's
+summary covers the whole run.
+"""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+
+
+class SkillProgress(L.Callback):
+    def __init__(self, skills: list[str], metric: str = "acc", threshold: float = 0.9, split: str = "train",
+                 every: int = 10):
+        self.skills = list(skills)
+        self.metric, self.threshold, self.split, self.every = metric, threshold, split, every
+        self.learned: dict[str, int | None] = {s: None for s in self.skills}
+        self.train_curve: list[list[float]] = []  # rows [step, loss_1..K, acc_1..K], every `every` steps + the last
+        self.val_curve: list[list[float]] = []  # rows [step, val_loss_1..K, val_acc_1..K] at each evaluation
+        self.seconds = 0.0  # training time, summed over resumes
+        self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self._last: list[float] | None = None
+        self._started: float | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "SkillProgress"
+
+    # ---- hooks ----------------------------------------------------------------------------------------------
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._pending.append((pl_module.train_stats_step, pl_module.train_stats))
+        if len(self._pending) >= self.every:
+            self._flush()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # (not on_validation_epoch_end: callbacks run before the module's hook that computes val_stats)
+        if trainer.sanity_checking or not pl_module.val_stats:
+            return
+        row = self._row(trainer.global_step, pl_module.val_stats)
+        self.val_curve.append(row)
+        if self.split == "val":
+            self._mark_learned([row])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._flush()
+        if self._last is not None and (not self.train_curve or self.train_curve[-1][0] != self._last[0]):
+            self.train_curve.append(self._last)
+        self._stop_clock()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._flush()
+        self._stop_clock()
+
+    # ---- state ----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        self._flush()
+        seconds = self.seconds + (time.perf_counter() - self._started if self._started is not None else 0.0)
+        return {"learned": dict(self.learned), "train_curve": self.train_curve, "val_curve": self.val_curve,
+                "seconds": seconds, "last": self._last}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.learned = dict(state_dict["learned"])
+        self.train_curve = [list(r) for r in state_dict["train_curve"]]
+        self.val_curve = [list(r) for r in state_dict["val_curve"]]
+        self.seconds = float(state_dict["seconds"])
+        self._last = state_dict.get("last")
+
+    # ---- results --------------------------------------------------------------------------------------------
+    def final(self, split: str = "train") -> dict[str, dict[str, float]]:
+        """The last measured loss and accuracy per skill on `split`."""
+        row = self._last if split == "train" else (self.val_curve[-1] if self.val_curve else None)
+        k = len(self.skills)
+        if row is None:
+            return {s: {"loss": float("nan"), "acc": float("nan")} for s in self.skills}
+        return {s: {"loss": row[1 + i], "acc": row[1 + k + i]} for i, s in enumerate(self.skills)}
+
+    def learn_order(self) -> list[str]:
+        learned = [(step, i, s) for i, (s, step) in enumerate(self.learned.items()) if step is not None]
+        return [s for _, _, s in sorted(learned)]
+
+    # ---- internals ------------------------------------------------------------------------------------------
+    def _row(self, step: int, stats: dict[str, torch.Tensor]) -> list[float]:
+        return [float(step), *stats["loss"].tolist(), *stats["acc"].tolist()]
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        steps = [s for s, _ in self._pending]
+        table = torch.stack([torch.cat([st["loss"], st["acc"]]) for _, st in self._pending]).cpu().tolist()
+        self._pending = []
+        rows = [[float(step), *values] for step, values in zip(steps, table)]
+        if self.split == "train":
+            self._mark_learned(rows)
+        self.train_curve += [r for r in rows if int(r[0]) % self.every == 0]
+        self._last = rows[-1]
+
+    def _mark_learned(self, rows: list[list[float]]) -> None:
+        k = len(self.skills)
+        offset = 1 + (k if self.metric == "acc" else 0)
+        for i, skill in enumerate(self.skills):
+            if self.learned[skill] is not None:
+                continue
+            for row in rows:
+                value = row[offset + i]
+                if value >= self.threshold if self.metric == "acc" else value <= self.threshold:
+                    self.learned[skill] = int(row[0])
+                    break
+
+    def _stop_clock(self) -> None:
+        if self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self._started = None

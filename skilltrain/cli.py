@@ -1,0 +1,92 @@
+"""Command line: `python -m skilltrain <command> [key=value …]`.
+
+Bad input ends in one `error: …` line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from skilltrain.errors import UserError, unknown
+
+USAGE = """\
+usage: python -m skilltrain <command> [key=value ...]
+
+commands:
+  fit            train one run and write its run directory
+                   python -m skilltrain fit recipe=compositional seed=1 trainer.max_steps=500
+  list           recipes, tasks, models, optimizers and interventions, one line each
+  print-config   the resolved config of a recipe with overrides, as YAML
+                   python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
+
+Overrides are OmegaConf dotlists: key=value, lists as [a,b], mappings as {k: v}. Lightning Trainer flags go
+under trainer.* (trainer.max_steps=2000 trainer.accelerator=gpu). `print-config` shows every key.
+"""
+
+
+def cmd_fit(args: list[str]) -> int:
+    from skilltrain.config import load_config
+    from skilltrain.run import fit
+
+    cfg = load_config(args)
+    run_dir = fit(cfg)
+    if run_dir is not None:
+        print(f"run_dir: {run_dir}", flush=True)
+    return 0
+
+
+def cmd_print_config(args: list[str]) -> int:
+    from skilltrain.config import load_config, to_yaml
+
+    print(to_yaml(load_config(args)), end="")
+    return 0
+
+
+def cmd_list(args: list[str]) -> int:
+    if args:
+        raise UserError(f"list takes no arguments, got '{args[0]}'")
+    from rich.console import Console
+    from rich.table import Table
+
+    from skilltrain.config import recipe_description, recipe_names
+    from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
+
+    sections = [("recipes", [(n, recipe_description(n)) for n in recipe_names()])]
+    for title, registry in (("tasks", TASKS), ("models", MODELS), ("optimizers", OPTIMIZERS), ("interventions", INTERVENTIONS)):
+        sections.append((title, [(e.name, e.description) for e in registry.entries()]))
+    console = Console()
+    for title, rows in sections:
+        console.print(f"[bold underline]{title}[/]")
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for name, description in rows or [("(none yet)", "")]:
+            table.add_row(name, description)
+        console.print(table)
+        console.print()
+    return 0
+
+
+COMMANDS = {"fit": cmd_fit, "list": cmd_list, "print-config": cmd_print_config}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if argv else 2
+    command, args = argv[0], argv[1:]
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE, end="")
+        return 0
+    try:
+        if command not in COMMANDS:
+            raise unknown("command", command, COMMANDS)
+        return COMMANDS[command](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,382 @@
+"""Run configuration: a dataclass schema, filled in layers.
+
+    conf/defaults.yaml  ←  recipes/<recipe>.yaml  ←  conf/presets/<preset>.yaml …  ←  key=value on the command line
+
+The run-level sections below are types only (`MISSING`): their defaults live in `conf/defaults.yaml`. The `data`,
+`model` and `interventions.<name>` sections take the schema of the task, model or intervention they name, with that
+plug-in's own defaults. Every mistake (unknown key, wrong type, unknown name, invalid value) becomes a one-line
+`UserError` that names the key and, where there is one, the closest valid name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from skilltrain.errors import UserError, closest, unknown
+from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
+
+
+def require(ok: Any, key: str, message: str) -> None:
+    """Raise a one-line `key: message` UserError unless `ok`."""
+    if not ok:
+        raise UserError(f"{key}: {message}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Run-level schema (values in conf/defaults.yaml)
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning `Trainer` flags, passed through as they are (https://lightning.ai/docs/pytorch/stable/common/trainer.html).
+
+    skilltrain sets `logger`, `callbacks` and `default_root_dir` itself, from `logger.*`, the interventions and `out_dir`.
+    """
+
+    max_steps: int = MISSING
+    accelerator: str = MISSING
+    devices: Any = MISSING
+    strategy: Any = MISSING
+    num_nodes: int = MISSING
+    precision: Any = MISSING
+    log_every_n_steps: int = MISSING
+    val_check_interval: int = MISSING  # training steps between held-out evaluations
+    num_sanity_val_steps: int = MISSING
+    enable_progress_bar: bool = MISSING
+    enable_model_summary: bool = MISSING
+    gradient_clip_val: float | None = MISSING
+    gradient_clip_algorithm: str | None = MISSING
+    accumulate_grad_batches: int = MISSING
+    deterministic: Any = MISSING
+    benchmark: bool | None = MISSING
+    detect_anomaly: bool = MISSING
+    max_time: str | None = MISSING
+    profiler: str | None = MISSING
+
+
+@dataclass
+class OptimConfig:
+    name: str = MISSING  # adam | adamw | sgd | signgd
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    betas: list[float] | None = MISSING  # null = the optimizer's default; signgd fixes (0, 0)
+    eps: float = MISSING
+    momentum: float = MISSING  # sgd only
+
+
+@dataclass
+class MetricConfig:
+    """What "learned" means: the first step at which a skill's metric crosses the threshold."""
+
+    name: str = MISSING  # acc (learned when ≥ threshold) | loss (learned when ≤ threshold)
+    threshold: float = MISSING
+    split: str = MISSING  # train (the paper's full-batch runs) | val (held-out: generalisation tasks)
+
+
+@dataclass
+class WandbConfig:
+    mode: str = MISSING  # auto (online with an API key, else offline) | online | offline | disabled
+    project: str = MISSING
+    entity: str | None = MISSING
+    name: str | None = MISSING
+    group: str | None = MISSING
+    job_type: str | None = MISSING
+    tags: list[str] = MISSING
+
+
+@dataclass
+class LoggerConfig:
+    csv: bool = MISSING  # metrics.csv in the run directory
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class CheckpointConfig:
+    every_n_steps: int | None = MISSING  # periodic checkpoints; null = only at the end
+
+
+@dataclass
+class RunConfig:
+    recipe: str = MISSING  # a name from recipes/ or a path to a YAML file
+    seed: int = MISSING
+    out_dir: str | None = MISSING  # null = runs/<recipe>/<timestamp>
+    presets: list[str] = MISSING  # conf/presets/<name>.yaml, merged after the recipe
+    data: Any = MISSING  # the task's schema (see skilltrain.data.base.DataConfig)
+    model: Any = MISSING  # the model's schema
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    metric: MetricConfig = field(default_factory=MetricConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    interventions: dict[str, Any] = field(default_factory=dict)  # registered name → its parameters
+
+
+METRICS = {"acc": "accuracy; learned when ≥ threshold", "loss": "loss (MSE for regression); learned when ≤ threshold"}
+SPLITS = ("train", "val")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Layers
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in resources.files("skilltrain.recipes").iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("skilltrain.conf").joinpath("presets")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_description(name: str) -> str:
+    """The first comment line of a recipe file."""
+    text = resources.files("skilltrain.recipes").joinpath(f"{name}.yaml").read_text()
+    for line in text.splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def _load_yaml(text: str, source: str) -> DictConfig:
+    try:
+        loaded = OmegaConf.create(text)
+    except Exception as e:  # yaml.YAMLError and friends
+        raise UserError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(loaded, DictConfig):
+        raise UserError(f"{source}: expected a mapping of config keys at the top level")
+    return loaded
+
+
+def _recipe_layer(recipe: str) -> tuple[str, DictConfig]:
+    if recipe.endswith((".yaml", ".yml")) or "/" in recipe:
+        path = Path(recipe)
+        require(path.is_file(), "recipe", f"no recipe file at '{recipe}'")
+        return f"recipe file {recipe}", _load_yaml(path.read_text(), f"recipe file {recipe}")
+    if recipe not in recipe_names():
+        raise unknown("recipe", recipe, recipe_names(), key="recipe")
+    text = resources.files("skilltrain.recipes").joinpath(f"{recipe}.yaml").read_text()
+    return f"recipe '{recipe}'", _load_yaml(text, f"recipe '{recipe}'")
+
+
+def _preset_layer(name: str) -> tuple[str, DictConfig]:
+    if name not in preset_names():
+        raise unknown("preset", name, preset_names(), key="presets")
+    text = resources.files("skilltrain.conf").joinpath("presets", f"{name}.yaml").read_text()
+    return f"preset '{name}'", _load_yaml(text, f"preset '{name}'")
+
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w\-]*(\.[A-Za-z_][\w\-]*|\[\d+\])*=")
+
+
+def parse_overrides(args: list[str]) -> DictConfig:
+    """`key=value` arguments → a config layer (OmegaConf dotlist grammar: lists as [a,b], mappings as {k: v})."""
+    for arg in args:
+        if not _OVERRIDE.match(arg):
+            raise UserError(f"unexpected argument '{arg}': overrides are key=value (for example seed=3 or data.batch_size=256)")
+    try:
+        return OmegaConf.from_dotlist(list(args))
+    except OmegaConfBaseException as e:
+        raise UserError(f"could not parse the overrides ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # yaml parser errors on malformed values such as [1,2
+        key, _, value = next((a for a in args if _value_fails(a)), args[-1] if args else "=").partition("=")
+        raise UserError(f"{key}: could not parse the value '{value}' ({type(e).__name__})") from None
+
+
+def _value_fails(arg: str) -> bool:
+    try:
+        OmegaConf.from_dotlist([arg])
+        return False
+    except Exception:
+        return True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Merging with readable errors
+
+
+def _node_keys(schema: DictConfig, dotted: str) -> list[str]:
+    node: Any = schema
+    for part in dotted.split(".") if dotted else []:
+        if not isinstance(node, DictConfig) or part not in node:
+            return []
+        node = node._get_node(part)
+    return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+
+
+def _translate(e: OmegaConfBaseException, schema: DictConfig, source: str) -> UserError:
+    key = str(getattr(e, "full_key", "") or "")
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    where = f" (from {source})" if source != "the command line" else ""
+    if isinstance(e, ConfigKeyError) or "not in" in first:
+        parent, _, leaf = key.rpartition(".")
+        options = _node_keys(schema, parent)
+        guess = closest(leaf, options)
+        prefix = f"{parent}." if parent else ""
+        elsewhere = _owners(parent, leaf)
+        if elsewhere:
+            hint = f"{key} is a parameter of {elsewhere}; " + (f"did you mean {prefix}{guess}?" if guess else
+                                                                 f"valid keys here: {', '.join(options)}")
+        elif guess:
+            hint = f"did you mean {prefix}{guess}?"
+        elif options:
+            hint = f"valid keys under {parent or 'the top level'}: {', '.join(options)}"
+        else:
+            hint = f"{parent or 'this key'} takes no sub-keys"
+        return UserError(f"{key}: unknown key{where} ({hint})")
+    if isinstance(e, ValidationError):
+        m = re.match(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
+        if m:
+            want = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
+            return UserError(f"{key}: expected {want.get(m.group(3), m.group(3))}, got '{m.group(1)}'{where}")
+        if "is not a ListConfig" in first or "Invalid value assigned" in first:
+            return UserError(f"{key}: expected a list such as [1.0,0.1]{where}")
+        if "is not a DictConfig" in first or "Cannot assign" in first:
+            return UserError(f"{key}: expected a mapping such as {{key: value}}{where}")
+    return UserError(f"{key or 'config'}: {first}{where}")
+
+
+def _owners(section: str, key: str) -> str:
+    """Which other tasks/models take `key` ("task multitask_parity"), for a key given to the wrong one."""
+    registry = {"data": TASKS, "model": MODELS}.get(section)
+    if registry is None:
+        return ""
+    names = [e.name for e in registry.entries() if e.schema and key in OmegaConf.structured(e.schema)]
+    return f"{registry.kind} {' / '.join(names)}" if names else ""
+
+
+def _merge(schema: DictConfig, layers: list[tuple[str, DictConfig]]) -> DictConfig:
+    cfg = schema
+    for source, layer in layers:
+        try:
+            cfg = OmegaConf.merge(cfg, layer)
+        except OmegaConfBaseException as e:
+            raise _translate(e, cfg, source) from None
+    return cfg
+
+
+def _check_sections(layers: list[tuple[str, DictConfig]], schema: DictConfig) -> None:
+    """A section given as a scalar (`trainer=5`) is one clear line, not an OmegaConf merge error."""
+    for source, layer in layers:
+        for key, value in layer.items():
+            section = key in ("data", "model") or isinstance(schema._get_node(key) if key in schema else None, DictConfig)
+            if section and not isinstance(value, (dict, DictConfig)) and value is not None:
+                where = f" (from {source})" if source != "the command line" else ""
+                raise UserError(f"{key}: expected a mapping of {key}.* keys, got '{value}'{where}")
+
+
+def _plugin_schema(registry: Any, raw: DictConfig, section: str) -> DictConfig:
+    name = OmegaConf.select(raw, f"{section}.name")
+    require(name is not None, f"{section}.name", f"is required (one of: {', '.join(registry.names())})")
+    entry = registry.get(str(name))
+    return OmegaConf.structured(entry.schema)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public API
+
+
+def load_config(args: list[str] | None = None) -> DictConfig:
+    """Compose and validate a run config from `key=value` arguments.
+
+    >>> cfg = load_config(["recipe=compositional", "seed=3", "trainer.max_steps=200"])
+    """
+    cli = parse_overrides(list(args or []))
+    defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
+    recipe = OmegaConf.select(OmegaConf.merge(defaults, cli), "recipe")
+    require(isinstance(recipe, str) and recipe, "recipe", f"is required (one of: {', '.join(recipe_names())})")
+    layers = [("conf/defaults.yaml", defaults), _recipe_layer(recipe)]
+    presets = OmegaConf.select(OmegaConf.merge(*[layer for _, layer in layers], cli), "presets") or []
+    require(isinstance(presets, (list, ListConfig)), "presets", "expected a list such as [debug]")
+    layers += [_preset_layer(str(p)) for p in presets]
+    layers.append(("the command line", cli))
+
+    cfg = _typed(layers)
+    cfg.recipe = recipe
+    return cfg
+
+
+def from_container(container: dict, source: str = "a saved config") -> DictConfig:
+    """Re-apply the schema to a saved config (a checkpoint's hyper-parameters, a run's config.yaml)."""
+    return _typed([(source, OmegaConf.create(container))])
+
+
+def _typed(layers: list[tuple[str, DictConfig]]) -> DictConfig:
+    """Merge the layers into the schema, with `data`/`model`/`interventions` typed by what they name; validate."""
+    schema = OmegaConf.structured(RunConfig)
+    _check_sections(layers, schema)
+    raw = OmegaConf.merge(*[layer for _, layer in layers])
+    schema.data = _plugin_schema(TASKS, raw, "data")
+    schema.model = _plugin_schema(MODELS, raw, "model")
+    schema.interventions = _intervention_schemas(raw)
+    cfg = _merge(schema, layers)
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    require(not missing, missing[0] if missing else "", "is required but has no value")
+    validate(cfg)
+    return cfg
+
+
+def _intervention_schemas(raw: DictConfig) -> dict[str, DictConfig]:
+    """`interventions.<name>` takes the schema of the intervention it names (`{}` enables it with its defaults)."""
+    given = raw.get("interventions") or {}
+    require(isinstance(given, (dict, DictConfig)), "interventions", "expected a mapping such as {gradient_rescaling: {}}")
+    schemas = {}
+    for name, params in given.items():
+        entry = INTERVENTIONS.get(str(name))
+        require(params is None or isinstance(params, (dict, DictConfig)), f"interventions.{name}",
+                "expected a mapping of parameters, or {} for the defaults")
+        schemas[str(name)] = OmegaConf.structured(entry.schema)
+    return schemas
+
+
+def validate(cfg: DictConfig) -> None:
+    """Value checks that a schema cannot express. Each failure names its key."""
+    require(cfg.seed >= 0, "seed", f"must be ≥ 0, got {cfg.seed}")
+    t = cfg.trainer
+    require(t.max_steps >= 1, "trainer.max_steps", f"must be ≥ 1, got {t.max_steps}")
+    require(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", f"must be ≥ 1, got {t.log_every_n_steps}")
+    require(t.val_check_interval >= 1, "trainer.val_check_interval", f"must be ≥ 1 (steps), got {t.val_check_interval}")
+    require(t.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", f"must be ≥ 1, got {t.accumulate_grad_batches}")
+    o = cfg.optim
+    OPTIMIZERS.get(o.name)
+    require(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
+    require(o.weight_decay >= 0, "optim.weight_decay", f"must be ≥ 0, got {o.weight_decay}")
+    require(o.eps > 0, "optim.eps", f"must be > 0, got {o.eps}")
+    require(o.momentum >= 0, "optim.momentum", f"must be ≥ 0, got {o.momentum}")
+    if o.betas is not None:
+        require(o.name != "signgd", "optim.betas", "cannot be set with optim.name=signgd (SignGD is Adam with betas (0, 0))")
+        require(len(o.betas) == 2, "optim.betas", f"expected two numbers such as [0.9,0.999], got {list(o.betas)}")
+        require(all(0 <= b < 1 for b in o.betas), "optim.betas", f"each must be in [0, 1), got {list(o.betas)}")
+    m = cfg.metric
+    if m.name not in METRICS:
+        raise unknown("metric", m.name, METRICS, key="metric.name")
+    if m.split not in SPLITS:
+        raise unknown("split", m.split, SPLITS, key="metric.split")
+    if m.name == "acc":
+        require(0 < m.threshold <= 1, "metric.threshold", f"an accuracy threshold must be in (0, 1], got {m.threshold}")
+    else:
+        require(m.threshold > 0, "metric.threshold", f"a loss threshold must be > 0, got {m.threshold}")
+    if cfg.logger.wandb.mode not in WANDB_MODES:
+        raise unknown("W&B mode", cfg.logger.wandb.mode, WANDB_MODES, key="logger.wandb.mode")
+    every = cfg.checkpoint.every_n_steps
+    require(every is None or every >= 1, "checkpoint.every_n_steps", f"must be ≥ 1 or null, got {every}")
+    if m.name == "acc" and not TASKS.get(cfg.data.name).obj.accuracy:
+        raise UserError(f"metric.name: task {cfg.data.name} has regression skills without accuracy; use metric.name=loss")
+    for section in [cfg.data, cfg.model, *cfg.interventions.values()]:
+        OmegaConf.to_object(section).validate()
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def to_container(cfg: DictConfig) -> dict:
+    """Plain Python containers (what checkpoints store: torch ≥ 2.6 loads with weights_only=True)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

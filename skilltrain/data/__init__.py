@@ -1,0 +1,17 @@
+"""Skill-tagged data: tasks (registered by name), seeded batch streams and the Lightning datamodule."""
+
+from __future__ import annotations
+
+import torch
+
+from skilltrain.data import parity  # noqa: F401  (registers the parity tasks)
+from skilltrain.data.base import DataConfig, Task
+from skilltrain.registry import TASKS
+
+
+def build_task(cfg: DataConfig, seed: int, dtype: torch.dtype = torch.float32) -> Task:
+    """The task named by `cfg.name`, its random structure drawn from `seed` (the data seed)."""
+    return TASKS.get(cfg.name).obj(cfg, seed, dtype)
+
+
+__all__ = ["DataConfig", "Task", "build_task"]

@@ -1,0 +1,66 @@
+"""LightningDataModule over a task: the training stream and the held-out eval set.
+
+The train dataloader yields only batch *numbers*; `on_after_batch_transfer` turns number i into batch i of the
+stream, on the training device, right before the step that uses it. Lightning prefetches one batch ahead, so a
+stream that made batches inside the dataloader would run ahead of training: its state at a checkpoint would not
+be the state of the trained batches, and a skill-probability change made by an intervention after step t would
+miss batch t+1. Made here, batch t+1 sees everything that step t changed, in a fresh run and after a resume alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import lightning as L
+from torch.utils.data import DataLoader, IterableDataset
+
+from skilltrain.data.base import Task
+from skilltrain.data.stream import EVAL_CHUNK, TrainStream, make_pool_and_eval, take
+
+
+class _BatchNumbers(IterableDataset):
+    def __init__(self, stream: TrainStream):
+        self.stream = stream
+
+    def __iter__(self):
+        return itertools.count(self.stream.consumed)
+
+
+class SkillDataModule(L.LightningDataModule):
+    def __init__(self, task: Task, n_samples: int | None, batch_size: int | None, eval_samples: int,
+                 seed: int, data_seed: int):
+        super().__init__()
+        self.task = task
+        self.n_samples, self.batch_size, self.eval_samples = n_samples, batch_size, eval_samples
+        self.seed, self.data_seed = seed, data_seed
+        self.stream: TrainStream | None = None
+        self.eval_set: dict | None = None
+
+    def setup(self, stage: str) -> None:
+        if self.stream is not None:
+            return
+        pool, self.eval_set = make_pool_and_eval(self.task, self.n_samples, self.eval_samples, self.data_seed)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        device = trainer.strategy.root_device if trainer else "cpu"
+        self.stream = TrainStream(self.task, pool, self.batch_size, self.seed, rank, world, device)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_BatchNumbers(self.stream), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        """This rank's share of the eval set (rows rank::world), in chunks; metrics are summed across ranks."""
+        shard = take(self.eval_set, slice(self.stream.rank, None, self.stream.world_size))
+        n = len(shard["y"])
+        chunks = [take(shard, slice(i, i + EVAL_CHUNK)) for i in range(0, n, EVAL_CHUNK)]
+        return DataLoader(chunks, batch_size=None, shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return self.stream.batch(batch) if isinstance(batch, int) else batch
+
+    def state_dict(self) -> dict:
+        return self.stream.state_dict() if self.stream is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict:
+            self.stream.load_state_dict(state_dict)

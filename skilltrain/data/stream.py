@@ -1,0 +1,126 @@
+"""Seeded, stateful streams of whole skill-tagged batches.
+
+Batch i is a pure function of (run seed, rank, i) and the current skill probabilities: its generator is seeded
+from them. So the stream's whole state is the number of batches consumed (plus the probabilities a data-level
+intervention set), a resume continues the exact same stream, and Lightning's prefetching cannot shift it.
+
+Two modes:
+- full batch / pool (`data.n_samples` set, as in the paper): a fixed set of samples made once from the data seed;
+  each step takes the whole pool (`data.batch_size=null`; under DDP each rank takes its 1/world shard) or an
+  epoch-shuffled minibatch of it.
+- streaming (`data.n_samples=null`): fresh samples every step.
+
+In the outputs form, frequencies p_k < 1 add a fresh per-step loss mask M[b, k] ~ Bernoulli(p_k).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from skilltrain.data.base import Task
+
+EVAL_CHUNK = 8192  # eval batches are at most this many samples
+
+
+def mix_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts (stable across processes and Python versions, unlike hash())."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def take(data: dict[str, torch.Tensor], idx: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    return {k: v[idx] for k, v in data.items()}
+
+
+def make_pool_and_eval(task: Task, n_samples: int | None, eval_samples: int, data_seed: int) -> tuple[dict | None, dict]:
+    """The fixed training pool (or None when streaming) and the held-out eval set, on the CPU.
+
+    Outputs form: pool and eval rows are drawn in one call and split, so they are distinct draws.
+    Control form: the pool draws skills by frequency; the eval set has `eval_samples` rows per skill.
+    """
+    g = generator(mix_seed(data_seed, "pool"))
+    n_pool = n_samples or 0
+    if task.form == "outputs":
+        rows = task.sample(n_pool + eval_samples, g)
+        return (take(rows, slice(0, n_pool)) if n_samples else None), take(rows, slice(n_pool, None))
+    probs = torch.tensor(task.frequencies, dtype=torch.float64)
+    pool = task.sample(n_pool, g, torch.multinomial(probs, n_pool, replacement=True, generator=g)) if n_samples else None
+    eval_skills = torch.arange(task.n_skills).repeat_interleave(eval_samples)
+    return pool, task.sample(len(eval_skills), g, eval_skills)
+
+
+class TrainStream:
+    def __init__(self, task: Task, pool: dict | None, batch_size: int | None, seed: int,
+                 rank: int = 0, world_size: int = 1, device: torch.device | str = "cpu"):
+        self.task = task
+        self.batch_size = batch_size
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.device = torch.device(device)
+        if pool is not None and batch_size is None and world_size > 1:
+            pool = take(pool, slice(rank, None, world_size))  # full batch under DDP: the ranks' shards make the pool
+        self.pool = None if pool is None else {k: v.to(self.device) for k, v in pool.items()}
+        self.probabilities = torch.tensor(task.frequencies, dtype=torch.float64)
+        self.consumed = 0  # batches trained on so far; the next batch is batch `consumed`
+        self._perms: dict[int, torch.Tensor] = {}
+        self._mask_rates = None
+        if task.form == "outputs" and any(p < 1 for p in task.frequencies):
+            self._mask_rates = torch.tensor(task.frequencies, device=self.device)
+
+    # ---- state (exact resume) -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"consumed": self.consumed, "probabilities": self.probabilities.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.consumed = int(state["consumed"])
+        self.set_probabilities(state["probabilities"])
+
+    def set_probabilities(self, probabilities) -> None:
+        """Skill sampling probabilities for the next batches (data-level interventions; identical on every rank)."""
+        p = torch.as_tensor(probabilities, dtype=torch.float64).flatten()
+        if p.numel() != self.task.n_skills or not torch.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+            raise ValueError(f"expected {self.task.n_skills} finite non-negative probabilities, got {p.tolist()}")
+        self.probabilities = p / p.sum()
+
+    # ---- batches --------------------------------------------------------------------------------------------
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        """Batch number `index` of this rank's stream, on the stream's device."""
+        g = generator(mix_seed(self.seed, self.rank, "train", index), self.device)
+        if self.pool is not None:
+            out = self.pool if self.batch_size is None else take(self.pool, self._pool_indices(index))
+        elif self.task.form == "control":
+            skill = torch.multinomial(self.probabilities.to(self.device), self.batch_size, replacement=True, generator=g)
+            out = self.task.sample(self.batch_size, g, skill)
+        else:
+            out = self.task.sample(self.batch_size, g)
+        if self._mask_rates is not None:
+            n = len(out["y"])
+            out = {**out, "loss_mask": torch.rand(n, self.task.n_skills, generator=g, device=self.device) < self._mask_rates}
+        self.consumed = index + 1
+        return out
+
+    def _pool_indices(self, index: int) -> torch.Tensor:
+        """Minibatch `index` of an epoch-shuffled walk through the pool (an epoch boundary may split a batch)."""
+        n, b = len(self.pool["y"]), self.batch_size
+        start = index * b
+        parts, need = [], b
+        while need:
+            epoch, offset = divmod(start, n)
+            part = self._perm(epoch)[offset : offset + need]
+            parts.append(part)
+            need -= len(part)
+            start += len(part)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            if len(self._perms) > 2:
+                self._perms.pop(min(self._perms))
+            g = generator(mix_seed(self.seed, self.rank, "epoch", epoch), self.device)
+            self._perms[epoch] = torch.randperm(len(self.pool["y"]), generator=g, device=self.device)
+        return self._perms[epoch]

@@ -1,0 +1,26 @@
+"""User-facing errors: one line, exit code 2, no traceback (the CLI catches these)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """Bad input from the user: the message is shown as one line and the process exits with code 2."""
+
+
+def closest(name: str, options: Iterable[str]) -> str | None:
+    """The closest valid name to `name`, or None when nothing is close."""
+    matches = difflib.get_close_matches(str(name), [str(o) for o in options], n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown(kind: str, name: str, options: Iterable[str], key: str | None = None) -> UserError:
+    """`key: unknown <kind> 'name' (did you mean 'x'?; valid: a, b, c)`."""
+    options = sorted(options)
+    guess = closest(name, options)
+    hint = f"did you mean '{guess}'? " if guess else ""
+    where = f"{key}: " if key else ""
+    valid = ", ".join(options) if options else "none registered"
+    return UserError(f"{where}unknown {kind} '{name}' ({hint}valid: {valid})")

@@ -1,0 +1,72 @@
+"""Loggers: CSV (metrics.csv in the run directory) and Weights & Biases through Lightning's WandbLogger.
+
+W&B mode `auto` (the default) is online when an API key is configured (WANDB_API_KEY or `wandb login`), else
+offline (the run folder can be synced later with `wandb sync`); a WANDB_MODE environment variable wins over
+`auto`; `disabled` creates no W&B logger at all.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+
+def resolve_wandb_mode(mode: str) -> str:
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE")
+    if env:
+        return {"dryrun": "offline", "run": "online"}.get(env, env)
+    return "online" if _has_wandb_key() else "offline"
+
+
+def _has_wandb_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def build_loggers(cfg, run_dir: Path, run_id: str) -> list[Logger]:
+    loggers: list[Logger] = []
+    if cfg.logger.csv:
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="", version=""))
+    mode = resolve_wandb_mode(cfg.logger.wandb.mode)
+    if mode != "disabled":
+        from lightning.pytorch.loggers import WandbLogger
+
+        w = cfg.logger.wandb
+        loggers.append(
+            WandbLogger(
+                project=w.project, entity=w.entity, name=w.name or run_dir.name, group=w.group, job_type=w.job_type,
+                tags=list(w.tags), save_dir=str(run_dir), id=run_id, mode=mode, resume="allow",
+            )
+        )
+    return loggers
+
+
+class WandbSetup(L.Callback):
+    """Gives W&B the resolved config and declares the per-skill keys (accuracy summarised by max, loss by min)."""
+
+    def __init__(self, skills: list[str], config: dict):
+        self.skills = skills
+        self.config = config
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        if not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_hyperparams(self.config)
+                run = logger.experiment
+                for skill in self.skills:
+                    for part, summary in (("loss", "min"), ("acc", "max"), ("val_loss", "min"), ("val_acc", "max")):
+                        run.define_metric(f"skill/{skill}/{part}", step_metric="trainer/global_step", summary=summary)

@@ -1,0 +1,22 @@
+"""What every model config takes (`model.*`); models add their own keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import MISSING
+
+from skilltrain.errors import unknown
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    dtype: str = "float32"  # float32 | float64 (the paper's parity runs) | bfloat16 | float16
+
+    def validate(self) -> None:
+        if self.dtype not in DTYPES:
+            raise unknown("dtype", self.dtype, DTYPES, key="model.dtype")

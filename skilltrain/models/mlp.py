@@ -1,0 +1,41 @@
+"""Multilayer perceptron: input → hidden widths → one output per skill (outputs form) or a shared head (control)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from skilltrain.config import require
+from skilltrain.errors import unknown
+from skilltrain.models.base import ModelConfig
+from skilltrain.registry import MODELS
+
+ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    name: str = "mlp"
+    widths: list[int] = field(default_factory=lambda: [50])  # hidden widths: the paper's [32, 50, 3] is widths=[50]
+    activation: str = "relu"
+    bias: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        require(len(self.widths) >= 1, "model.widths", "must list at least one hidden width, e.g. [50]")
+        for i, w in enumerate(self.widths):
+            require(w >= 1, f"model.widths[{i}]", f"must be ≥ 1, got {w}")
+        if self.activation not in ACTIVATIONS:
+            raise unknown("activation", self.activation, ACTIVATIONS, key="model.activation")
+
+
+@MODELS.register("mlp", "MLP with hidden model.widths and model.activation (PyTorch default init)", MLPConfig)
+class MLP(nn.Sequential):
+    def __init__(self, cfg: MLPConfig, n_inputs: int, n_outputs: int):
+        sizes = [n_inputs, *cfg.widths]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b, bias=cfg.bias), ACTIVATIONS[cfg.activation]()]
+        layers.append(nn.Linear(sizes[-1], n_outputs, bias=cfg.bias))
+        super().__init__(*layers)

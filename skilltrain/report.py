@@ -1,0 +1,140 @@
+"""What a finished run leaves for people and programs: summary.json, curves.png and a console table.
+
+summary.json (stable; the A/B tool and tests read it):
+    {"recipe", "seed", "interventions", "steps", "wall_seconds", "samples_per_second",
+     "skills": {name: {"frequency", "learned_step", "final_loss", "final_metric"}},  # in the task's declared order
+     "all_learned_step", "learn_order", "status": "completed" | "stopped" | "diverged", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from skilltrain.callbacks.skill_progress import SkillProgress
+
+STATUSES = ("completed", "stopped", "diverged")
+
+
+def _num(x: float) -> float | None:
+    """JSON has no NaN: a value that was never measured is null."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps: int, samples_per_step: int,
+                  status: str, run_id: str, message: str | None = None) -> dict:
+    assert status in STATUSES
+    metric, split = cfg.metric.name, cfg.metric.split
+    final = progress.final(split)
+    skills = {}
+    for skill, freq in zip(progress.skills, frequencies):
+        skills[skill] = {
+            "frequency": freq,
+            "learned_step": progress.learned[skill],
+            "final_loss": _num(final[skill]["loss"]),
+            "final_metric": _num(final[skill][metric]),
+        }
+    learned = list(progress.learned.values())
+    seconds = progress.seconds
+    return {
+        "recipe": cfg.recipe,
+        "seed": cfg.seed,
+        "interventions": sorted(cfg.interventions),
+        "steps": steps,
+        "wall_seconds": round(seconds, 3),
+        "samples_per_second": round(steps * samples_per_step / seconds, 1) if seconds > 0 else None,
+        "skills": skills,
+        "all_learned_step": max(learned) if learned and all(s is not None for s in learned) else None,
+        "learn_order": progress.learn_order(),
+        "status": status,
+        "metric": {"name": metric, "threshold": cfg.metric.threshold, "split": split},
+        "run_id": run_id,
+        **({"message": message} if message else {}),
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic: a reader never sees half a file, and a crash never leaves one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, threshold: float, split: str) -> None:
+    """Per-skill loss and accuracy against step (train solid, held-out dashed), learn steps marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(progress.skills)
+    has_acc = any(not math.isnan(v) for row in progress.train_curve for v in row[1 + k :])
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4), squeeze=False)
+    ax_loss, ax_acc = axes[0][0], (axes[0][1] if has_acc else None)
+    colors = plt.get_cmap("tab10" if k <= 10 else "viridis")
+    for i, skill in enumerate(progress.skills):
+        color = colors(i if k <= 10 else i / max(1, k - 1))
+        for rows, style, suffix in ((progress.train_curve, "-", ""), (progress.val_curve, "--", " (held-out)")):
+            if not rows:
+                continue
+            steps = [r[0] for r in rows]
+            label = skill if k <= 12 and not suffix else None
+            ax_loss.plot(steps, [r[1 + i] for r in rows], style, color=color, lw=1.5, label=label)
+            if ax_acc is not None:
+                ax_acc.plot(steps, [r[1 + k + i] for r in rows], style, color=color, lw=1.5, label=label)
+        step = progress.learned[skill]
+        if step is not None:
+            for ax in (ax_loss, ax_acc):
+                if ax is not None:
+                    ax.axvline(step, color=color, ls=":", lw=1)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss")
+    if metric == "loss":
+        ax_loss.axhline(threshold, color="grey", lw=0.8)
+    if ax_acc is not None:
+        ax_acc.set_xlabel("step")
+        ax_acc.set_ylabel("accuracy")
+        ax_acc.set_ylim(-0.02, 1.02)
+        if metric == "acc":
+            ax_acc.axhline(threshold, color="grey", lw=0.8)
+    note = f"solid: train, dashed: held-out; dotted: learned ({metric} {'≥' if metric == 'acc' else '≤'} {threshold}, {split})"
+    fig.suptitle(f"{title}\n{note}", fontsize=9)
+    (ax_acc or ax_loss).legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def print_table(summary: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    metric = summary["metric"]
+    order = {s: i + 1 for i, s in enumerate(summary["learn_order"])}
+    table = Table(title=f"{summary['recipe']} · seed {summary['seed']} · {summary['steps']} steps · {summary['status']}")
+    table.add_column("skill")
+    table.add_column("frequency", justify="right")
+    table.add_column("learned step", justify="right")
+    table.add_column("final loss", justify="right")
+    table.add_column(f"final {metric['split']} {metric['name']}", justify="right")
+    table.add_column("order", justify="right")
+    for skill, s in summary["skills"].items():
+        table.add_row(
+            skill,
+            f"{s['frequency']:.3g}",
+            "—" if s["learned_step"] is None else str(s["learned_step"]),
+            "—" if s["final_loss"] is None else f"{s['final_loss']:.3g}",
+            "—" if s["final_metric"] is None else f"{s['final_metric']:.3f}",
+            str(order.get(skill, "—")),
+        )
+    console.print(table)
+    done = summary["all_learned_step"]
+    sps = summary["samples_per_second"]
+    console.print(
+        f"all skills learned at step {done}" if done is not None else "not every skill was learned",
+        f"· {summary['wall_seconds']:.1f} s" + (f", {sps:,.0f} samples/s" if sps else ""),
+    )

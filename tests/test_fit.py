@@ -1,0 +1,103 @@
+"""End-to-end fits: what a run learns, what it leaves behind, determinism, never overwriting a run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from conftest import fit_quietly, load, run_cli
+
+from skilltrain.config import from_container
+
+SUMMARY_KEYS = {"recipe", "seed", "interventions", "steps", "wall_seconds", "samples_per_second", "skills",
+                "all_learned_step", "learn_order", "status"}
+
+
+def test_compositional_learns_parts_then_composite(tmp_path):
+    run = tmp_path / "run"
+    summary = fit_quietly("recipe=compositional", "seed=1", out_dir=run)
+
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["status"] == "completed" and summary["steps"] == 1000 and summary["recipe"] == "compositional"
+    assert list(summary["skills"]) == ["x3x4", "x1x2", "x1x2x3x4"]  # the task's declared order
+    for s in summary["skills"].values():
+        assert s.keys() == {"frequency", "learned_step", "final_loss", "final_metric"}
+        assert s["final_metric"] >= 0.99 and s["final_loss"] < 0.01
+    t = {k: v["learned_step"] for k, v in summary["skills"].items()}
+    assert t["x1x2x3x4"] >= 1.3 * max(t["x3x4"], t["x1x2"])  # the composite comes after its parts
+    assert summary["learn_order"][-1] == "x1x2x3x4" and summary["all_learned_step"] == t["x1x2x3x4"]
+    assert summary["wall_seconds"] > 0 and summary["samples_per_second"] > 0
+
+    for name in ("config.yaml", "metrics.csv", "curves.png", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    acc = {int(r["step"]): float(r["skill/x1x2x3x4/acc"]) for r in rows if r.get("skill/x1x2x3x4/acc")}
+    assert all(a < 0.9 for step, a in acc.items() if step < t["x1x2x3x4"])  # learned_step is the first crossing
+    assert any(a >= 0.9 for step, a in acc.items() if step >= t["x1x2x3x4"])
+    assert any(r.get("skill/x1x2/val_acc") for r in rows)  # held-out curves are logged too
+
+    cfg = from_container(__import__("omegaconf").OmegaConf.load(run / "config.yaml"))
+    assert cfg.seed == 1 and cfg.data.name == "compositional_parity"
+    ckpt = torch.load(run / "checkpoints/last.ckpt", weights_only=True)  # plain containers only
+    assert ckpt["global_step"] == 1000 and ckpt["hyper_parameters"]["config"]["seed"] == 1
+
+
+def test_same_seed_gives_an_identical_run(tmp_path):
+    args = ("recipe=domino_2task", "seed=3", "trainer.max_steps=60", "trainer.val_check_interval=20")
+    fit_quietly(*args, out_dir=tmp_path / "a")
+    fit_quietly(*args, out_dir=tmp_path / "b")
+    fit_quietly(*args[:1], "seed=4", *args[2:], out_dir=tmp_path / "c")
+    weights = [torch.load(tmp_path / r / "checkpoints/last.ckpt", weights_only=True)["state_dict"] for r in "abc"]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+    assert (tmp_path / "a/metrics.csv").read_text() == (tmp_path / "b/metrics.csv").read_text()
+
+
+def test_an_existing_run_directory_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    fit_quietly("recipe=compositional", "trainer.max_steps=20", out_dir=run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    result = run_cli("fit", "recipe=compositional", "trainer.max_steps=20", f"out_dir={run}")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.strip().endswith("already exists and is not empty; choose another out_dir "
+                                          "(a finished run is never overwritten)")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.slow
+def test_cli_fit_prints_the_table_and_run_dir_last(tmp_path):
+    result = run_cli("fit", "recipe=domino_2task", "seed=2", "trainer.max_steps=700", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("run_dir: runs/domino_2task/")
+    run = tmp_path / lines[-1].split(": ", 1)[1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert "learned step" in result.stdout and "x3x4" in result.stdout
+    t1, t2 = summary["skills"]["x1x2"]["learned_step"], summary["skills"]["x3x4"]["learned_step"]
+    assert t1 is not None and t2 is not None and 1.2 < t2 / t1 < 5  # Domino: far below 1/p2 = 10
+    assert summary["skills"]["x3x4"]["frequency"] == 0.1
+
+
+def test_multitask_parity_learns_frequent_tasks_first(tmp_path):
+    summary = fit_quietly("recipe=multitask_parity", "data.n_tasks=4", "trainer.max_steps=1500", "seed=1",
+                          out_dir=tmp_path / "run")
+    steps = [summary["skills"][f"task{i}"]["learned_step"] for i in range(4)]
+    assert all(s is not None for s in steps[:3]), steps
+    assert steps[0] < steps[2]  # the most frequent task before the third
+    assert summary["skills"]["task0"]["frequency"] > summary["skills"]["task3"]["frequency"]
+
+
+def test_wandb_offline_run_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from skilltrain.run import fit
+
+    run = tmp_path / "run"
+    cfg = load("recipe=compositional", "trainer.max_steps=30", f"out_dir={run}", "trainer.enable_progress_bar=false",
+               "logger.wandb.mode=offline")
+    fit(cfg)
+    offline = list((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
+    assert (run / "metrics.csv").is_file()

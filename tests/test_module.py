@@ -1,0 +1,72 @@
+"""The loss matrix, its reduction and the per-skill metrics, against hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from conftest import load
+
+from skilltrain.config import to_container
+from skilltrain.metrics import SkillMetrics
+from skilltrain.module import SkillModule
+
+
+def test_skill_metrics_match_a_hand_computation():
+    losses = torch.tensor([[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [5.0, 6.0, 0.0]])
+    correct = torch.tensor([[True, False, False], [True, True, False], [False, True, False]])
+    present = torch.tensor([[True, False, False], [True, True, False], [True, True, False]])
+    metric = SkillMetrics(3)
+    metric.update(losses, correct, present)
+    out = metric.compute()
+    assert out["loss"][:2].tolist() == [(1 + 3 + 5) / 3, (4 + 6) / 2]
+    assert out["acc"][:2].tolist() == [2 / 3, 1.0]
+    assert math.isnan(out["loss"][2]) and math.isnan(out["acc"][2])  # no sample carried skill 3
+    metric.update(torch.ones(2, 3), None, None)  # sums accumulate over updates until reset
+    out = metric.compute()
+    assert out["loss"].tolist() == [(9 + 2) / 5, (10 + 2) / 4, 1.0]
+
+
+def module(*args):
+    return SkillModule(to_container(load(*args)))
+
+
+def test_outputs_form_loss_is_masked_sum_over_batch_size():
+    m = module("recipe=domino_2task", "data.frequencies=[1.0,0.5]", "model.dtype=float64")
+    x = torch.randint(0, 2, (6, 32)).double()
+    y = torch.randint(0, 2, (6, 2)).double()
+    mask = torch.tensor([[1, 1], [1, 0], [1, 0], [1, 1], [1, 0], [1, 0]], dtype=torch.bool)
+    losses, correct, m_mask, present = m.loss_matrix({"x": x, "y": y, "loss_mask": mask})
+    out = m(x)
+    assert torch.allclose(losses, (out - y) ** 2)
+    assert torch.equal(correct, (out > 0.5) == (y > 0.5))
+    assert present is None and torch.equal(m_mask, mask)
+    expected = ((out - y) ** 2 * mask).sum() / 6  # Σ_b Σ_k M·L / B: a rare skill gets a proportionally small share
+    assert torch.allclose(m.reduce(losses, m_mask), expected)
+
+
+def test_control_form_puts_each_samples_loss_in_its_skill_column():
+    m = module("recipe=multitask_parity", "data.n_tasks=3")
+    skill = torch.tensor([0, 2, 2, 1])
+    batch = m.task.sample(4, torch.Generator().manual_seed(0), skill)
+    losses, correct, mask, present = m.loss_matrix(batch)
+    logits = m(batch["x"])
+    ce = F.cross_entropy(logits, batch["y"], reduction="none")
+    assert losses.shape == (4, 3)
+    for b, k in enumerate(skill.tolist()):
+        assert torch.allclose(losses[b, k], ce[b])
+        assert losses[b].count_nonzero() <= 1 and bool(correct[b, k]) == bool(logits[b].argmax() == batch["y"][b])
+    assert torch.equal(mask, F.one_hot(skill, 3).bool()) and torch.equal(present, mask)
+    assert torch.allclose(m.reduce(losses, mask), ce.mean())  # the ordinary mean cross-entropy
+
+
+def test_signgd_is_adam_with_zero_betas():
+    m = module("recipe=compositional", "optim.name=signgd", "optim.lr=0.01")
+    opt = m.configure_optimizers()
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["betas"] == (0.0, 0.0) and opt.defaults["lr"] == 0.01
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    step = torch.optim.Adam([p], lr=0.01, betas=(0.0, 0.0), eps=1e-8)
+    p.grad = torch.tensor([2.0, -0.5, 1e-3], dtype=torch.float64)
+    step.step()
+    assert torch.allclose(p.detach(), torch.tensor([-0.01, 0.01, -0.01], dtype=torch.float64), atol=1e-6)

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from skilltrain.config import from_container
 from skilltrain.data import build_task
 from skilltrain.metrics import SkillMetrics
-from skilltrain.models import DTYPES, build_model
+from skilltrain.models import DTYPES, build_model, per_skill_head
 from skilltrain.optim import build_optimizer
 
 
@@ -34,7 +34,9 @@ class SkillModule(L.LightningModule):
         self.cfg = cfg
         data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
         self.task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
-        self.model = build_model(OmegaConf.to_object(cfg.model), self.task)
+        model_cfg = OmegaConf.to_object(cfg.model)
+        self.model = build_model(model_cfg, self.task)
+        self.per_skill_head = per_skill_head(model_cfg, self.task)
         self.skills = self.task.skills
         self.train_metrics = SkillMetrics(self.task.n_skills)
         self.val_metrics = SkillMetrics(self.task.n_skills)
@@ -46,8 +48,8 @@ class SkillModule(L.LightningModule):
         self.val_stats: dict[str, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = next(self.model.parameters()).dtype  # model.dtype, or what a precision plugin made of it
-        if x.is_floating_point() and x.dtype != dtype:
+        if x.is_floating_point():
+            dtype = next(self.model.parameters()).dtype  # model.dtype, or what a precision plugin made of it
             x = x.to(dtype)
         return self.model(x)
 
@@ -70,7 +72,10 @@ class SkillModule(L.LightningModule):
             if present is not None:
                 mask = present if mask is None else mask & present
             return losses, correct, mask, present
-        onehot = F.one_hot(batch["skill"], task.n_skills).bool()
+        skill = batch["skill"]
+        onehot = F.one_hot(skill, task.n_skills).bool()
+        if self.per_skill_head:  # each sample reads its own skill's block of outputs
+            out = out.view(len(out), task.n_skills, -1)[torch.arange(len(out), device=out.device), skill]
         if task.loss == "mse":
             per_sample = (out.squeeze(-1) - y.to(out.dtype)) ** 2
             correct = None

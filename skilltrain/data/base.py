@@ -6,7 +6,11 @@ A task declares its skills (names, frequencies) and makes samples. Two data form
   `y` is `[n, K]`. A skill's frequency p_k is a loss mask: at each step each sample carries skill k's loss with
   probability p_k (skill k is "present" in a p_k fraction of the batch).
 - **control** form (Michaud's multitask sparse parity, users' datasets): each sample belongs to one skill, `skill`
-  is `[n]`, one shared output head; `y` is `[n]`. A skill's frequency is its sampling probability.
+  is `[n]`; `y` is `[n]`. A skill's frequency is its sampling probability. The output head is shared by all
+  skills, or (`head = "per_skill"`, e.g. the paper's two-output regression) one block of outputs per skill, of
+  which each sample uses its own skill's.
+
+Inputs are a float vector `x: [n, n_inputs]`, or, in token form (`vocab_size` set), token ids `x: [n, seq_len]`.
 
 Everything downstream turns a batch into the per-sample × per-skill loss matrix L[B, K] with its mask M[B, K].
 """
@@ -36,6 +40,7 @@ class DataConfig:
     frequencies: list[float] | None = None  # per skill: loss-mask rate (outputs form) or sampling weight (control)
     skill_names: list[str] | None = None  # rename the skills in logs and tables
     seed: int | None = None  # seed of the data (pool, eval set, task structure); null = the run seed
+    token_form: bool = False  # inputs as a sequence of token ids (for a transformer) instead of a float vector
 
     def validate(self) -> None:
         n, b = self.n_samples, self.batch_size
@@ -68,8 +73,11 @@ class Task:
 
     form: ClassVar[str]  # "outputs" | "control"
     loss: ClassVar[str]  # "mse" | "ce"
-    n_classes: int = 2  # classes per output (ce only)
     accuracy: ClassVar[bool] = True  # False for regression skills: only their loss is measured
+    head: ClassVar[str] = "shared"  # control form: "shared" or "per_skill" output head (model.head=auto follows this)
+    n_classes: int = 2  # classes per output (ce only)
+    vocab_size: int | None = None  # token form: x holds ids in [0, vocab_size)
+    seq_len: int | None = None  # token form: tokens per sample
 
     def __init__(self, cfg: DataConfig, seed: int, dtype: torch.dtype = torch.float32):
         self.cfg = cfg
@@ -98,12 +106,22 @@ class Task:
 
     @property
     def n_outputs(self) -> int:
+        """Outputs of a shared head: one block per skill in the outputs form, one block in the control form."""
         per = self.n_classes if self.loss == "ce" else 1
         return per * self.n_skills if self.form == "outputs" else per
+
+    @property
+    def tokens(self) -> bool:
+        return self.vocab_size is not None
 
     def sample(self, n: int, generator: torch.Generator, skill: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """`n` fresh samples on `generator.device`: {"x", "y"} (+ "skill" in the control form, given by the caller)."""
         raise NotImplementedError
+
+    def fixed_split(self, generator: torch.Generator) -> tuple[dict, dict] | None:
+        """Tasks with a small, enumerable input set (modular addition) return their (train pool, held-out set);
+        the default None means samples are drawn with `sample`."""
+        return None
 
     def describe(self) -> str:
         return f"{type(self).__name__}({self.n_skills} skills, {self.form} form, {self.loss})"

@@ -26,13 +26,15 @@ class _ParityOutputs(Task):
 
     def setup_subsets(self, n_bits: int, subsets: list[list[int]], frequencies: list[float]) -> None:
         self.n_inputs = n_bits
+        if self.cfg.token_form:  # one token per bit, ids 0 and 1
+            self.vocab_size, self.seq_len = 2, n_bits
         self.subsets = subsets
         self.finish([bit_name(s) for s in subsets], frequencies)
 
     def sample(self, n, generator, skill=None):
         bits = random_bits(n, self.n_inputs, generator, self.dtype)
         y = torch.stack([parity(bits, s) for s in self.subsets], dim=1).to(self.dtype)
-        return {"x": bits, "y": y}
+        return {"x": bits.long() if self.tokens else bits, "y": y}
 
 
 @dataclass
@@ -117,6 +119,8 @@ class MultitaskParity(Task):
         g = torch.Generator().manual_seed(seed)
         self.subsets = torch.stack([torch.randperm(cfg.n_bits, generator=g)[: cfg.k].sort().values for _ in range(cfg.n_tasks)])
         self.n_inputs = cfg.n_tasks + cfg.n_bits
+        if cfg.token_form:  # [task token (id 2 + task), one token per bit (ids 0, 1)]
+            self.vocab_size, self.seq_len = 2 + cfg.n_tasks, 1 + cfg.n_bits
         width = len(str(cfg.n_tasks - 1))
         self.finish([f"task{i:0{width}d}" for i in range(cfg.n_tasks)], zipf(cfg.n_tasks, cfg.alpha))
 
@@ -125,5 +129,7 @@ class MultitaskParity(Task):
         bits = random_bits(n, self.cfg.n_bits, generator, self.dtype)
         subsets = self.subsets.to(bits.device)[skill]  # [n, k]
         y = bits.gather(1, subsets).sum(dim=1).long() % 2
+        if self.tokens:
+            return {"x": torch.cat([2 + skill[:, None], bits.long()], dim=1), "y": y, "skill": skill}
         control = torch.nn.functional.one_hot(skill, self.n_skills).to(self.dtype)
         return {"x": torch.cat([control, bits], dim=1), "y": y, "skill": skill}

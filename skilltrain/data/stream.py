@@ -38,19 +38,35 @@ def take(data: dict[str, torch.Tensor], idx: torch.Tensor | slice) -> dict[str, 
     return {k: v[idx] for k, v in data.items()}
 
 
+def exact_counts(probabilities: list[float], n: int) -> list[int]:
+    """Integer counts summing to n in the given proportions (largest remainder): 1% of 1000 rows is 10 rows."""
+    raw = [p * n for p in probabilities]
+    counts = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
 def make_pool_and_eval(task: Task, n_samples: int | None, eval_samples: int, data_seed: int) -> tuple[dict | None, dict]:
     """The fixed training pool (or None when streaming) and the held-out eval set, on the CPU.
 
-    Outputs form: pool and eval rows are drawn in one call and split, so they are distinct draws.
-    Control form: the pool draws skills by frequency; the eval set has `eval_samples` rows per skill.
+    A task with a fixed split (an enumerable input set) gives both itself. Otherwise:
+    outputs form: pool and eval rows are drawn in one call and split, so they are distinct draws;
+    control form: the pool holds each skill in exact proportion to its frequency (shuffled), and the eval set
+    `eval_samples` rows per skill.
     """
     g = generator(mix_seed(data_seed, "pool"))
+    split = task.fixed_split(g)
+    if split is not None:
+        return split
     n_pool = n_samples or 0
     if task.form == "outputs":
         rows = task.sample(n_pool + eval_samples, g)
         return (take(rows, slice(0, n_pool)) if n_samples else None), take(rows, slice(n_pool, None))
-    probs = torch.tensor(task.frequencies, dtype=torch.float64)
-    pool = task.sample(n_pool, g, torch.multinomial(probs, n_pool, replacement=True, generator=g)) if n_samples else None
+    pool = None
+    if n_samples:
+        skills = torch.arange(task.n_skills).repeat_interleave(torch.tensor(exact_counts(task.frequencies, n_pool)))
+        pool = task.sample(n_pool, g, skills[torch.randperm(n_pool, generator=g)])
     eval_skills = torch.arange(task.n_skills).repeat_interleave(eval_samples)
     return pool, task.sample(len(eval_skills), g, eval_skills)
 

@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from skilltrain.errors import unknown
 
+HEADS = ("auto", "shared", "per_skill")
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -16,7 +17,10 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 class ModelConfig:
     name: str = MISSING
     dtype: str = "float32"  # float32 | float64 (the paper's parity runs) | bfloat16 | float16
+    head: str = "auto"  # control-form tasks: shared | per_skill (one output block per skill) | auto (the task's choice)
 
     def validate(self) -> None:
         if self.dtype not in DTYPES:
             raise unknown("dtype", self.dtype, DTYPES, key="model.dtype")
+        if self.head not in HEADS:
+            raise unknown("head", self.head, HEADS, key="model.head")

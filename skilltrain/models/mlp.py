@@ -1,12 +1,15 @@
-"""Multilayer perceptron: input → hidden widths → one output per skill (outputs form) or a shared head (control)."""
+"""Multilayer perceptron: input → hidden widths → outputs. Token inputs are one-hot encoded and flattened."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from skilltrain.config import require
+from skilltrain.data.base import Task
 from skilltrain.errors import unknown
 from skilltrain.models.base import ModelConfig
 from skilltrain.registry import MODELS
@@ -31,11 +34,19 @@ class MLPConfig(ModelConfig):
 
 
 @MODELS.register("mlp", "MLP with hidden model.widths and model.activation (PyTorch default init)", MLPConfig)
-class MLP(nn.Sequential):
-    def __init__(self, cfg: MLPConfig, n_inputs: int, n_outputs: int):
+class MLP(nn.Module):
+    def __init__(self, cfg: MLPConfig, task: Task, n_outputs: int):
+        super().__init__()
+        self.vocab_size = task.vocab_size
+        n_inputs = task.vocab_size * task.seq_len if task.tokens else task.n_inputs
         sizes = [n_inputs, *cfg.widths]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b, bias=cfg.bias), ACTIVATIONS[cfg.activation]()]
         layers.append(nn.Linear(sizes[-1], n_outputs, bias=cfg.bias))
-        super().__init__(*layers)
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.vocab_size is not None:
+            x = F.one_hot(x, self.vocab_size).flatten(1).to(self.layers[0].weight.dtype)
+        return self.layers(x)

@@ -316,11 +316,27 @@ def _typed(layers: list[tuple[str, DictConfig]]) -> DictConfig:
     schema.data = _plugin_schema(TASKS, raw, "data")
     schema.model = _plugin_schema(MODELS, raw, "model")
     schema.interventions = _intervention_schemas(raw)
+    layers = _forget_other_plugins_keys(layers, schema)
     cfg = _merge(schema, layers)
     missing = sorted(OmegaConf.missing_keys(cfg))
     require(not missing, missing[0] if missing else "", "is required but has no value")
     validate(cfg)
     return cfg
+
+
+def _forget_other_plugins_keys(layers: list[tuple[str, DictConfig]], schema: DictConfig) -> list[tuple[str, DictConfig]]:
+    """A later layer that names another task or model (`model.name=transformer` on the command line) replaces
+    the earlier layers' choice: their keys for the old one (`model.widths`) are dropped, not reported as unknown.
+    Keys from the naming layer on must all be valid."""
+    layers = [(source, layer.copy()) for source, layer in layers]
+    for section in ("data", "model"):
+        naming = [i for i, (_, layer) in enumerate(layers) if OmegaConf.select(layer, f"{section}.name") is not None]
+        known = set(schema[section].keys())
+        for _, layer in layers[: naming[-1]] if naming else []:
+            if isinstance(layer.get(section), DictConfig):
+                for key in [k for k in layer[section] if k not in known]:
+                    del layer[section][key]
+    return layers
 
 
 def _intervention_schemas(raw: DictConfig) -> dict[str, DictConfig]:

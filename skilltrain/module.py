@@ -47,16 +47,18 @@ class SkillModule(L.LightningModule):
         self.train_loss: torch.Tensor | None = None
         self.val_stats: dict[str, torch.Tensor] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skill: torch.Tensor | None = None) -> torch.Tensor:
         if x.is_floating_point():
             dtype = next(self.model.parameters()).dtype  # model.dtype, or what a precision plugin made of it
             x = x.to(dtype)
+        if getattr(self.model, "routes_by_skill", False):  # modular networks pick each sample's module by its skill
+            return self.model(x, skill)
         return self.model(x)
 
     # ---- the loss matrix ------------------------------------------------------------------------------------
     def loss_matrix(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """(L, correct, M, D) as [B, K] tensors; M or D is None where it would be all ones."""
-        out = self(batch["x"])
+        out = self(batch["x"], batch.get("skill"))
         y = batch["y"]
         task = self.task
         if task.form == "outputs":

@@ -1,0 +1,110 @@
+"""A modular MLP: one block-diagonal sub-network per skill (PAPER.md exp. 4, the Domino model's remedy).
+
+Every hidden layer is split into K blocks, one per skill; weights between blocks are masked to exactly zero (the
+mask multiplies the weight in the forward pass, so masked entries also get exactly zero gradient). Skill k's
+outputs (its output units in the outputs form, or its block of a per-skill head) read only block k. With
+`split_inputs` the input features are split into K blocks too: the paper's two independent 1→50→50→1 networks.
+In the control form each sample is also routed by its skill id: only its skill's block is active, so a shared
+head sees one module at a time.
+
+Each block is initialised like a PyTorch Linear layer of the block's own size (bound 1/√fan_in of the block), so
+a module starts like the small independent network it stands for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skilltrain.config import require
+from skilltrain.data.base import Task
+from skilltrain.errors import unknown
+from skilltrain.models.base import ModelConfig
+from skilltrain.models.mlp import ACTIVATIONS
+from skilltrain.registry import MODELS
+
+
+def split_sizes(n: int, k: int) -> list[int]:
+    """n units into k contiguous blocks as even as possible."""
+    return [len(part) for part in torch.arange(n).tensor_split(k)]
+
+
+def block_mask(in_sizes: list[int], out_sizes: list[int]) -> torch.Tensor:
+    """[out, in] 0/1 mask with ones on the diagonal blocks."""
+    return torch.block_diag(*[torch.ones(o, i) for i, o in zip(in_sizes, out_sizes)])
+
+
+class MaskedLinear(nn.Linear):
+    """A Linear layer whose weight is multiplied by a fixed 0/1 mask: masked weights stay zero, gradients there are 0."""
+
+    def __init__(self, mask: torch.Tensor, bias: bool = True):
+        out_features, in_features = mask.shape
+        super().__init__(in_features, out_features, bias=bias)
+        self.register_buffer("mask", mask.clone())
+        with torch.no_grad():  # each output unit: Linear's default init over the inputs it actually reads
+            fan_in = mask.sum(dim=1, keepdim=True).clamp(min=1)
+            bound = 1 / fan_in.sqrt()
+            self.weight.uniform_(-1, 1).mul_(bound * mask)
+            if bias:
+                self.bias.uniform_(-1, 1).mul_(bound.squeeze(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+@dataclass
+class ModularMLPConfig(ModelConfig):
+    name: str = "modular_mlp"
+    widths: list[int] = field(default_factory=lambda: [100, 100])  # total hidden widths, split evenly among skills
+    activation: str = "silu"
+    split_inputs: bool = False  # also give each skill its own contiguous block of input features
+
+    def validate(self) -> None:
+        super().validate()
+        require(len(self.widths) >= 1, "model.widths", "must list at least one hidden width, e.g. [100,100]")
+        for i, w in enumerate(self.widths):
+            require(w >= 1, f"model.widths[{i}]", f"must be ≥ 1, got {w}")
+        if self.activation not in ACTIVATIONS:
+            raise unknown("activation", self.activation, ACTIVATIONS, key="model.activation")
+
+
+@MODELS.register("modular_mlp", "one block-diagonal MLP module per skill (masked weights, routed by skill id)",
+                 ModularMLPConfig)
+class ModularMLP(nn.Module):
+    def __init__(self, cfg: ModularMLPConfig, task: Task, n_outputs: int):
+        super().__init__()
+        k = task.n_skills
+        self.vocab_size = task.vocab_size
+        n_inputs = task.vocab_size * task.seq_len if task.tokens else task.n_inputs
+        for i, w in enumerate(cfg.widths):
+            require(w >= k, f"model.widths[{i}]", f"must be ≥ the number of skills ({k}) to give each a block, got {w}")
+        if cfg.split_inputs:
+            require(n_inputs >= k, "model.split_inputs", f"needs at least one input per skill ({k}), the task has {n_inputs}")
+        self.routes_by_skill = task.form == "control"
+        shared_head = task.form == "control" and n_outputs == task.n_outputs
+        sizes = [split_sizes(n_inputs, k) if cfg.split_inputs else None, *[split_sizes(w, k) for w in cfg.widths]]
+        layers = []
+        for ins, outs in zip(sizes[:-1], sizes[1:]):
+            mask = block_mask(ins, outs) if ins else torch.ones(sum(outs), n_inputs)
+            layers.append(MaskedLinear(mask))
+        out_sizes = [n_outputs] if shared_head else split_sizes(n_outputs, k)
+        last = sizes[-1]
+        head_mask = torch.ones(n_outputs, sum(last)) if shared_head else block_mask(last, out_sizes)
+        self.hidden = nn.ModuleList(layers)
+        self.head = MaskedLinear(head_mask)
+        self.act = ACTIVATIONS[cfg.activation]()
+        # gates[j][skill] = which units of hidden layer j belong to that skill's module
+        for j, outs in enumerate(sizes[1:]):
+            self.register_buffer(f"gate{j}", block_mask([1] * k, outs).T.contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor, skill: torch.Tensor | None = None) -> torch.Tensor:
+        if self.vocab_size is not None:
+            x = F.one_hot(x, self.vocab_size).flatten(1).to(self.head.weight.dtype)
+        for j, layer in enumerate(self.hidden):
+            x = self.act(layer(x))
+            if self.routes_by_skill and skill is not None:
+                x = x * getattr(self, f"gate{j}")[skill]
+        return self.head(x)

@@ -18,6 +18,8 @@ commands:
   list           recipes, tasks, models, optimizers and interventions, one line each
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
+  export-data    freeze a task's training and held-out sets as a Hugging Face dataset (save_to_disk)
+                   python -m skilltrain export-data recipe=multitask_parity data.n_samples=20000 path=data/mtp
 
 Overrides are OmegaConf dotlists: key=value, lists as [a,b], mappings as {k: v}. Lightning Trainer flags go
 under trainer.* (trainer.max_steps=2000 trainer.accelerator=gpu). `print-config` shows every key.
@@ -39,6 +41,19 @@ def cmd_print_config(args: list[str]) -> int:
     from skilltrain.config import load_config, to_yaml
 
     print(to_yaml(load_config(args)), end="")
+    return 0
+
+
+def cmd_export_data(args: list[str]) -> int:
+    from skilltrain.config import load_config
+    from skilltrain.data.export import export_data
+
+    paths = [a.split("=", 1)[1] for a in args if a.startswith("path=")]
+    if not paths or not paths[0]:
+        raise UserError("export-data needs path=<directory> (where to save_to_disk the data set)")
+    cfg = load_config([a for a in args if not a.startswith("path=")])
+    counts = export_data(cfg, paths[0])
+    print(f"exported {', '.join(f'{n} {split} rows' for split, n in counts.items())} to {paths[0]}")
     return 0
 
 
@@ -67,7 +82,7 @@ def cmd_list(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"fit": cmd_fit, "list": cmd_list, "print-config": cmd_print_config}
+COMMANDS = {"fit": cmd_fit, "list": cmd_list, "print-config": cmd_print_config, "export-data": cmd_export_data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,13 +112,13 @@ def fit(cfg: DictConfig) -> Path | None:
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: its initial weights follow seed
     module = SkillModule(to_container(cfg))
     task = module.task
+    data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+    datamodule = SkillDataModule(task, cfg.data.n_samples, cfg.data.batch_size, cfg.data.eval_samples, cfg.seed, data_seed)
     if creates:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
     run_id = run_id_for(run_dir)
 
-    data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
-    datamodule = SkillDataModule(task, cfg.data.n_samples, cfg.data.batch_size, cfg.data.eval_samples, cfg.seed, data_seed)
     progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, cfg.trainer.log_every_n_steps)
     callbacks = [
         progress,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from skilltrain.data import parity  # noqa: F401  (registers the parity tasks)
+from skilltrain.data import (
+    composition,  # noqa: F401  (registers compositional_sparse_parity, dependency_graph)
+    hf,  # noqa: F401  (registers hf: users' own data sets)
+    modular,  # noqa: F401  (registers modular_addition)
+    parity,  # noqa: F401  (registers the parity tasks)
+    regression,  # noqa: F401  (registers two_skill_regression)
+    rhm,  # noqa: F401  (registers rhm)
+)
 from skilltrain.data.base import DataConfig, Task
 from skilltrain.registry import TASKS
 

@@ -31,19 +31,19 @@ class SkillDataModule(L.LightningDataModule):
                  seed: int, data_seed: int):
         super().__init__()
         self.task = task
-        self.n_samples, self.batch_size, self.eval_samples = n_samples, batch_size, eval_samples
-        self.seed, self.data_seed = seed, data_seed
+        self.batch_size, self.seed = batch_size, seed
+        # Made here, before any Trainer or run directory exists: a data set that cannot be split fails early.
+        self.pool, self.eval_set = make_pool_and_eval(task, n_samples, eval_samples, data_seed)
         self.stream: TrainStream | None = None
-        self.eval_set: dict | None = None
 
     def setup(self, stage: str) -> None:
         if self.stream is not None:
             return
-        pool, self.eval_set = make_pool_and_eval(self.task, self.n_samples, self.eval_samples, self.data_seed)
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         device = trainer.strategy.root_device if trainer else "cpu"
-        self.stream = TrainStream(self.task, pool, self.batch_size, self.seed, rank, world, device)
+        self.stream = TrainStream(self.task, self.pool, self.batch_size, self.seed, rank, world, device)
+        self.pool = None  # the stream holds it now (on the device)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_BatchNumbers(self.stream), batch_size=None)

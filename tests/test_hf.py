@@ -1,0 +1,114 @@
+"""Users' own data through HF datasets: loading, skill names in logs, export-data, and every bad data set's one line."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import fit_quietly, run_cli
+
+from skilltrain.cli import main
+
+
+def toy_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Two string-named skills told apart by a control feature: 'xor' (frequent) and 'and' (rare)."""
+    rng = np.random.default_rng(seed)
+    skill = rng.choice(["xor", "and"], size=n, p=[0.8, 0.2])
+    a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    label = np.where(skill == "xor", a ^ b, a & b)
+    return pd.DataFrame({"is_and": (skill == "and").astype(float), "a": a.astype(float), "b": b.astype(float),
+                         "skill": skill, "label": label})
+
+
+def test_parquet_with_string_skills_trains_and_logs_by_skill_name(tmp_path):
+    toy_table().to_parquet(tmp_path / "toy.parquet")
+    run = tmp_path / "run"
+    summary = fit_quietly("recipe=hf_example", f"data.path={tmp_path}/toy.parquet", "data.input_columns=null",
+                          "data.label_column=label", "data.eval_split=null", "data.batch_size=256",
+                          "trainer.max_steps=600", "model.widths=[32]", "optim.lr=1e-2", out_dir=run)
+    assert list(summary["skills"]) == ["and", "xor"]
+    assert summary["skills"]["xor"]["frequency"] == pytest.approx(0.8, abs=0.03)
+    assert all(s["learned_step"] is not None for s in summary["skills"].values()), summary["skills"]
+    header = next(csv.reader((run / "metrics.csv").open()))
+    assert {"skill/xor/acc", "skill/and/acc", "skill/xor/val_acc", "skill/and/val_loss"} <= set(header)
+
+
+def test_export_data_round_trips_through_the_hf_task(tmp_path):
+    assert main(["export-data", "recipe=multitask_parity", "data.n_tasks=3", "data.n_samples=3000",
+                 "data.eval_samples=50", f"path={tmp_path}/mtp"]) == 0
+    import datasets
+
+    exported = datasets.load_from_disk(str(tmp_path / "mtp"))
+    assert len(exported["train"]) == 3000 and len(exported["eval"]) == 150
+    assert set(exported["train"]["skill"]) == {"task0", "task1", "task2"}
+    summary = fit_quietly("recipe=hf_example", f"data.path={tmp_path}/mtp", "trainer.max_steps=30",
+                          out_dir=tmp_path / "run")
+    assert list(summary["skills"]) == ["task0", "task1", "task2"]
+    assert summary["skills"]["task0"]["frequency"] > summary["skills"]["task2"]["frequency"]
+    # never overwrites
+    assert main(["export-data", "recipe=multitask_parity", "data.n_samples=10", f"path={tmp_path}/mtp"]) == 2
+
+
+def write(tmp_path, frame: pd.DataFrame, name: str = "bad.parquet") -> str:
+    path = tmp_path / name
+    frame.to_parquet(path)
+    return str(path)
+
+
+BAD_DATA = {
+    "missing label column": (lambda t: t.rename(columns={"label": "lable"}), [],
+                             "data.label_column: no column 'label' (did you mean 'lable'?"),
+    "missing skill column": (lambda t: t.drop(columns=["skill"]), [], "data.skill_column: no column 'skill'"),
+    "missing input column": (lambda t: t, ["data.input_columns=[a,c]"], "data.input_columns: no column 'c'"),
+    "non-numeric input": (lambda t: t.assign(a=t["a"].astype(str)), ["data.input_columns=[a,b]"],
+                          "data.input_columns: column 'a' is not numeric"),
+    "label out of range": (lambda t: t, ["data.n_classes=2"], None),
+    "negative label": (lambda t: t.assign(label=t["label"] - 1), [], "data.label_column: label -1 is negative"),
+    "fractional label": (lambda t: t.assign(label=t["label"] + 0.5), [], "classification labels must be integers"),
+    "empty parquet file": (lambda t: t.iloc[:0], [], "data.path: could not load"),
+    "skill with one row": (lambda t: pd.concat([t, t.iloc[:1].assign(skill="lonely")]), [],
+                           "data.skill_column: skill 'lonely' has 1 row; it needs ≥ 2 to hold one out"),
+    "negative skill id": (lambda t: t.assign(skill=np.where(t["skill"] == "xor", 0, -1)), [],
+                          "data.skill_column: skill id -1 is negative"),
+    "skill id out of range": (lambda t: t.assign(skill=np.where(t["skill"] == "xor", 0, 5)), ["data.skill_names=[x,y]"],
+                              "data.skill_column: skill id 5 is out of range for the 2 names in data.skill_names"),
+    "missing skill": (lambda t: t.assign(skill=t["skill"].where(t.index != 3, None)), [],
+                      "data.skill_column: row 3 has no skill"),
+    "NaN input": (lambda t: t.assign(a=t["a"].where(t.index != 5, np.nan)), [], "inputs contain NaN"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA), ids=list(BAD_DATA))
+def test_every_bad_data_set_is_one_line_and_exit_2(case, tmp_path, capsys):
+    change, extra, message = BAD_DATA[case]
+    table = toy_table(200)
+    if case == "label out of range":
+        table.loc[0, "label"] = 7
+        message = "data.label_column: label 7 is out of range for data.n_classes=2"
+    path = write(tmp_path, change(table))
+    code = main(["fit", "recipe=hf_example", f"data.path={path}", "data.input_columns=null", "data.eval_split=null",
+                 "data.label_column=label", "trainer.max_steps=5", f"out_dir={tmp_path}/run", *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    if message:
+        assert message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_data_set_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("a,b,skill,label\n")  # a header and no rows
+    assert main(["fit", "recipe=hf_example", f"data.path={tmp_path}/empty.csv", "data.label_column=label",
+                 "data.input_columns=null", "data.eval_split=null"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: data.path: could not load '{tmp_path}/empty.csv'")
+
+
+def test_missing_path_is_one_line(tmp_path):
+    result = run_cli("fit", "recipe=hf_example", f"data.path={tmp_path}/nothing.parquet")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "data.path: no file matches" in result.stderr
+    result = run_cli("fit", "recipe=hf_example", f"data.path={tmp_path}")  # an empty directory, not a data set
+    assert result.returncode == 2 and result.stderr.startswith("error: data.path: could not load")

@@ -11,6 +11,7 @@ summary covers the whole run.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import lightning as L
@@ -26,6 +27,7 @@ class SkillProgress(L.Callback):
         self.train_curve: list[list[float]] = []  # rows [step, loss_1..K, acc_1..K], every `every` steps + the last
         self.val_curve: list[list[float]] = []  # rows [step, val_loss_1..K, val_acc_1..K] at each evaluation
         self.seconds = 0.0  # training time, summed over resumes
+        self.samples = 0  # training rows seen, all ranks together, summed over resumes
         self._pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._last: list[float] | None = None
         self._started: float | None = None
@@ -39,6 +41,7 @@ class SkillProgress(L.Callback):
         self._started = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.samples += len(batch["y"]) * trainer.world_size  # ranks draw equal batches (full batch: equal shards ±1)
         self._pending.append((pl_module.train_stats_step, pl_module.train_stats))
         if len(self._pending) >= self.every:
             self._flush()
@@ -59,7 +62,8 @@ class SkillProgress(L.Callback):
         self._stop_clock()
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        self._flush()
+        with contextlib.suppress(Exception):  # keep what was measured, but never mask the exception itself
+            self._flush()
         self._stop_clock()
 
     # ---- state ----------------------------------------------------------------------------------------------
@@ -67,13 +71,14 @@ class SkillProgress(L.Callback):
         self._flush()
         seconds = self.seconds + (time.perf_counter() - self._started if self._started is not None else 0.0)
         return {"learned": dict(self.learned), "train_curve": self.train_curve, "val_curve": self.val_curve,
-                "seconds": seconds, "last": self._last}
+                "seconds": seconds, "samples": self.samples, "last": self._last}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.learned = dict(state_dict["learned"])
         self.train_curve = [list(r) for r in state_dict["train_curve"]]
         self.val_curve = [list(r) for r in state_dict["val_curve"]]
         self.seconds = float(state_dict["seconds"])
+        self.samples = int(state_dict["samples"])
         self._last = state_dict.get("last")
 
     # ---- results --------------------------------------------------------------------------------------------

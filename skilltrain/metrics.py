@@ -9,9 +9,13 @@ from torchmetrics import Metric
 class SkillMetrics(Metric):
     """Mean loss and accuracy per skill over the samples that carry the skill.
 
-    `update(losses, correct, present)` takes [B, K] matrices: the per-sample × per-skill loss, whether the
-    prediction was right, and which skills each sample carries (None = all). States are sums and counts, so the
-    DDP reduction (sum) is exact, and a skill absent from one rank's batch is simply counted zero times there.
+    `update(losses, correct, present, mask)` takes [B, K] matrices: the per-sample × per-skill loss, whether the
+    prediction was right, which skills each sample carries (None = all) and which losses enter the objective this
+    step (the loss mask M; None = all). States are sums and counts, so the DDP reduction (sum) is exact, and a skill
+    absent from one rank's batch is simply counted zero times there.
+
+    Besides loss and accuracy (over the samples that carry the skill) it measures what interventions weigh by:
+    the mean loss over the masked entries and each skill's share of the batch's rows in the objective.
     """
 
     full_state_update = False
@@ -24,9 +28,20 @@ class SkillMetrics(Metric):
         self.add_state("loss_sum", default=zeros.clone(), dist_reduce_fx="sum")
         self.add_state("correct_sum", default=zeros.clone(), dist_reduce_fx="sum")
         self.add_state("count", default=zeros.clone(), dist_reduce_fx="sum")
+        self.add_state("mask_loss_sum", default=zeros.clone(), dist_reduce_fx="sum")
+        self.add_state("mask_count", default=zeros.clone(), dist_reduce_fx="sum")
+        self.add_state("rows", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, losses: torch.Tensor, correct: torch.Tensor | None, present: torch.Tensor | None) -> None:
+    def update(self, losses: torch.Tensor, correct: torch.Tensor | None, present: torch.Tensor | None,
+               mask: torch.Tensor | None = None) -> None:
         losses = losses.detach().double()
+        self.rows += losses.shape[0]
+        if mask is None:
+            self.mask_loss_sum += losses.sum(0)
+            self.mask_count += losses.shape[0]
+        else:
+            self.mask_loss_sum += torch.where(mask, losses, 0).sum(0)
+            self.mask_count += mask.sum(0)
         if present is None:
             self.loss_sum += losses.sum(0)
             self.count += losses.shape[0]
@@ -40,11 +55,19 @@ class SkillMetrics(Metric):
             self.correct_sum += (correct.double() * present).sum(0)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """{"loss": [K], "acc": [K]}; NaN for a skill no sample carried."""
-        count = self.count.clamp(min=1)
-        seen = self.count > 0
+        """{"loss", "acc", "mask_loss", "mask_share"}, each [K]; NaN for a skill no sample carried. (torchmetrics
+        squeezes a one-skill result to a scalar on the way out: read it through `values()`.)"""
         nan = torch.full_like(self.count, float("nan"))
+        seen, masked = self.count > 0, self.mask_count > 0
         return {
-            "loss": torch.where(seen, self.loss_sum / count, nan),
-            "acc": torch.where(seen, self.correct_sum / count, nan),
+            "loss": torch.where(seen, self.loss_sum / self.count.clamp(min=1), nan),
+            "acc": torch.where(seen, self.correct_sum / self.count.clamp(min=1), nan),
+            "mask_loss": torch.where(masked, self.mask_loss_sum / self.mask_count.clamp(min=1), nan),
+            "mask_share": self.mask_count / self.rows.clamp(min=1),
         }
+
+    def values(self) -> dict[str, torch.Tensor]:
+        """`compute()` (synchronised across ranks) as [K] vectors, then reset for the next batch or evaluation."""
+        out = {k: v.reshape(self.n_skills) for k, v in self.compute().items()}
+        self.reset()
+        return out

@@ -45,6 +45,7 @@ class SkillModule(L.LightningModule):
         self.train_stats: dict[str, torch.Tensor] = {}
         self.train_stats_step = -1
         self.train_loss: torch.Tensor | None = None
+        self.interventions: list = []  # the trainer's Intervention callbacks, found at fit start
         self.val_stats: dict[str, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor, skill: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,16 +94,33 @@ class SkillModule(L.LightningModule):
         return total / losses.shape[0]
 
     # ---- steps ----------------------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        from skilltrain.callbacks.intervention import Intervention
+
+        self.interventions = [cb for cb in self.trainer.callbacks if isinstance(cb, Intervention)]
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses, correct, mask, present = self.loss_matrix(batch)
-        loss = self.reduce(losses, mask)
-        self.train_metrics.update(losses, correct, present)
-        self.train_stats = self.train_metrics.compute()
-        self.train_metrics.reset()
+        self.train_metrics.update(losses, correct, present, mask)
+        self.train_stats = self.train_metrics.values()  # all-reduced: what interventions weigh by
         self.train_stats_step = self.global_step
+        weights = None
+        for intervention in self.interventions:
+            w = intervention.loss_weights(self, losses, mask, self.train_stats)
+            if w is not None:
+                weights = w if weights is None else weights * w
+        loss = self.reduce(losses if weights is None else losses * weights, mask)
+        for intervention in self.interventions:
+            extra = intervention.extra_loss(self)
+            if extra is not None:
+                loss = loss + extra
         self.train_loss = loss.detach()
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self.log_metrics({"train/loss": self.train_loss, **self._named(self.train_stats, "")})
+            values = {"train/loss": self.train_loss, **self._named(self.train_stats, "")}
+            for intervention in self.interventions:
+                values.update({f"intervention/{intervention.name}/{k}": torch.as_tensor(v)
+                               for k, v in intervention.logged().items()})
+            self.log_metrics(values)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -110,8 +128,7 @@ class SkillModule(L.LightningModule):
         self.val_metrics.update(losses, correct, present)
 
     def on_validation_epoch_end(self) -> None:
-        self.val_stats = self.val_metrics.compute()
-        self.val_metrics.reset()
+        self.val_stats = self.val_metrics.values()
         if not self.trainer.sanity_checking:
             self.log_metrics({"val/loss": self.val_stats["loss"].nanmean(), **self._named(self.val_stats, "val_")})
 
@@ -121,7 +138,7 @@ class SkillModule(L.LightningModule):
         Not `self.log`: its per-call bookkeeping (~0.2 ms) buys batch reduction and DDP sync that these values
         do not need, and costs as much as a training step of the paper's MLPs.
         """
-        values = dict(zip(metrics, torch.stack([v.double() for v in metrics.values()]).tolist()))  # one device sync
+        values = dict(zip(metrics, torch.stack([v.double().to(self.device) for v in metrics.values()]).tolist()))
         for logger in self.loggers:
             logger.log_metrics(values, step=self.global_step)
 

@@ -1,4 +1,5 @@
-"""Optimizers by name. SignGD is Adam with betas (0, 0): Δθ = −lr · g / (|g| + eps) (PAPER.md)."""
+"""Optimizers by name. SignGD is Adam with betas (0, 0): Δθ = −lr · g / (|g| + eps) (PAPER.md); its weight decay is
+decoupled (AdamW), so that `optim.weight_decay` means the same for signgd and adamw (the grokking comparison)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ OPTIMIZERS.register("adamw", "AdamW (decoupled weight decay optim.weight_decay)"
 OPTIMIZERS.register("sgd", "SGD (optim.momentum, optim.weight_decay)")(
     lambda params, cfg: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 )
-OPTIMIZERS.register("signgd", "SignGD: Adam with betas (0, 0), i.e. update = -lr * g / (|g| + eps)")(
-    lambda params, cfg: torch.optim.Adam(params, lr=cfg.lr, betas=(0.0, 0.0), eps=cfg.eps, weight_decay=cfg.weight_decay)
+OPTIMIZERS.register("signgd", "SignGD: Adam with betas (0, 0), i.e. update = -lr * g / (|g| + eps) (+ decoupled decay)")(
+    lambda params, cfg: torch.optim.AdamW(params, lr=cfg.lr, betas=(0.0, 0.0), eps=cfg.eps, weight_decay=cfg.weight_decay)
 )
 
 

@@ -26,8 +26,8 @@ def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
-def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps: int, samples_per_step: int,
-                  status: str, run_id: str, message: str | None = None) -> dict:
+def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps: int, status: str, run_id: str,
+                  message: str | None = None) -> dict:
     assert status in STATUSES
     metric, split = cfg.metric.name, cfg.metric.split
     final = progress.final(split)
@@ -47,7 +47,7 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
         "interventions": sorted(cfg.interventions),
         "steps": steps,
         "wall_seconds": round(seconds, 3),
-        "samples_per_second": round(steps * samples_per_step / seconds, 1) if seconds > 0 else None,
+        "samples_per_second": round(progress.samples / seconds, 1) if seconds > 0 else None,
         "skills": skills,
         "all_learned_step": max(learned) if learned and all(s is not None for s in learned) else None,
         "learn_order": progress.learn_order(),

@@ -94,6 +94,17 @@ def _quiet_lightning():
                 handler.removeFilter(tip)
 
 
+def build_interventions(cfg: DictConfig, task) -> list:
+    """The configured interventions as callbacks, checked to work here and with each other (one-line errors)."""
+    from skilltrain.callbacks.intervention import check_composition
+    from skilltrain.registry import INTERVENTIONS
+
+    interventions = [INTERVENTIONS.get(name).obj(OmegaConf.to_object(params), task)
+                     for name, params in cfg.interventions.items()]
+    check_composition(interventions, cfg)
+    return interventions
+
+
 def fit(cfg: DictConfig) -> Path | None:
     """Train one run as configured; returns its directory on rank 0 (None on the other ranks)."""
     import lightning as L
@@ -114,6 +125,7 @@ def fit(cfg: DictConfig) -> Path | None:
     task = module.task
     data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
     datamodule = SkillDataModule(task, cfg.data.n_samples, cfg.data.batch_size, cfg.data.eval_samples, cfg.seed, data_seed)
+    interventions = build_interventions(cfg, task)
     if creates:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -121,12 +133,15 @@ def fit(cfg: DictConfig) -> Path | None:
 
     progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, cfg.trainer.log_every_n_steps)
     callbacks = [
+        *interventions,
         progress,
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
                         every_n_train_steps=cfg.checkpoint.every_n_steps, save_last=True,
                         save_top_k=1 if cfg.checkpoint.every_n_steps else 0),
     ]
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if trainer_kwargs["strategy"] == "ddp" and any(iv.find_unused_parameters for iv in interventions):
+        trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"  # an intervention leaves parameters unused
     if trainer_kwargs["enable_progress_bar"]:
         callbacks.append(StepProgressBar(cfg.trainer.max_steps))
     loggers = build_loggers(cfg, run_dir, run_id)
@@ -149,10 +164,8 @@ def fit(cfg: DictConfig) -> Path | None:
 
     if trainer.is_global_zero:
         steps = trainer.global_step
-        per_rank = cfg.data.batch_size or cfg.data.n_samples
-        samples_per_step = per_rank * (trainer.world_size if cfg.data.batch_size else 1) * cfg.trainer.accumulate_grad_batches
         status = "completed" if steps >= cfg.trainer.max_steps else "stopped"
-        summary = build_summary(cfg, task.frequencies, progress, steps, samples_per_step, status, run_id)
+        summary = build_summary(cfg, task.frequencies, progress, steps, status, run_id)
         write_json(run_dir / "summary.json", summary)
         plot_curves(run_dir / "curves.png", progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
                     cfg.metric.threshold, cfg.metric.split)

@@ -147,7 +147,7 @@ def test_stream_state_dict_round_trip_continues_the_same_batches(recipe):
     for _ in range(5):
         first.on_after_batch_transfer(next(loader), 0)
     state = first.state_dict()
-    assert state["consumed"] == 5
+    assert state["consumed"] == 5 and len(state["rates"]) == task.n_skills
     expected = [first.on_after_batch_transfer(next(loader), 0) for _ in range(3)]
 
     resumed = datamodule()

@@ -64,7 +64,8 @@ def test_control_form_puts_each_samples_loss_in_its_skill_column():
 def test_signgd_is_adam_with_zero_betas():
     m = module("recipe=compositional", "optim.name=signgd", "optim.lr=0.01")
     opt = m.configure_optimizers()
-    assert isinstance(opt, torch.optim.Adam) and opt.defaults["betas"] == (0.0, 0.0) and opt.defaults["lr"] == 0.01
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"] == (0.0, 0.0) and opt.defaults["lr"] == 0.01
+    assert opt.defaults["weight_decay"] == 0.0
     p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     step = torch.optim.Adam([p], lr=0.01, betas=(0.0, 0.0), eps=1e-8)
     p.grad = torch.tensor([2.0, -0.5, 1e-3], dtype=torch.float64)

@@ -10,7 +10,9 @@ Two modes:
   epoch-shuffled minibatch of it.
 - streaming (`data.n_samples=null`): fresh samples every step.
 
-In the outputs form, frequencies p_k < 1 add a fresh per-step loss mask M[b, k] ~ Bernoulli(p_k).
+In the outputs form, frequencies p_k < 1 add a fresh per-step loss mask M[b, k] ~ Bernoulli(p_k). A data-level
+intervention changes these skill rates (`set_rates`): sampling probabilities in the control form (a pool is then
+resampled with per-row weights), loss-mask rates in the outputs form.
 """
 
 from __future__ import annotations
@@ -81,36 +83,56 @@ class TrainStream:
         if pool is not None and batch_size is None and world_size > 1:
             pool = take(pool, slice(rank, None, world_size))  # full batch under DDP: the ranks' shards make the pool
         self.pool = None if pool is None else {k: v.to(self.device) for k, v in pool.items()}
-        self.probabilities = torch.tensor(task.frequencies, dtype=torch.float64)
         self.consumed = 0  # batches trained on so far; the next batch is batch `consumed`
         self._perms: dict[int, torch.Tensor] = {}
-        self._mask_rates = None
-        if task.form == "outputs" and any(p < 1 for p in task.frequencies):
-            self._mask_rates = torch.tensor(task.frequencies, device=self.device)
+        self.set_rates(task.frequencies)
 
     # ---- state (exact resume) -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"consumed": self.consumed, "probabilities": self.probabilities.tolist()}
+        return {"consumed": self.consumed, "rates": self.rates.tolist()}
 
     def load_state_dict(self, state: dict) -> None:
         self.consumed = int(state["consumed"])
-        self.set_probabilities(state["probabilities"])
+        self.set_rates(state["rates"])
 
-    def set_probabilities(self, probabilities) -> None:
-        """Skill sampling probabilities for the next batches (data-level interventions; identical on every rank)."""
-        p = torch.as_tensor(probabilities, dtype=torch.float64).flatten()
-        if p.numel() != self.task.n_skills or not torch.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
-            raise ValueError(f"expected {self.task.n_skills} finite non-negative probabilities, got {p.tolist()}")
-        self.probabilities = p / p.sum()
+    def set_rates(self, rates) -> None:
+        """Each skill's share of the next batches (data-level interventions set it, identically on every rank).
+
+        Control form: sampling probabilities (normalised). Outputs form: loss-mask rates, each in [0, 1].
+        """
+        r = torch.as_tensor(rates, dtype=torch.float64).flatten()
+        if r.numel() != self.task.n_skills or not torch.isfinite(r).all() or (r < 0).any() or r.sum() <= 0:
+            raise ValueError(f"expected {self.task.n_skills} finite non-negative skill rates, got {r.tolist()}")
+        self._pool_weights = None
+        self._mask_rates = None
+        if self.task.form == "outputs":
+            r = r.clamp(max=1.0)
+            if (r < 1).any():
+                self._mask_rates = r.to(self.device)
+        else:
+            r = r / r.sum()
+            natural = torch.tensor(self.task.frequencies, dtype=torch.float64)
+            if self.pool is not None and not torch.allclose(r, natural):
+                # resample the pool: a row of skill k is drawn with weight rate_k / (rows of skill k)
+                skills = self.pool["skill"]
+                per_row = (r.to(self.device) / torch.bincount(skills, minlength=self.task.n_skills).clamp(min=1))
+                self._pool_weights = per_row[skills]
+        self.rates = r
 
     # ---- batches --------------------------------------------------------------------------------------------
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         """Batch number `index` of this rank's stream, on the stream's device."""
         g = generator(mix_seed(self.seed, self.rank, "train", index), self.device)
-        if self.pool is not None:
-            out = self.pool if self.batch_size is None else take(self.pool, self._pool_indices(index))
+        if self.pool is not None and self.batch_size is None:
+            out = self.pool
+        elif self.pool is not None:
+            if self._pool_weights is None:
+                idx = self._pool_indices(index)
+            else:
+                idx = torch.multinomial(self._pool_weights, self.batch_size, replacement=True, generator=g)
+            out = take(self.pool, idx)
         elif self.task.form == "control":
-            skill = torch.multinomial(self.probabilities.to(self.device), self.batch_size, replacement=True, generator=g)
+            skill = torch.multinomial(self.rates.to(self.device), self.batch_size, replacement=True, generator=g)
             out = self.task.sample(self.batch_size, g, skill)
         else:
             out = self.task.sample(self.batch_size, g)

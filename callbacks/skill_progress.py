@@ -51,6 +51,8 @@ class SkillProgress(L.Callback):
         if trainer.sanity_checking or not pl_module.val_stats:
             return
         row = self._row(trainer.global_step, pl_module.val_stats)
+        if self.val_curve and self.val_curve[-1][0] == row[0]:
+            return  # the evaluation of this step was already recorded before a resume
         self.val_curve.append(row)
         if self.split == "val":
             self._mark_learned([row])

@@ -21,6 +21,9 @@ commands:
   export-data    freeze a task's training and held-out sets as a Hugging Face dataset (save_to_disk)
                    python -m skilltrain export-data recipe=multitask_parity data.n_samples=20000 path=data/mtp
 
+Exit codes: 0 done; 2 bad input (one `error:` line); 3 training diverged; 130 / 143 stopped by Ctrl-C / SIGTERM
+(checkpoint written: resume with `fit ckpt_path=last out_dir=<run_dir>`).
+
 Overrides are OmegaConf dotlists: key=value, lists as [a,b], mappings as {k: v}. Lightning Trainer flags go
 under trainer.* (trainer.max_steps=2000 trainer.accelerator=gpu). `print-config` shows every key.
 """
@@ -31,10 +34,15 @@ def cmd_fit(args: list[str]) -> int:
     from skilltrain.run import fit
 
     cfg = load_config(args)
-    run_dir = fit(cfg)
-    if run_dir is not None:
-        print(f"run_dir: {run_dir}", flush=True)
-    return 0
+    result = fit(cfg)
+    if result is None:  # a DDP rank other than 0
+        return 0
+    if result.message:
+        print(f"{'error' if result.status == 'diverged' else 'note'}: {result.message}", file=sys.stderr, flush=True)
+    if result.status == "stopped":
+        print(f"resume with: python -m skilltrain fit ckpt_path=last out_dir={result.run_dir}", file=sys.stderr)
+    print(f"run_dir: {result.run_dir}", flush=True)
+    return result.exit_code
 
 
 def cmd_print_config(args: list[str]) -> int:

@@ -107,6 +107,9 @@ class RunConfig:
     recipe: str = MISSING  # a name from recipes/ or a path to a YAML file
     seed: int = MISSING
     out_dir: str | None = MISSING  # null = runs/<recipe>/<timestamp>
+    ckpt_path: str | None = MISSING  # resume: "last" (out_dir's last checkpoint) or a checkpoint file
+    overwrite: bool = MISSING  # start a new run in an existing, non-empty out_dir (deletes the old one)
+    diverge_factor: float | None = MISSING  # diverged: a skill's loss above factor × its first loss (or non-finite)
     presets: list[str] = MISSING  # conf/presets/<name>.yaml, merged after the recipe
     data: Any = MISSING  # the task's schema (see skilltrain.data.base.DataConfig)
     model: Any = MISSING  # the model's schema
@@ -289,6 +292,8 @@ def load_config(args: list[str] | None = None) -> DictConfig:
     >>> cfg = load_config(["recipe=compositional", "seed=3", "trainer.max_steps=200"])
     """
     cli = parse_overrides(list(args or []))
+    if cli.get("ckpt_path"):
+        return _resume_config(cli)
     defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
     recipe = OmegaConf.select(OmegaConf.merge(defaults, cli), "recipe")
     require(isinstance(recipe, str) and recipe, "recipe", f"is required (one of: {', '.join(recipe_names())})")
@@ -300,6 +305,40 @@ def load_config(args: list[str] | None = None) -> DictConfig:
 
     cfg = _typed(layers)
     cfg.recipe = recipe
+    return cfg
+
+
+# What may change when a run is resumed: how long and how it runs, not what it trains.
+RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path", "overwrite", "presets", "diverge_factor")
+
+
+def run_dir_of_checkpoint(ckpt_path: str, out_dir: str | None) -> Path:
+    """The run a checkpoint belongs to: out_dir, or the directory above a checkpoint's `checkpoints/` folder."""
+    if out_dir:
+        return Path(out_dir)
+    require(ckpt_path != "last", "ckpt_path", "ckpt_path=last needs out_dir=<run directory> to know which run to resume")
+    path = Path(ckpt_path)
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def identity(container: dict) -> dict:
+    """The parts of a config that define what is trained (they must match to resume)."""
+    return {k: v for k, v in container.items() if k not in RESUMABLE_SECTIONS}
+
+
+def _resume_config(cli: DictConfig) -> DictConfig:
+    """Resuming continues a run as it was configured: its config.yaml, with command-line changes to how it runs."""
+    run_dir = run_dir_of_checkpoint(str(cli.ckpt_path), cli.get("out_dir"))
+    saved_path = run_dir / "config.yaml"
+    require(saved_path.is_file(), "ckpt_path", f"'{run_dir}' has no config.yaml: not a skilltrain run directory")
+    saved = _load_yaml(saved_path.read_text(), str(saved_path))
+    cli = OmegaConf.merge(cli, {"out_dir": str(run_dir)})
+    cfg = _typed([(str(saved_path), saved), ("the command line", cli)])
+    before, after = identity(OmegaConf.to_container(saved)), identity(to_container(cfg))
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            raise UserError(f"{key}: cannot change when resuming a run (this run was trained with its config.yaml); "
+                            "change only trainer.*, logger.* or checkpoint.*, or start a new run")
     return cfg
 
 
@@ -355,6 +394,8 @@ def _intervention_schemas(raw: DictConfig) -> dict[str, DictConfig]:
 def validate(cfg: DictConfig) -> None:
     """Value checks that a schema cannot express. Each failure names its key."""
     require(cfg.seed >= 0, "seed", f"must be ≥ 0, got {cfg.seed}")
+    require(cfg.diverge_factor is None or cfg.diverge_factor > 1, "diverge_factor",
+            f"must be > 1 or null (non-finite loss only), got {cfg.diverge_factor}")
     t = cfg.trainer
     require(t.max_steps >= 1, "trainer.max_steps", f"must be ≥ 1, got {t.max_steps}")
     require(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", f"must be ≥ 1, got {t.log_every_n_steps}")

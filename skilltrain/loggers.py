@@ -7,12 +7,15 @@ offline (the run folder can be synced later with `wandb sync`); a WANDB_MODE env
 
 from __future__ import annotations
 
+import csv
 import netrc
 import os
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
 def resolve_wandb_mode(mode: str) -> str:
@@ -33,10 +36,51 @@ def _has_wandb_key() -> bool:
         return False
 
 
-def build_loggers(cfg, run_dir: Path, run_id: str) -> list[Logger]:
+class _ResumableCSVWriter(ExperimentWriter):
+    """Lightning's metrics.csv writer deletes an existing file; a resumed run keeps the rows its checkpoint covers:
+    training rows before the checkpoint's step, evaluation rows up to its last evaluation. Later rows were written
+    after the checkpoint and will be written again."""
+
+    def __init__(self, log_dir: str, resume_at: dict | None):
+        self.resume_at = resume_at
+        super().__init__(log_dir=log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        if self.resume_at is None or not os.path.isfile(self.metrics_file_path):
+            return
+        step, val_step = self.resume_at["step"], self.resume_at["val_step"]
+        with open(self.metrics_file_path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            rows = list(reader)
+        kept = [r for r in rows if (int(r["step"]) <= val_step if r.get("val/loss") else int(r["step"]) < step)]
+        with open(self.metrics_file_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(kept)
+        self.metrics_keys = list(header)
+
+
+class RunCSVLogger(CSVLogger):
+    """metrics.csv directly in the run directory, continued (not replaced) when the run is resumed."""
+
+    def __init__(self, run_dir: Path, resume_at: dict | None = None):
+        super().__init__(save_dir=str(run_dir), name="", version="")
+        self.resume_at = resume_at
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ResumableCSVWriter(self.log_dir, self.resume_at)
+        return self._experiment
+
+
+def build_loggers(cfg, run_dir: Path, run_id: str, resume_at: dict | None = None) -> list[Logger]:
     loggers: list[Logger] = []
     if cfg.logger.csv:
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="", version=""))
+        loggers.append(RunCSVLogger(run_dir, resume_at))
     mode = resolve_wandb_mode(cfg.logger.wandb.mode)
     if mode != "disabled":
         from lightning.pytorch.loggers import WandbLogger

@@ -129,6 +129,12 @@ class SkillModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.val_stats = self.val_metrics.values()
+        step, every = self.global_step, max(1, self.cfg.trainer.val_check_interval // self.cfg.trainer.accumulate_grad_batches)
+        if step % every and step != self.trainer.max_steps:
+            # Lightning also evaluates when a run is stopped early (Ctrl-C); keep only the scheduled evaluations, so
+            # that a stopped-and-resumed run records exactly what an uninterrupted one does.
+            self.val_stats = {}
+            return
         if not self.trainer.sanity_checking:
             self.log_metrics({"val/loss": self.val_stats["loss"].nanmean(), **self._named(self.val_stats, "val_")})
 
@@ -147,6 +153,19 @@ class SkillModule(L.LightningModule):
         if self.task.accuracy:
             named.update(zip(self.keys[prefix + "acc"], stats["acc"]))
         return named
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Global RNG state (dropout draws from it): with it, a resumed run continues bit for bit.
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("rng_state", {})
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return build_optimizer(self.parameters(), self.cfg.optim)

@@ -14,10 +14,15 @@ Lightning's DDP launcher starts through the environment, so every rank writes in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
 import os
+import shutil
+import signal
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -25,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.allocator import tune_cpu_allocator
 from skilltrain.config import require, to_container, to_yaml
+from skilltrain.errors import UserError
 
 RUN_DIR_ENV = "SKILLTRAIN_RUN_DIR"
 
@@ -47,10 +53,13 @@ def choose_run_dir(cfg: DictConfig) -> tuple[Path, bool]:
         require(cfg.out_dir, "out_dir", "must be set when an external launcher starts several ranks (torchrun, SLURM), "
                 "so that they all write into one run directory")
         return Path(cfg.out_dir), False
+    if cfg.ckpt_path:  # a resume continues in its own directory (set by the resume config)
+        return Path(cfg.out_dir), False
     if cfg.out_dir:
         path = Path(cfg.out_dir)
-        require(not path.exists() or not any(path.iterdir()), "out_dir",
-                f"'{path}' already exists and is not empty; choose another out_dir (a finished run is never overwritten)")
+        require(cfg.overwrite or not path.exists() or not any(path.iterdir()), "out_dir",
+                f"'{path}' already exists and is not empty; choose another out_dir, resume it with ckpt_path=last, "
+                "or replace it with overwrite=true (a finished run is never overwritten otherwise)")
         return path, True
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path("runs") / recipe_stem(cfg.recipe) / stamp
@@ -58,6 +67,28 @@ def choose_run_dir(cfg: DictConfig) -> tuple[Path, bool]:
     while path.exists():
         path, n = base.with_name(f"{stamp}-{n}"), n + 1
     return path, True
+
+
+def resolve_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, dict]:
+    """(checkpoint file, where it stands: {"step", "val_step"}) for a resume, after checking it is readable and
+    from this run. `val_step` is the last evaluation the checkpoint has seen (or -1)."""
+    import torch
+
+    from skilltrain.config import identity
+
+    path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    require(path.is_file(), "ckpt_path", f"no checkpoint at '{path}'")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        saved = ckpt["hyper_parameters"]["config"]
+        val_curve = ckpt["callbacks"]["SkillProgress"]["val_curve"]
+        position = {"step": int(ckpt["global_step"]), "val_step": int(val_curve[-1][0]) if val_curve else -1}
+    except Exception as e:  # truncated, corrupt, or not a skilltrain checkpoint
+        raise UserError(f"ckpt_path: cannot read '{path}' as a skilltrain checkpoint ({type(e).__name__})") from None
+    if identity(saved) != identity(to_container(cfg)):
+        raise UserError(f"ckpt_path: '{path}' is from another run (recipe {saved.get('recipe')}, seed {saved.get('seed')}) "
+                        f"than '{run_dir}'; resume a run with its own checkpoint")
+    return str(path), position
 
 
 def run_id_for(run_dir: Path) -> str:
@@ -105,14 +136,20 @@ def build_interventions(cfg: DictConfig, task) -> list:
     return interventions
 
 
-def fit(cfg: DictConfig) -> Path | None:
-    """Train one run as configured; returns its directory on rank 0 (None on the other ranks)."""
+def fit(cfg: DictConfig) -> FitResult | None:
+    """Train one run as configured. On rank 0: its directory and how it ended (None on the other ranks).
+
+    A run ends completed, stopped (SIGTERM, Ctrl-C; checkpoint written, resumable with ckpt_path=last) or diverged
+    (non-finite or exploded loss; the last good checkpoint is kept); summary.json says which, in every case.
+    """
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from skilltrain.callbacks.skill_progress import SkillProgress
+    from skilltrain.checkpointing import RunCheckpoints
     from skilltrain.data.datamodule import SkillDataModule
+    from skilltrain.guard import DivergenceGuard, TrainingDiverged
     from skilltrain.loggers import WandbSetup, build_loggers
     from skilltrain.module import SkillModule
     from skilltrain.progress import StepProgressBar
@@ -126,28 +163,35 @@ def fit(cfg: DictConfig) -> Path | None:
     data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
     datamodule = SkillDataModule(task, cfg.data.n_samples, cfg.data.batch_size, cfg.data.eval_samples, cfg.seed, data_seed)
     interventions = build_interventions(cfg, task)
+    ckpt_path, resume_at = resolve_checkpoint(cfg, run_dir) if cfg.ckpt_path else (None, None)
+    # Everything is checked: only now may files change.
     if creates:
+        if cfg.overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
     run_id = run_id_for(run_dir)
 
-    progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, cfg.trainer.log_every_n_steps)
+    every = cfg.trainer.log_every_n_steps
+    progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, every)
+    guard = DivergenceGuard(task.skills, cfg.diverge_factor, every)
     callbacks = [
         *interventions,
         progress,
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
-                        every_n_train_steps=cfg.checkpoint.every_n_steps, save_last=True,
-                        save_top_k=1 if cfg.checkpoint.every_n_steps else 0),
+        guard,
+        RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
+                       cfg.trainer.val_check_interval // cfg.trainer.accumulate_grad_batches or 1, guard),
     ]
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     if trainer_kwargs["strategy"] == "ddp" and any(iv.find_unused_parameters for iv in interventions):
         trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"  # an intervention leaves parameters unused
     if trainer_kwargs["enable_progress_bar"]:
         callbacks.append(StepProgressBar(cfg.trainer.max_steps))
-    loggers = build_loggers(cfg, run_dir, run_id)
+    loggers = build_loggers(cfg, run_dir, run_id, resume_at)
     if any(isinstance(lg, WandbLogger) for lg in loggers):
         callbacks.append(WandbSetup(task.skills, to_container(cfg)))
     os.environ[RUN_DIR_ENV] = str(run_dir)  # read by the processes the DDP launcher starts
+    status, message, signum = "completed", None, None
     try:
         with _quiet_lightning():
             trainer = L.Trainer(
@@ -156,19 +200,74 @@ def fit(cfg: DictConfig) -> Path | None:
                 callbacks=callbacks,
                 default_root_dir=str(run_dir),
                 check_val_every_n_epoch=None,  # evaluate every trainer.val_check_interval steps of the endless stream
+                enable_checkpointing=False,  # skilltrain.checkpointing writes the run's checkpoints
                 use_distributed_sampler=False,  # the datamodule shards the eval set itself
             )
-            trainer.fit(module, datamodule=datamodule)
+            with _stop_on_sigint(trainer) as interrupted:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            if interrupted:
+                status, message, signum = "stopped", f"stopped by Ctrl-C (SIGINT) at step {trainer.global_step}", 2
+    except TrainingDiverged as e:
+        status, message = "diverged", str(e)
+    except SIGTERMException:
+        status, message, signum = "stopped", f"stopped by SIGTERM at step {trainer.global_step}", 15
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
 
-    if trainer.is_global_zero:
-        steps = trainer.global_step
-        status = "completed" if steps >= cfg.trainer.max_steps else "stopped"
-        summary = build_summary(cfg, task.frequencies, progress, steps, status, run_id)
-        write_json(run_dir / "summary.json", summary)
-        plot_curves(run_dir / "curves.png", progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
-                    cfg.metric.threshold, cfg.metric.split)
-        print_table(summary)
-        return run_dir
-    return None
+    if not trainer.is_global_zero:
+        return None
+    steps = trainer.global_step
+    if status == "completed" and steps < cfg.trainer.max_steps:
+        status, message = "stopped", f"stopped at step {steps} (trainer.max_time or a callback)"
+    summary = build_summary(cfg, task.frequencies, progress, steps, status, run_id, message)
+    write_json(run_dir / "summary.json", summary)
+    plot_curves(run_dir / "curves.png", progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
+                cfg.metric.threshold, cfg.metric.split)
+    print_table(summary)
+    return FitResult(run_dir, status, message, signum)
+
+
+@dataclasses.dataclass
+class FitResult:
+    run_dir: Path
+    status: str  # completed | stopped | diverged (as in summary.json)
+    message: str | None = None
+    signal: int | None = None  # the signal that stopped the run
+
+    @property
+    def exit_code(self) -> int:
+        """0 completed; 3 diverged; 128 + signal when stopped by one (130 Ctrl-C, 143 SIGTERM), as shells report."""
+        if self.status == "completed":
+            return 0
+        return 3 if self.status == "diverged" else 128 + (self.signal or 2)
+
+
+class _Interrupted:
+    def __init__(self):
+        self.flag = False
+
+    def __bool__(self) -> bool:
+        return self.flag
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(trainer):
+    """A first Ctrl-C stops training at the end of the current step (checkpoint and summary written, resumable);
+    a second one interrupts at once."""
+    interrupted = _Interrupted()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        interrupted.flag = True
+        trainer.should_stop = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nstopping after this step (Ctrl-C again to interrupt at once) …", file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -62,8 +62,7 @@ def test_an_existing_run_directory_is_never_overwritten(tmp_path):
     result = run_cli("fit", "recipe=compositional", "trainer.max_steps=20", f"out_dir={run}")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
-    assert result.stderr.strip().endswith("already exists and is not empty; choose another out_dir "
-                                          "(a finished run is never overwritten)")
+    assert "already exists and is not empty; choose another out_dir, resume it with ckpt_path=last, " in result.stderr
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 

@@ -24,7 +24,7 @@ class SkillProgress(L.Callback):
         self.skills = list(skills)
         self.metric, self.threshold, self.split, self.every = metric, threshold, split, every
         self.learned: dict[str, int | None] = {s: None for s in self.skills}
-        self.train_curve: list[list[float]] = []  # rows [step, loss_1..K, acc_1..K], every `every` steps + the last
+        self.train_curve: list[list[float]] = []  # rows [step, loss_1..K, acc_1..K], every `every` steps
         self.val_curve: list[list[float]] = []  # rows [step, val_loss_1..K, val_acc_1..K] at each evaluation
         self.seconds = 0.0  # training time, summed over resumes
         self.samples = 0  # training rows seen, all ranks together, summed over resumes
@@ -59,8 +59,6 @@ class SkillProgress(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._flush()
-        if self._last is not None and (not self.train_curve or self.train_curve[-1][0] != self._last[0]):
-            self.train_curve.append(self._last)
         self._stop_clock()
 
     def on_exception(self, trainer, pl_module, exception) -> None:
@@ -91,6 +89,12 @@ class SkillProgress(L.Callback):
         if row is None:
             return {s: {"loss": float("nan"), "acc": float("nan")} for s in self.skills}
         return {s: {"loss": row[1 + i], "acc": row[1 + k + i]} for i, s in enumerate(self.skills)}
+
+    def full_train_curve(self) -> list[list[float]]:
+        """The train curve with the last measured step appended (for plots)."""
+        if self._last is None or (self.train_curve and self.train_curve[-1][0] == self._last[0]):
+            return self.train_curve
+        return [*self.train_curve, self._last]
 
     def learn_order(self) -> list[str]:
         learned = [(step, i, s) for i, (s, step) in enumerate(self.learned.items()) if step is not None]

@@ -73,13 +73,14 @@ def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, th
     import matplotlib.pyplot as plt
 
     k = len(progress.skills)
-    has_acc = any(not math.isnan(v) for row in progress.train_curve for v in row[1 + k :])
+    train_curve = progress.full_train_curve()
+    has_acc = any(not math.isnan(v) for row in train_curve for v in row[1 + k :])
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4), squeeze=False)
     ax_loss, ax_acc = axes[0][0], (axes[0][1] if has_acc else None)
     colors = plt.get_cmap("tab10" if k <= 10 else "viridis")
     for i, skill in enumerate(progress.skills):
         color = colors(i if k <= 10 else i / max(1, k - 1))
-        for rows, style, suffix in ((progress.train_curve, "-", ""), (progress.val_curve, "--", " (held-out)")):
+        for rows, style, suffix in ((train_curve, "-", ""), (progress.val_curve, "--", " (held-out)")):
             if not rows:
                 continue
             steps = [r[0] for r in rows]

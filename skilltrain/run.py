@@ -24,8 +24,10 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
+import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.allocator import tune_cpu_allocator
@@ -136,13 +138,13 @@ def build_interventions(cfg: DictConfig, task) -> list:
     return interventions
 
 
-def fit(cfg: DictConfig) -> FitResult | None:
-    """Train one run as configured. On rank 0: its directory and how it ended (None on the other ranks).
+def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> FitResult | None:
+    """Train one run as configured (plus any extra Lightning `callbacks`). On rank 0: its directory and how it
+    ended (None on the other ranks).
 
     A run ends completed, stopped (SIGTERM, Ctrl-C; checkpoint written, resumable with ckpt_path=last) or diverged
     (non-finite or exploded loss; the last good checkpoint is kept); summary.json says which, in every case.
     """
-    import lightning as L
     from lightning.pytorch.loggers import WandbLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -176,6 +178,7 @@ def fit(cfg: DictConfig) -> FitResult | None:
     progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, every)
     guard = DivergenceGuard(task.skills, cfg.diverge_factor, every)
     callbacks = [
+        *callbacks,
         *interventions,
         progress,
         guard,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from skilltrain.data.base import Task
@@ -46,14 +47,16 @@ class SkillDataModule(L.LightningDataModule):
         self.pool = None  # the stream holds it now (on the device)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_BatchNumbers(self.stream), batch_size=None)
+        # Its own generator: starting an iterator must not draw from the global RNG (dropout's), or a resumed run
+        # would draw once more than an uninterrupted one.
+        return DataLoader(_BatchNumbers(self.stream), batch_size=None, generator=torch.Generator())
 
     def val_dataloader(self) -> DataLoader:
         """This rank's share of the eval set (rows rank::world), in chunks; metrics are summed across ranks."""
         shard = take(self.eval_set, slice(self.stream.rank, None, self.stream.world_size))
         n = len(shard["y"])
         chunks = [take(shard, slice(i, i + EVAL_CHUNK)) for i in range(0, n, EVAL_CHUNK)]
-        return DataLoader(chunks, batch_size=None, shuffle=False)
+        return DataLoader(chunks, batch_size=None, shuffle=False, generator=torch.Generator())
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         return self.stream.batch(batch) if isinstance(batch, int) else batch

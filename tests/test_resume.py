@@ -1,0 +1,142 @@
+"""Exact resume: baseline and every intervention mode, from a finished segment, after SIGKILL and after SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import fit_quietly, load, run_cli
+
+from skilltrain.run import fit
+
+# A short run that exercises the minibatch stream, evaluations, loss masks and periodic checkpoints.
+BASE = ("recipe=domino_2task", "data.n_samples=2000", "data.batch_size=256", "data.frequencies=[1.0,0.3]",
+        "trainer.log_every_n_steps=5", "trainer.val_check_interval=10", "checkpoint.every_n_steps=20", "seed=2")
+
+ARMS = {
+    "baseline": (),
+    "inverse_frequency": ("interventions.skill_reweighting={}",),
+    "self": ("interventions.skill_reweighting.mode=self",),
+    "balanced_sampling": ("interventions.skill_reweighting.mode=balanced_sampling",),
+    "online_eg": ("interventions.skill_reweighting.mode=online", "interventions.skill_reweighting.update_every=3"),
+    "online_exp3": ("interventions.skill_reweighting.mode=online", "interventions.skill_reweighting.algorithm=exp3",
+                    "interventions.skill_reweighting.signal=progress", "interventions.skill_reweighting.update_every=3"),
+    "loss_normalize": ("interventions.gradient_rescaling={}",),
+    "grad_norm": ("interventions.gradient_rescaling.mode=grad_norm", "interventions.gradient_rescaling.target=gradnorm"),
+    "sign": ("interventions.gradient_rescaling.mode=sign",),
+    "oracle": ("interventions.modular_routing={}",),
+    "learned": ("interventions.modular_routing.mode=learned",),
+    "dropout_transformer": ("data.token_form=true", "model.name=transformer", "model.width=16", "model.heads=2",
+                            "model.depth=1", "model.dropout=0.1"),
+}
+
+
+def same_run(a, b):
+    """Identical final weights, optimizer state, callback states, metrics.csv and summary results."""
+    ca = torch.load(a / "checkpoints/last.ckpt", weights_only=True)
+    cb = torch.load(b / "checkpoints/last.ckpt", weights_only=True)
+    assert ca["global_step"] == cb["global_step"]
+    assert ca["state_dict"].keys() == cb["state_dict"].keys()
+    assert all(torch.equal(ca["state_dict"][k], cb["state_dict"][k]) for k in ca["state_dict"])
+    for sa, sb in zip(ca["optimizer_states"][0]["state"].values(), cb["optimizer_states"][0]["state"].values()):
+        assert all(torch.equal(x, y) for x, y in zip(sa.values(), sb.values()))
+    for key, state in ca["callbacks"].items():
+        if key.startswith("intervention/"):
+            other = cb["callbacks"][key]
+            for name, value in state.items():
+                assert (torch.equal(value, other[name]) if isinstance(value, torch.Tensor) else value == other[name]), name
+    assert ca["callbacks"]["SkillProgress"]["train_curve"] == cb["callbacks"]["SkillProgress"]["train_curve"]
+    assert ca["callbacks"]["SkillProgress"]["val_curve"] == cb["callbacks"]["SkillProgress"]["val_curve"]
+    assert (a / "metrics.csv").read_text() == (b / "metrics.csv").read_text()
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    for key in ("skills", "all_learned_step", "learn_order", "steps", "status"):
+        assert sa[key] == sb[key], key
+
+
+@pytest.mark.parametrize("arm", list(ARMS), ids=list(ARMS))
+def test_resume_is_exact(arm, tmp_path):
+    args = (*BASE, *ARMS[arm])
+    fit_quietly(*args, "trainer.max_steps=60", out_dir=tmp_path / "whole")
+    fit_quietly(*args, "trainer.max_steps=30", out_dir=tmp_path / "parts")  # stops at 30 (an evaluation step)
+    fit(load("ckpt_path=last", f"out_dir={tmp_path}/parts", "trainer.max_steps=60", "trainer.enable_progress_bar=false"))
+    same_run(tmp_path / "whole", tmp_path / "parts")
+
+
+def _start(tmp_path, name, *extra):
+    """A run in a subprocess, long enough to be stopped part-way."""
+    return subprocess.Popen([sys.executable, "-m", "skilltrain", "fit", *BASE, "trainer.max_steps=400",
+                             "trainer.enable_progress_bar=false", "interventions.skill_reweighting.mode=online",
+                             f"out_dir={tmp_path}/{name}", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(tmp_path, name, timeout=120):
+    ckpt = tmp_path / name / "checkpoints/last.ckpt"
+    start = time.time()
+    while not ckpt.exists():
+        assert time.time() - start < timeout, "no checkpoint appeared"
+        time.sleep(0.05)
+    time.sleep(0.3)  # a few more steps: the kill lands between checkpoints
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+    fit_quietly(*BASE, "trainer.max_steps=400", "interventions.skill_reweighting.mode=online", out_dir=tmp_path / "whole")
+    proc = _start(tmp_path, "killed")
+    _wait_for_checkpoint(tmp_path, "killed")
+    proc.kill()
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    step = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=True)["global_step"]
+    assert 0 < step < 400 and step % 20 == 0  # the last periodic checkpoint, intact
+    result = run_cli("fit", "ckpt_path=last", f"out_dir={tmp_path}/killed")
+    assert result.returncode == 0, result.stderr[-1500:]
+    same_run(tmp_path / "whole", tmp_path / "killed")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_and_resumes_exactly(tmp_path):
+    fit_quietly(*BASE, "trainer.max_steps=400", "interventions.skill_reweighting.mode=online", out_dir=tmp_path / "whole")
+    proc = _start(tmp_path, "stopped")
+    _wait_for_checkpoint(tmp_path, "stopped")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-1500:]
+    assert "Traceback" not in err and "note: stopped by SIGTERM at step" in err
+    assert out.strip().splitlines()[-1] == f"run_dir: {tmp_path}/stopped"
+    summary = json.loads((tmp_path / "stopped/summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["steps"] < 400
+    ckpt = torch.load(tmp_path / "stopped/checkpoints/last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == summary["steps"]  # checkpointed where it stopped
+    result = run_cli("fit", "ckpt_path=last", f"out_dir={tmp_path}/stopped")
+    assert result.returncode == 0, result.stderr[-1500:]
+    same_run(tmp_path / "whole", tmp_path / "stopped")
+
+
+def test_divergence_is_reported_and_the_last_good_checkpoint_kept(tmp_path, capsys):
+    from skilltrain.cli import main
+
+    code = main(["fit", "recipe=compositional", "optim.lr=1e3", f"out_dir={tmp_path}/run", "checkpoint.every_n_steps=1",
+                 "trainer.max_steps=50", "trainer.enable_progress_bar=false"])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "error: training diverged at step 1: the loss went non-finite or exploded in skills" in captured.err
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["message"].startswith("training diverged at step 1")
+    ckpt = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 1  # the state before the bad step: never a diverged one
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+def test_overwrite_replaces_a_run_only_when_asked(tmp_path):
+    fit_quietly("recipe=compositional", "trainer.max_steps=10", out_dir=tmp_path / "run")
+    (tmp_path / "run/marker").write_text("old run")
+    assert run_cli("fit", "recipe=compositional", "trainer.max_steps=10", f"out_dir={tmp_path}/run").returncode == 2
+    assert (tmp_path / "run/marker").exists()
+    fit_quietly("recipe=compositional", "trainer.max_steps=10", "overwrite=true", out_dir=tmp_path / "run")
+    assert not (tmp_path / "run/marker").exists() and (tmp_path / "run/summary.json").exists()

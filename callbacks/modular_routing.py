@@ -35,6 +35,7 @@ from omegaconf import OmegaConf
 
 from skilltrain.callbacks.intervention import Intervention
 from skilltrain.config import require
+from skilltrain.data.stream import mix_seed
 from skilltrain.errors import UserError, unknown
 from skilltrain.models.modular import ModularMLP, ModularMLPConfig
 from skilltrain.models.moe import MixtureMLP
@@ -101,16 +102,22 @@ class ModularRouting(Intervention):
         n_outputs = mlp.layers[-1].out_features
         dtype = mlp.layers[-1].weight.dtype
         task = self.task
+        # Its own seed, drawn from the run's: the new modules' initial weights must not depend on how much of the
+        # global random stream the launcher or strategy happened to use (DDP and one process alike).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(mix_seed(pl_module.cfg.seed, "modular_routing"))
+            model = self._build(cfg, task, n_outputs)
+        pl_module.model = model.to(dtype=dtype, device=pl_module.device)
+        self.replaced = True
+
+    def _build(self, cfg, task, n_outputs: int) -> torch.nn.Module:
         if self.params.mode == "oracle":
             modular = ModularMLPConfig(widths=list(cfg.widths), activation=cfg.activation,
                                        split_inputs=self.params.split_inputs)
-            model = ModularMLP(modular, task, n_outputs)
-        else:
-            n_inputs = task.vocab_size * task.seq_len if task.tokens else task.n_inputs
-            model = MixtureMLP(n_inputs, list(cfg.widths), cfg.activation, n_outputs, self.n_experts,
-                               self.params.top_k, task.vocab_size)
-        pl_module.model = model.to(dtype=dtype, device=pl_module.device)
-        self.replaced = True
+            return ModularMLP(modular, task, n_outputs)
+        n_inputs = task.vocab_size * task.seq_len if task.tokens else task.n_inputs
+        return MixtureMLP(n_inputs, list(cfg.widths), cfg.activation, n_outputs, self.n_experts, self.params.top_k,
+                          task.vocab_size)
 
     # ---- learned routing: load balancing and what it learned ------------------------------------------------
     def extra_loss(self, module):

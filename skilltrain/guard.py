@@ -23,16 +23,18 @@ class DivergenceGuard(L.Callback):
         self.bad_skills: torch.Tensor | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss, skill_loss = pl_module.train_loss, pl_module.train_stats["mask_loss"]
+        loss, stats = pl_module.train_loss, pl_module.train_stats
+        skill_loss, present = stats["mask_loss"], stats["mask_share"] > 0  # a skill absent from the batch has no loss
         if self.bad_step is None:
             self.bad_step = torch.full((), -1, device=loss.device, dtype=torch.long)
             self.bad_skills = torch.zeros(len(self.skills), dtype=torch.bool, device=loss.device)
         if self.first_loss is None:
-            self.first_loss = skill_loss.detach().clone()
-        self.first_loss = self.first_loss.to(skill_loss.device)  # (restored from a checkpoint on the CPU)
-        bad = ~torch.isfinite(skill_loss)
+            self.first_loss = torch.full_like(skill_loss, float("nan"))
+        first = self.first_loss.to(skill_loss.device)  # (restored from a checkpoint on the CPU)
+        self.first_loss = torch.where(first.isnan() & present, skill_loss.detach(), first)  # a skill's first loss
+        bad = present & ~torch.isfinite(skill_loss)
         if self.factor is not None:
-            bad |= skill_loss > self.factor * self.first_loss.nan_to_num(nan=float("inf")).clamp(min=1e-12)
+            bad |= present & (skill_loss > self.factor * self.first_loss.nan_to_num(nan=float("inf")).clamp(min=1e-12))
         step_bad = bad.any() | ~torch.isfinite(loss)
         first = (self.bad_step < 0) & step_bad
         self.bad_step = torch.where(first, torch.as_tensor(pl_module.train_stats_step, device=loss.device), self.bad_step)

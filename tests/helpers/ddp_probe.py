@@ -26,6 +26,8 @@ class Probe(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         row = {"step": pl_module.train_stats_step, "rows": len(batch["y"]),
                "stats": pl_module.train_stats["loss"].tolist()}
+        if "skill" in batch:  # this rank's own batch: how many samples of each skill it drew
+            row["local_counts"] = torch.bincount(batch["skill"], minlength=len(pl_module.skills)).tolist()
         for iv in pl_module.interventions:
             for key in ("weights", "rates", "mixture"):
                 value = getattr(iv, key, None)

@@ -31,7 +31,7 @@ class RunCheckpoints(L.Callback):
         self.guard.check()  # raises instead of saving a diverged state
         for logger in trainer.loggers:  # metrics.csv on disk must cover what the checkpoint covers (a resume
             logger.save()  # keeps its rows up to the checkpoint and re-logs the rest)
-        trainer.save_checkpoint(str(self.path))  # every rank calls it; rank 0 writes
+        trainer.save_checkpoint(str(self.path), weights_only=False)  # the full state; every rank calls, rank 0 writes
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step

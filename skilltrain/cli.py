@@ -15,6 +15,9 @@ usage: python -m skilltrain <command> [key=value ...]
 commands:
   fit            train one run and write its run directory
                    python -m skilltrain fit recipe=compositional seed=1 trainer.max_steps=500
+  compare        A/B comparison of interventions over paired seeds, with statistics, tables and plots
+                   python -m skilltrain compare recipe=domino_2task seeds=5 arms=[baseline,gradient_rescaling]
+                     compare.workers=2   (rerun the same command to resume; compare.dry_run=true prints the runs)
   list           recipes, tasks, models, optimizers and interventions, one line each
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
@@ -52,6 +55,12 @@ def cmd_print_config(args: list[str]) -> int:
     return 0
 
 
+def cmd_compare(args: list[str]) -> int:
+    from skilltrain.compare import compare
+
+    return compare(args)
+
+
 def cmd_export_data(args: list[str]) -> int:
     from skilltrain.config import load_config
     from skilltrain.data.export import export_data
@@ -68,16 +77,16 @@ def cmd_export_data(args: list[str]) -> int:
 def cmd_list(args: list[str]) -> int:
     if args:
         raise UserError(f"list takes no arguments, got '{args[0]}'")
-    from rich.console import Console
     from rich.table import Table
 
     from skilltrain.config import recipe_description, recipe_names
     from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
+    from skilltrain.report import console as make_console
 
     sections = [("recipes", [(n, recipe_description(n)) for n in recipe_names()])]
     for title, registry in (("tasks", TASKS), ("models", MODELS), ("optimizers", OPTIMIZERS), ("interventions", INTERVENTIONS)):
         sections.append((title, [(e.name, e.description) for e in registry.entries()]))
-    console = Console()
+    console = make_console()
     for title, rows in sections:
         console.print(f"[bold underline]{title}[/]")
         table = Table(show_header=False, box=None, pad_edge=False)
@@ -90,7 +99,8 @@ def cmd_list(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"fit": cmd_fit, "list": cmd_list, "print-config": cmd_print_config, "export-data": cmd_export_data}
+COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "list": cmd_list, "print-config": cmd_print_config,
+            "export-data": cmd_export_data}
 
 
 def main(argv: list[str] | None = None) -> int:

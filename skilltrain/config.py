@@ -158,7 +158,10 @@ def _load_yaml(text: str, source: str) -> DictConfig:
     return loaded
 
 
-def _recipe_layer(recipe: str) -> tuple[str, DictConfig]:
+COMPARE_SECTIONS = ("arms", "compare")  # recipe sections that only `compare` reads
+
+
+def _recipe_file(recipe: str) -> tuple[str, DictConfig]:
     if recipe.endswith((".yaml", ".yml")) or "/" in recipe:
         path = Path(recipe)
         require(path.is_file(), "recipe", f"no recipe file at '{recipe}'")
@@ -167,6 +170,17 @@ def _recipe_layer(recipe: str) -> tuple[str, DictConfig]:
         raise unknown("recipe", recipe, recipe_names(), key="recipe")
     text = resources.files("skilltrain.recipes").joinpath(f"{recipe}.yaml").read_text()
     return f"recipe '{recipe}'", _load_yaml(text, f"recipe '{recipe}'")
+
+
+def _recipe_layer(recipe: str) -> tuple[str, DictConfig]:
+    source, layer = _recipe_file(recipe)
+    return source, OmegaConf.masked_copy(layer, [k for k in layer if k not in COMPARE_SECTIONS])
+
+
+def recipe_sections(recipe: str) -> tuple[dict, dict]:
+    """A recipe's `arms:` and `compare:` sections (for `compare`), as plain containers."""
+    _, layer = _recipe_file(recipe)
+    return tuple(OmegaConf.to_container(layer.get(k) or OmegaConf.create({})) for k in COMPARE_SECTIONS)
 
 
 def _preset_layer(name: str) -> tuple[str, DictConfig]:

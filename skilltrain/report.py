@@ -3,7 +3,8 @@
 summary.json (stable; the A/B tool and tests read it):
     {"recipe", "seed", "interventions", "steps", "wall_seconds", "samples_per_second",
      "skills": {name: {"frequency", "learned_step", "final_loss", "final_metric"}},  # in the task's declared order
-     "all_learned_step", "learn_order", "status": "completed" | "stopped" | "diverged", ...}
+     "all_learned_step", "learn_order", "status": "completed" | "stopped" | "diverged",
+     "domino": {"onset", "completion", "sequentiality", "rare_vs_frequent"}, ...}
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from skilltrain.analysis.diagnostics import domino_diagnostics
 from skilltrain.callbacks.skill_progress import SkillProgress
 
 STATUSES = ("completed", "stopped", "diverged")
@@ -41,7 +43,7 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
         }
     learned = list(progress.learned.values())
     seconds = progress.seconds
-    return {
+    summary = {
         "recipe": cfg.recipe,
         "seed": cfg.seed,
         "interventions": sorted(cfg.interventions),
@@ -56,6 +58,18 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
         "run_id": run_id,
         **({"message": message} if message else {}),
     }
+    summary["domino"] = _domino(summary, progress)
+    return summary
+
+
+def _domino(summary: dict, progress: SkillProgress) -> dict:
+    """Domino diagnostics from the learn metric's curves (skilltrain.analysis.diagnostics)."""
+    rows = progress.full_train_curve() if summary["metric"]["split"] == "train" else progress.val_curve
+    k = len(progress.skills)
+    offset = 1 + (k if summary["metric"]["name"] == "acc" else 0)
+    steps = [int(r[0]) for r in rows]
+    values = [[r[offset + i] for r in rows] for i in range(k)]
+    return domino_diagnostics(summary, steps, values)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -112,8 +126,15 @@ def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, th
     plt.close(fig)
 
 
-def print_table(summary: dict, console: Console | None = None) -> None:
-    console = console or Console()
+def console() -> Console:
+    """The terminal's width in a terminal; a wide fixed width in logs and pipes (rich would use 80 columns)."""
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=150)
+
+
+def print_table(summary: dict, out: Console | None = None) -> None:
+    out = out or console()
     metric = summary["metric"]
     order = {s: i + 1 for i, s in enumerate(summary["learn_order"])}
     table = Table(title=f"{summary['recipe']} · seed {summary['seed']} · {summary['steps']} steps · {summary['status']}")
@@ -132,10 +153,10 @@ def print_table(summary: dict, console: Console | None = None) -> None:
             "—" if s["final_metric"] is None else f"{s['final_metric']:.3f}",
             str(order.get(skill, "—")),
         )
-    console.print(table)
+    out.print(table)
     done = summary["all_learned_step"]
     sps = summary["samples_per_second"]
-    console.print(
+    out.print(
         f"all skills learned at step {done}" if done is not None else "not every skill was learned",
         f"· {summary['wall_seconds']:.1f} s" + (f", {sps:,.0f} samples/s" if sps else ""),
     )

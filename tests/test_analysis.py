@@ -124,16 +124,17 @@ def test_diverged_stopped_and_missing_runs_are_excluded_and_listed():
     assert st["n"] == 2 and st["n_censored"] == 0 and st["median"] == 200.0  # the diverged run is not a censored one
     sp = st["speedup"]
     assert sp["n_pairs"] == 1 and sp["median"] == 2.0
-    assert sp["ci"] is None and "n = 1 pairs < 6" in sp["ci_note"]
+    assert sp["ci"] is None and "n = 1 pairs < 3" in sp["ci_note"]
     assert sp["p_value"] is None and sp["p_note"] == "n = 1 pairs < 2"
     assert "arm seed 1 (diverged)" in to_markdown(result)
 
 
-def test_small_samples_and_no_difference_give_null_with_reasons():
+def test_small_samples_get_an_approximate_interval_and_no_difference_gives_null_with_reasons():
     base = {s: make_summary(s, {"a": 400 + s}) for s in range(3)}
     arm = {s: make_summary(s, {"a": 200 + s}) for s in range(3)}
     sp = compare_arms({"base": base, "arm": arm}, "base", confidence=0.95)["skills"]["a"]["arm"]["speedup"]
-    assert sp["ci"] is None and "n = 3 pairs < 6" in sp["ci_note"]
+    lo, hi = sp["ci"]  # reported with a caveat: within the sample range, undercovering
+    assert 1.98 <= lo <= 2.0 <= hi <= 2.0 + 1e-9 and "n = 3 pairs < 6" in sp["ci_note"] and "approximate" in sp["ci_note"]
     assert sp["p_value"] == pytest.approx(0.25)  # n = 3, all positive: the exact two-sided p
     sp = compare_arms({"base": base, "same": base}, "base")["skills"]["a"]["same"]["speedup"]
     assert sp["median"] == 1.0 and sp["p_value"] is None and "all ratios are 1" in sp["p_note"]

@@ -1,0 +1,129 @@
+"""Comparison plots: per-skill learning curves per arm, learn-step distributions, and a skill timeline.
+
+Inputs are plain data read from the runs (curves from each run's metrics.csv, summary.json dicts), so the plots can
+be redrawn from a comparison directory alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_curves(run_dir: Path, skills: Sequence[str], metric: str, split: str) -> tuple[list[int], list[list[float]]]:
+    """(steps, one curve per skill) of the learn metric from a run's metrics.csv."""
+    suffix = metric if split == "train" else f"val_{metric}"
+    marker = "train/loss" if split == "train" else "val/loss"
+    steps, curves = [], [[] for _ in skills]
+    with open(run_dir / "metrics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if not row.get(marker):
+                continue
+            steps.append(int(row["step"]))
+            for i, skill in enumerate(skills):
+                value = row.get(f"skill/{skill}/{suffix}")
+                curves[i].append(float(value) if value else math.nan)
+    return steps, curves
+
+
+def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[list[float]]]]], skills: Sequence[str],
+                  metric: str, threshold: float) -> None:
+    """One panel per skill: per arm, the median curve across seeds and the band between its quartiles."""
+    plt = _pyplot()
+    cols = min(4, len(skills))
+    rows = math.ceil(len(skills) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for i, skill in enumerate(skills):
+        ax = axes[i // cols][i % cols]
+        for j, (arm, runs) in enumerate(curves.items()):
+            if not runs:
+                continue
+            length = min(len(steps) for steps, _ in runs)
+            steps = runs[0][0][:length]
+            values = np.array([c[i][:length] for _, c in runs], dtype=float)
+            with np.errstate(all="ignore"):
+                lo, mid, hi = np.nanpercentile(values, [25, 50, 75], axis=0)
+            ax.plot(steps, mid, color=colors(j % 10), lw=1.5, label=f"{arm} (n={len(runs)})")
+            ax.fill_between(steps, lo, hi, color=colors(j % 10), alpha=0.2, lw=0)
+        ax.axhline(threshold, color="grey", lw=0.8, ls=":")
+        if metric == "loss":
+            ax.set_yscale("log")
+        ax.set_title(skill, fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+    for k in range(len(skills), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("per-skill learning curves: median across seeds, band = quartiles", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def learn_step_distributions(path: Path, result: Mapping) -> None:
+    """Per skill, every seed's learn step per arm; never-learned runs drawn at the budget as ×."""
+    plt = _pyplot()
+    skills, arms = list(result["skills"]), list(result["arms"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(skills) * len(arms)), 4))
+    colors = plt.get_cmap("tab10")
+    width = 0.8 / len(arms)
+    for j, arm in enumerate(arms):
+        for i, skill in enumerate(skills):
+            points = result["learn_steps"][skill][arm]
+            x = i + (j - (len(arms) - 1) / 2) * width
+            learned = [t for t, censored in points if not censored]
+            censored = [t for t, c in points if c]
+            jitter = np.linspace(-width / 4, width / 4, max(len(points), 1))
+            ax.scatter(x + jitter[: len(learned)], learned, color=colors(j % 10), s=18, label=arm if i == 0 else None)
+            ax.scatter(x + jitter[len(learned) : len(learned) + len(censored)], censored, color=colors(j % 10), marker="x",
+                       s=30)
+            if learned:
+                ax.hlines(np.median([t for t, _ in points]), x - width / 2.5, x + width / 2.5, color=colors(j % 10))
+    ax.set_xticks(range(len(skills)), skills, rotation=30 if len(skills) > 6 else 0, fontsize=8)
+    ax.set_ylabel("learn step")
+    ax.set_title("learn steps per seed (bar: median; ×: not learned, drawn at the budget)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def skill_timeline(path: Path, windows: Mapping[str, Mapping[str, tuple[float | None, float | None]]],
+                   skills: Sequence[str]) -> None:
+    """Per arm, per skill: a bar from the median onset to the median completion (the Domino picture)."""
+    plt = _pyplot()
+    arms = list(windows)
+    fig, axes = plt.subplots(len(arms), 1, figsize=(8, 0.45 * len(skills) * len(arms) + 1), squeeze=False, sharex=True)
+    colors = plt.get_cmap("tab10" if len(skills) <= 10 else "viridis")
+    for a, arm in enumerate(arms):
+        ax = axes[a][0]
+        for i, skill in enumerate(skills):
+            onset, done = windows[arm].get(skill, (None, None))
+            color = colors(i % 10 if len(skills) <= 10 else i / max(1, len(skills) - 1))
+            if onset is not None and done is not None:
+                ax.barh(i, max(done - onset, 1), left=onset, color=color, height=0.6)
+            elif onset is not None:
+                ax.plot([onset], [i], marker=">", color=color)
+        ax.set_yticks(range(len(skills)), skills, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(arm, fontsize=9, loc="left")
+    axes[-1][0].set_xlabel("step")
+    axes[-1][0].set_xlim(left=0)
+    fig.suptitle("skill timeline: median onset → median completion across seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

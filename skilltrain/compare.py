@@ -1,0 +1,376 @@
+"""A/B comparison of interventions over seeds: `python -m skilltrain compare recipe=… seeds=5 arms=[…]`.
+
+An arm is a name plus interventions (and config overrides), run with every seed; seeds are paired across arms (the
+same seed: the same data and initial weights). Arms come from
+
+- the CLI shorthand `arms=[baseline,gradient_rescaling,skill_reweighting]`: `baseline` adds nothing, any other name
+  is an arm defined in the recipe's `arms:` section or a registered intervention with its defaults;
+- an `arms:` mapping, in the recipe file, in a YAML file (`arms=my_arms.yaml`) or on the command line:
+  `arms.<arm>.interventions.<name>.<param>=value`, `arms.<arm>.overrides.<key>=value`.
+
+Every other `key=value` applies to every run. Each run is a separate `python -m skilltrain fit` process
+(`compare.workers` at a time, each given cores / workers threads), writing `<comparison>/<arm>/seed<s>/`.
+
+Resumable: the comparison directory is a function of the command (or `compare.out_dir`); running the same command
+again skips runs that completed or diverged, resumes stopped ones from their checkpoint and restarts the rest. A
+run that fails is recorded with its reason and left out of the statistics, never fatal. `compare.dry_run=true`
+prints the runs' commands instead (to spread them over a cluster; then run compare again to collect).
+
+Outputs: comparison.json / .csv / .md (statistics: skilltrain.analysis.stats), curves.png, learn_steps.png,
+timeline.png, and a console table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from skilltrain.config import load_config, parse_overrides, recipe_sections, require
+from skilltrain.errors import UserError, unknown
+from skilltrain.registry import INTERVENTIONS
+from skilltrain.run import recipe_stem
+
+
+@dataclass
+class CompareSettings:
+    workers: int = 1  # runs at a time (each a single process)
+    out_dir: str | None = None  # null: runs/compare/<recipe>-<hash of the command>
+    baseline: str = "baseline"  # the arm the others are compared with
+    dry_run: bool = False  # print the runs' fit commands and stop
+
+    def validate(self) -> None:
+        require(self.workers >= 1, "compare.workers", f"must be ≥ 1, got {self.workers}")
+
+
+@dataclass
+class Run:
+    arm: str
+    seed: int
+    args: list[str]  # the `fit` arguments
+    run_dir: Path
+    state: str = "pending"  # pending | done | failed
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    recipe: str
+    arms: dict[str, dict]
+    seeds: list[int]
+    settings: CompareSettings
+    directory: Path
+    runs: list[Run] = field(default_factory=list)
+
+
+# ---- planning --------------------------------------------------------------------------------------------------
+
+
+def _flatten(prefix: str, value) -> list[str]:
+    """A nested mapping as dotlist arguments: {"optim": {"lr": 0.1}} → ["optim.lr=0.1"] ({} stays a value)."""
+    if isinstance(value, dict) and value:
+        return [arg for k, v in value.items() for arg in _flatten(f"{prefix}.{k}" if prefix else str(k), v)]
+    return [f"{prefix}={json.dumps(value)}"]
+
+
+def _arm_spec(name: str, spec, key: str) -> dict:
+    spec = OmegaConf.to_container(spec) if isinstance(spec, (DictConfig, ListConfig)) else spec
+    spec = spec or {}
+    require(isinstance(spec, dict), key, "an arm is a mapping with `interventions` and/or `overrides`")
+    extra = set(spec) - {"interventions", "overrides"}
+    require(not extra, f"{key}.{sorted(extra)[0] if extra else ''}", "unknown key (an arm has interventions and overrides)")
+    for part in ("interventions", "overrides"):
+        require(isinstance(spec.get(part, {}) or {}, dict), f"{key}.{part}", "expected a mapping")
+    return {"interventions": spec.get("interventions") or {}, "overrides": spec.get("overrides") or {}}
+
+
+def _resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
+    if given is None:
+        require(recipe_arms, "arms", "is required, e.g. arms=[baseline,gradient_rescaling] (or an arms: section in the recipe)")
+        given = recipe_arms
+    if isinstance(given, str):
+        path = Path(given)
+        require(path.is_file(), "arms", f"no arms file at '{given}' (or give arms=[baseline,<intervention>,…])")
+        loaded = OmegaConf.to_container(OmegaConf.load(path))
+        given = loaded.get("arms", loaded) if isinstance(loaded, dict) else loaded
+    if isinstance(given, (DictConfig, dict)):
+        return {str(n): _arm_spec(str(n), spec, f"arms.{n}") for n, spec in dict(given).items()}
+    require(isinstance(given, (ListConfig, list)) and len(given) >= 2, "arms",
+            "needs at least two arms, e.g. arms=[baseline,gradient_rescaling]")
+    arms = {}
+    known = ["baseline", *recipe_arms, *INTERVENTIONS.names()]
+    for name in map(str, given):
+        if name in recipe_arms:
+            arms[name] = _arm_spec(name, recipe_arms[name], f"arms.{name}")
+        elif name == "baseline":
+            arms[name] = {"interventions": {}, "overrides": {}}
+        elif name in INTERVENTIONS.names():
+            arms[name] = {"interventions": {name: {}}, "overrides": {}}
+        else:
+            raise unknown("arm", name, known, key="arms")
+    require(len(arms) == len(given), "arms", "names must be distinct")
+    return arms
+
+
+def plan(args: list[str]) -> Plan:
+    """Everything a comparison will do, with every run's config validated (one-line errors before anything runs)."""
+    cli = parse_overrides(args)
+    seeds_given = cli.pop("seeds", 5)
+    arms_given = cli.pop("arms", None)
+    settings_given = cli.pop("compare", None) or {}
+    require(isinstance(settings_given, (DictConfig, dict)), "compare", "expected compare.<key>=value")
+    if isinstance(seeds_given, int):
+        require(seeds_given >= 1, "seeds", f"must be ≥ 1 (a number of seeds) or a list, got {seeds_given}")
+        seeds = list(range(1, seeds_given + 1))
+    else:
+        require(isinstance(seeds_given, ListConfig) and all(isinstance(s, int) and s >= 0 for s in seeds_given), "seeds",
+                "expected a number of seeds (seeds=5 means 1..5) or a list of seeds such as [0,7,9]")
+        seeds = list(seeds_given)
+    require(len(set(seeds)) == len(seeds), "seeds", "must be distinct")
+    recipe = str(cli.get("recipe") or load_config([]).recipe)
+    recipe_arms, recipe_compare = recipe_sections(recipe)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(CompareSettings), recipe_compare, settings_given)
+        settings: CompareSettings = OmegaConf.to_object(merged)
+    except Exception as e:
+        key = getattr(e, "full_key", "") or ""
+        raise UserError(f"compare.{key}: {str(e).splitlines()[0]}") from None
+    settings.validate()
+    arms = _resolve_arms(arms_given, recipe_arms)
+    if settings.baseline not in arms:
+        raise unknown("baseline arm", settings.baseline, arms, key="compare.baseline")
+
+    common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare")]
+    identity = json.dumps([recipe, sorted(common), arms, seeds], sort_keys=True)
+    tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
+    directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{tag}")
+    result = Plan(recipe, arms, seeds, settings, directory)
+    for arm, spec in arms.items():
+        arm_args = _flatten("interventions", spec["interventions"]) if spec["interventions"] else []
+        arm_args += [a for k, v in spec["overrides"].items() for a in _flatten(str(k), v)]
+        for seed in seeds:
+            run_dir = directory / arm / f"seed{seed}"
+            run_args = [*common, *arm_args, f"seed={seed}", f"out_dir={run_dir}", "trainer.enable_progress_bar=false",
+                        f"logger.wandb.group=compare-{directory.name}", f"logger.wandb.job_type={arm}"]
+            try:
+                load_config(run_args)  # every run's config is valid before any runs
+            except UserError as e:
+                raise UserError(f"arm {arm}: {e}") from None
+            result.runs.append(Run(arm, seed, run_args, run_dir))
+    return result
+
+
+# ---- running ---------------------------------------------------------------------------------------------------
+
+
+def _summary(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _command(run: Run) -> list[str]:
+    """Fresh, resumed (stopped with a checkpoint) or restarted (anything else half-done) — or None when finished."""
+    summary = _summary(run.run_dir)
+    if summary and summary.get("status") in ("completed", "diverged"):
+        return []
+    if summary and summary.get("status") == "stopped" and (run.run_dir / "checkpoints/last.ckpt").is_file():
+        return ["fit", "ckpt_path=last", f"out_dir={run.run_dir}", "trainer.enable_progress_bar=false"]
+    restart = ["overwrite=true"] if run.run_dir.exists() else []
+    return ["fit", *run.args, *restart]
+
+
+class Runner:
+    """Runs the planned fits in worker processes, with a progress display; Ctrl-C stops them cleanly."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.threads = max(1, (os.cpu_count() or 1) // plan.settings.workers)
+        self.running: dict[int, subprocess.Popen] = {}
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def run_one(self, run: Run, command: list[str], log_path: Path) -> None:
+        if self.stopping:
+            return
+        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+        with open(log_path, "w") as log:
+            # its own session: a Ctrl-C in the terminal reaches only compare, which stops each run once, cleanly
+            proc = subprocess.Popen([sys.executable, "-m", "skilltrain", *command], stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, start_new_session=True)
+            with self.lock:
+                self.running[proc.pid] = proc
+            code = proc.wait()
+            with self.lock:
+                self.running.pop(proc.pid, None)
+        summary = _summary(run.run_dir)
+        status = summary.get("status") if summary else None
+        if status in ("completed", "diverged"):
+            run.state, run.note = "done", status
+        elif status == "stopped":
+            run.state, run.note = "failed", "stopped (rerun the command to resume it)"
+        else:
+            tail = [line for line in log_path.read_text().splitlines() if line.strip()][-1:] or ["no output"]
+            run.state, run.note = "failed", f"exit code {code}: {tail[0][:200]}"
+
+    def run(self) -> bool:
+        """Run what is left; True when every run finished (completed or diverged)."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        logs = self.plan.directory / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        todo = []
+        for run in self.plan.runs:
+            command = _command(run)
+            if command:
+                todo.append((run, command))
+            else:
+                run.state, run.note = "done", "finished earlier"
+        done_before = len(self.plan.runs) - len(todo)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as progress:
+            task = progress.add_task(f"runs ({done_before} done earlier)", total=len(self.plan.runs), completed=done_before)
+            with ThreadPoolExecutor(max_workers=self.plan.settings.workers) as pool:
+                futures = [pool.submit(self.run_one, run, cmd, logs / f"{run.arm}-seed{run.seed}.log") for run, cmd in todo]
+                try:
+                    pending = set(futures)
+                    while pending:
+                        finished = {f for f in pending if f.done()}
+                        for f in finished:
+                            f.result()
+                            progress.advance(task)
+                        pending -= finished
+                        failed = sum(r.state == "failed" for r in self.plan.runs)
+                        diverged = sum(r.note == "diverged" for r in self.plan.runs)
+                        progress.update(task, description=f"runs · {len(self.running)} running · {diverged} diverged · "
+                                                          f"{failed} failed")
+                        time.sleep(0.2)
+                except KeyboardInterrupt:
+                    self.stopping = True
+                    print("\nstopping the running fits at their next step (their checkpoints are kept) …", file=sys.stderr)
+                    with self.lock:
+                        for proc in self.running.values():
+                            proc.send_signal(signal.SIGINT)
+                    for f in futures:
+                        f.cancel()
+                    raise
+        return all(r.state == "done" for r in self.plan.runs)
+
+
+# ---- the comparison --------------------------------------------------------------------------------------------
+
+
+def analyse(plan: Plan) -> dict:
+    """Statistics, tables and plots from the runs' directories; returns comparison.json's content."""
+    from skilltrain.analysis import plots
+    from skilltrain.analysis.stats import compare_arms, to_csv, to_markdown
+    from skilltrain.report import write_json
+
+    summaries = {arm: {run.seed: _summary(run.run_dir) for run in plan.runs if run.arm == arm} for arm in plan.arms}
+    notes = {(run.arm, run.seed): run.note for run in plan.runs if run.state == "failed"}
+    result = compare_arms(summaries, plan.settings.baseline)
+    for entry in result["excluded"]:
+        if (entry["arm"], entry["seed"]) in notes and entry["reason"] == "missing":
+            entry["reason"], entry["message"] = "failed", notes[(entry["arm"], entry["seed"])]
+    used = {arm: {s: summ for s, summ in by_seed.items() if summ and summ.get("status") == "completed"}
+            for arm, by_seed in summaries.items()}
+    skills = list(result["skills"])
+    result["learn_steps"] = {skill: {arm: [(s["skills"][skill]["learned_step"] or s["steps"],
+                                            s["skills"][skill]["learned_step"] is None) for s in runs.values()]
+                                     for arm, runs in used.items()} for skill in skills}
+    result.update({"recipe": plan.recipe, "arm_specs": plan.arms, "seeds_planned": plan.seeds,
+                   "runs": {f"{r.arm}/seed{r.seed}": str(r.run_dir) for r in plan.runs}})
+    out = plan.directory
+    write_json(out / "comparison.json", result)
+    (out / "comparison.csv").write_text(to_csv(result))
+    header = (f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n"
+              f"Learn step: first step with {result['metric']['split']} {result['metric']['name']} "
+              f"{'≥' if result['metric']['name'] == 'acc' else '≤'} {result['metric']['threshold']}.\n\n")
+    (out / "comparison.md").write_text(header + to_markdown(result))
+    if result["metric"] and skills:
+        metric = result["metric"]
+        curves = {arm: [plots.read_curves(Path(plan.directory / arm / f"seed{s}"), skills, metric["name"], metric["split"])
+                        for s in runs] for arm, runs in used.items()}
+        plots.curves_by_arm(out / "curves.png", curves, skills, metric["name"], metric["threshold"])
+        plots.learn_step_distributions(out / "learn_steps.png", result)
+        plots.skill_timeline(out / "timeline.png", _median_windows(used, skills), skills)
+    return result
+
+
+def _median_windows(used: dict, skills: list[str]) -> dict:
+    """Per arm and skill: (median onset, median completion) over the seeds that learned it."""
+    windows = {}
+    for arm, runs in used.items():
+        windows[arm] = {}
+        for skill in skills:
+            pairs = [(s["domino"]["onset"][skill], s["domino"]["completion"][skill]) for s in runs.values()
+                     if s.get("domino") and s["domino"]["completion"][skill] is not None]
+            windows[arm][skill] = ((float(np.median([p[0] for p in pairs])), float(np.median([p[1] for p in pairs])))
+                                   if pairs else (None, None))
+    return windows
+
+
+def print_comparison(result: dict, directory: Path) -> None:
+    from rich.table import Table
+
+    from skilltrain.report import console as make_console
+
+    base = result["baseline"]
+    table = Table(title=f"{result['recipe']}: speedup vs {base} (paired over seeds; median [95% CI], Wilcoxon p)")
+    for column in ("skill", "arm", "median learn step [IQR]", "not learned", "speedup [CI]", "p"):
+        table.add_column(column, justify="left" if column in ("skill", "arm") else "right")
+
+    def fmt(v):
+        return "—" if v is None else f"{v:.0f}"
+
+    rows = [(skill, by_arm) for skill, by_arm in result["skills"].items()] + [("all skills", result["all_learned"])]
+    for skill, by_arm in rows:
+        for arm in result["arms"]:
+            st = by_arm[arm]
+            median = ">budget" if st.get("median_censored") else fmt(st["median"])
+            sp = st.get("speedup")
+            speed = "" if sp is None or sp["median"] is None else f"{sp['median']:.2f}×" + (
+                f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]" if sp["ci"] else "")
+            p = "" if sp is None or sp["p_value"] is None else f"{sp['p_value']:.3g}"
+            table.add_row(skill, arm, f"{median} [{fmt(st['q1'])}, {fmt(st['q3'])}]", f"{st['n_censored']}/{st['n']}",
+                          speed, p)
+    console = make_console()
+    console.print(table)
+    for entry in result["excluded"]:
+        console.print(f"[yellow]excluded[/] {entry['arm']} seed {entry['seed']}: {entry['reason']}"
+                      + (f" — {entry['message']}" if entry.get("message") else ""))
+    console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png")
+
+
+def compare(args: list[str]) -> int:
+    the_plan = plan(args)
+    if the_plan.settings.dry_run:
+        for run in the_plan.runs:
+            print("python -m skilltrain " + " ".join(_command(run) or ["# finished:", str(run.run_dir)]))
+        return 0
+    the_plan.directory.mkdir(parents=True, exist_ok=True)
+    print(f"comparison: {the_plan.directory} · {len(the_plan.arms)} arms × {len(the_plan.seeds)} seeds", file=sys.stderr)
+    try:
+        finished = Runner(the_plan).run()
+    except KeyboardInterrupt:
+        print(f"interrupted; run the same command again to continue: finished runs are kept ({the_plan.directory})",
+              file=sys.stderr)
+        return 130
+    result = analyse(the_plan)
+    print_comparison(result, the_plan.directory)
+    if not finished:
+        print("note: some runs did not finish (see above); rerun the same command to retry them", file=sys.stderr)
+    print(f"comparison_dir: {the_plan.directory}", flush=True)
+    return 0

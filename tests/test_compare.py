@@ -1,0 +1,138 @@
+"""The compare command: planning arms × seeds, resuming, failures, and a real (small) comparison end to end."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import run_cli
+
+from skilltrain.cli import main
+from skilltrain.compare import _command, plan
+
+SMALL = ("recipe=domino_2task", "data.n_samples=2000", "data.frequencies=[1.0,0.2]", "trainer.max_steps=400",
+         "trainer.val_check_interval=100", "checkpoint.every_n_steps=100")
+
+
+def test_arms_shorthand_seeds_and_paired_runs(tmp_path):
+    p = plan(["recipe=domino_2task", "seeds=3", "arms=[baseline,gradient_rescaling]", f"compare.out_dir={tmp_path}/c",
+              "optim.lr=2e-3"])
+    assert list(p.arms) == ["baseline", "gradient_rescaling"] and p.seeds == [1, 2, 3]
+    assert p.arms["gradient_rescaling"] == {"interventions": {"gradient_rescaling": {}}, "overrides": {}}
+    assert len(p.runs) == 6 and {(r.arm, r.seed) for r in p.runs} == {(a, s) for a in p.arms for s in (1, 2, 3)}
+    run = next(r for r in p.runs if r.arm == "gradient_rescaling" and r.seed == 2)
+    assert "optim.lr=2e-3" in run.args and "seed=2" in run.args and 'interventions.gradient_rescaling={}' in run.args
+    assert f"out_dir={tmp_path}/c/gradient_rescaling/seed2" in run.args
+    assert "logger.wandb.group=compare-c" in run.args and "logger.wandb.job_type=gradient_rescaling" in run.args
+
+
+def test_arms_mapping_with_overrides_and_an_arms_file(tmp_path):
+    p = plan(["recipe=grokking", "seeds=[3,7]", "arms.adam={}", "arms.signgd.overrides.optim.name=signgd",
+              f"compare.out_dir={tmp_path}/c", "compare.baseline=adam"])
+    assert p.seeds == [3, 7] and p.arms["signgd"]["overrides"] == {"optim": {"name": "signgd"}}
+    assert any('optim.name="signgd"' in a for a in next(r for r in p.runs if r.arm == "signgd").args)
+    arms_file = tmp_path / "arms.yaml"
+    arms_file.write_text("arms:\n  base: {}\n  online:\n    interventions:\n      skill_reweighting: {mode: online, lr: 2.0}\n")
+    p = plan(["recipe=multitask_parity", "seeds=2", f"arms={arms_file}", "compare.baseline=base"])
+    run = next(r for r in p.runs if r.arm == "online")
+    assert 'interventions.skill_reweighting.mode="online"' in run.args and "interventions.skill_reweighting.lr=2.0" in run.args
+
+
+def test_the_comparison_directory_follows_the_command():
+    a = plan(["recipe=domino_2task", "seeds=2", "arms=[baseline,skill_reweighting]"]).directory
+    b = plan(["recipe=domino_2task", "seeds=2", "arms=[baseline,skill_reweighting]"]).directory
+    c = plan(["recipe=domino_2task", "seeds=3", "arms=[baseline,skill_reweighting]"]).directory
+    assert a == b != c and str(a).startswith("runs/compare/domino_2task-")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["arms=[baseline,skill_reweighing]"], "arms: unknown arm 'skill_reweighing' (did you mean 'skill_reweighting'?"),
+    (["arms=[baseline]"], "arms: needs at least two arms"),
+    (["arms=[baseline,gradient_rescaling]", "compare.baseline=base"], "compare.baseline: unknown baseline arm 'base'"),
+    (["arms=[baseline,gradient_rescaling]", "compare.wrkers=2"], "compare.wrkers"),
+    (["arms=[baseline,gradient_rescaling]", "seeds=0"], "seeds: must be ≥ 1"),
+    (["arms.a={}", "arms.b.overrides.optim.lr=-1", "compare.baseline=a"], "arm b: optim.lr: must be > 0, got -1.0"),
+    (["arms.a={}", "arms.b.interventions.gradient_rescaling.mode=bogus", "compare.baseline=a"],
+     "arm b: interventions.gradient_rescaling.mode"),
+    (["arms.a={}", "arms.b.overide.x=1", "compare.baseline=a"], "arms.b.overide: unknown key"),
+    (["seeds=2"], "arms: is required"),
+])
+def test_bad_comparisons_are_one_line(args, message, capsys, tmp_path):
+    assert main(["compare", "recipe=domino_2task", f"compare.out_dir={tmp_path}/c", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_resume_logic_skips_finished_runs_resumes_stopped_ones_and_restarts_the_rest(tmp_path):
+    p = plan(["recipe=domino_2task", "seeds=3", "arms=[baseline,gradient_rescaling]", f"compare.out_dir={tmp_path}/c"])
+    done, diverged, stopped, broken, _, fresh = p.runs
+    for run, status in ((done, "completed"), (diverged, "diverged"), (stopped, "stopped")):
+        (run.run_dir / "checkpoints").mkdir(parents=True)
+        (run.run_dir / "summary.json").write_text(json.dumps({"status": status}))
+    (stopped.run_dir / "checkpoints/last.ckpt").write_bytes(b"x")
+    broken.run_dir.mkdir(parents=True)  # started, then crashed before any summary
+    assert _command(done) == [] and _command(diverged) == []
+    assert _command(stopped) == ["fit", "ckpt_path=last", f"out_dir={stopped.run_dir}", "trainer.enable_progress_bar=false"]
+    assert _command(broken)[-1] == "overwrite=true" and _command(broken)[1:-1] == broken.args
+    assert _command(fresh) == ["fit", *fresh.args]
+
+
+def test_dry_run_prints_one_fit_command_per_run(capsys, tmp_path):
+    assert main(["compare", "recipe=domino_2task", "seeds=2", "arms=[baseline,skill_reweighting]", "compare.dry_run=true",
+                 f"compare.out_dir={tmp_path}/c"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("python -m skilltrain fit recipe=domino_2task") for line in lines)
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_a_small_comparison_end_to_end_with_a_diverging_arm(tmp_path):
+    args = ["compare", *SMALL, "seeds=2", "arms.baseline={}", "arms.rescaled.interventions.gradient_rescaling={}",
+            "arms.unstable.overrides.optim.lr=1e3", "compare.workers=2", f"compare.out_dir={tmp_path}/c"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == f"comparison_dir: {tmp_path}/c"
+    out = tmp_path / "c"
+    for name in ("comparison.json", "comparison.csv", "comparison.md", "curves.png", "learn_steps.png", "timeline.png"):
+        assert (out / name).is_file(), name
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert [e["reason"] for e in comparison["excluded"]] == ["diverged", "diverged"]  # lr=1e3, both seeds
+    assert "training diverged at step" in comparison["excluded"][0]["message"]
+    rare = comparison["skills"]["x3x4"]
+    assert rare["baseline"]["n"] == 2 and rare["rescaled"]["speedup"]["median"] > 1
+    assert "excluded unstable seed 1: diverged" in result.stdout
+    assert "| x3x4 learn step | rescaled |" in (out / "comparison.md").read_text()
+    again = run_cli(*args)  # the same command again: nothing left to run, the same statistics
+    assert again.returncode == 0 and "6 done earlier" in again.stdout + again.stderr
+    assert json.loads((out / "comparison.json").read_text())["skills"] == comparison["skills"]
+
+
+@pytest.mark.slow
+def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path):
+    common = [*SMALL, "seeds=2", "arms=[baseline,skill_reweighting]", "compare.workers=1"]
+    whole = run_cli("compare", *common, f"compare.out_dir={tmp_path}/whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    proc = subprocess.Popen([sys.executable, "-m", "skilltrain", "compare", *common, f"compare.out_dir={tmp_path}/cut"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "cut/baseline/seed1/summary.json"
+    start = time.time()
+    while not first.exists():
+        assert time.time() - start < 300
+        time.sleep(0.1)
+    time.sleep(2.0)  # the second run is under way
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "run the same command again to continue" in err
+    assert not (tmp_path / "cut/comparison.json").exists()
+    rerun = run_cli("compare", *common, f"compare.out_dir={tmp_path}/cut")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "done earlier" in rerun.stdout + rerun.stderr
+    a = json.loads((tmp_path / "whole/comparison.json").read_text())
+    b = json.loads((tmp_path / "cut/comparison.json").read_text())
+    assert a["skills"] == b["skills"] and a["all_learned"] == b["all_learned"]

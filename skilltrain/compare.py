@@ -106,8 +106,8 @@ def _resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
         given = loaded.get("arms", loaded) if isinstance(loaded, dict) else loaded
     if isinstance(given, (DictConfig, dict)):
         return {str(n): _arm_spec(str(n), spec, f"arms.{n}") for n, spec in dict(given).items()}
-    require(isinstance(given, (ListConfig, list)) and len(given) >= 2, "arms",
-            "needs at least two arms, e.g. arms=[baseline,gradient_rescaling]")
+    require(isinstance(given, (ListConfig, list)) and len(given) >= 1, "arms",
+            "needs arms to run, e.g. arms=[baseline,gradient_rescaling] (one arm: a report over seeds)")
     arms = {}
     known = ["baseline", *recipe_arms, *INTERVENTIONS.names()]
     for name in map(str, given):
@@ -239,9 +239,10 @@ class Runner:
             else:
                 run.state, run.note = "done", "finished earlier"
         done_before = len(self.plan.runs) - len(todo)
+        print(f"{done_before} runs finished earlier (kept), {len(todo)} to run", file=sys.stderr, flush=True)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, transient=False) as progress:
-            task = progress.add_task(f"runs ({done_before} done earlier)", total=len(self.plan.runs), completed=done_before)
+            task = progress.add_task("runs", total=len(self.plan.runs), completed=done_before)
             with ThreadPoolExecutor(max_workers=self.plan.settings.workers) as pool:
                 futures = [pool.submit(self.run_one, run, cmd, logs / f"{run.arm}-seed{run.seed}.log") for run, cmd in todo]
                 try:

@@ -5,7 +5,8 @@ same seed: the same data and initial weights). Arms come from
 
 - the CLI shorthand `arms=[baseline,gradient_rescaling,skill_reweighting]`: `baseline` adds nothing, any other name
   is an arm defined in the recipe's `arms:` section or a registered intervention with its defaults;
-- an `arms:` mapping, in the recipe file, in a YAML file (`arms=my_arms.yaml`) or on the command line:
+- an `arms:` mapping, in the recipe file, in a YAML file (`arms=my_arms.yaml`, or a shipped one: `arms=all_modes`
+  runs every mode of every intervention, conf/arms/) or on the command line:
   `arms.<arm>.interventions.<name>.<param>=value`, `arms.<arm>.overrides.<key>=value`.
 
 Every other `key=value` applies to every run. Each run is a separate `python -m skilltrain fit` process
@@ -32,6 +33,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +97,21 @@ def _arm_spec(name: str, spec, key: str) -> dict:
     return {"interventions": spec.get("interventions") or {}, "overrides": spec.get("overrides") or {}}
 
 
+def arms_file_names() -> list[str]:
+    folder = resources.files("skilltrain.conf").joinpath("arms")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def _resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
     if given is None:
         require(recipe_arms, "arms", "is required, e.g. arms=[baseline,gradient_rescaling] (or an arms: section in the recipe)")
         given = recipe_arms
     if isinstance(given, str):
         path = Path(given)
-        require(path.is_file(), "arms", f"no arms file at '{given}' (or give arms=[baseline,<intervention>,…])")
+        if given in arms_file_names():  # a shipped arms file: conf/arms/<name>.yaml
+            path = Path(str(resources.files("skilltrain.conf").joinpath("arms", f"{given}.yaml")))
+        require(path.is_file(), "arms", f"no arms file '{given}' (shipped: {', '.join(arms_file_names())}; "
+                                        "or a path, or arms=[baseline,<intervention>,…])")
         loaded = OmegaConf.to_container(OmegaConf.load(path))
         given = loaded.get("arms", loaded) if isinstance(loaded, dict) else loaded
     if isinstance(given, (DictConfig, dict)):

@@ -89,6 +89,7 @@ class WandbConfig:
     group: str | None = MISSING
     job_type: str | None = MISSING
     tags: list[str] = MISSING
+    init_timeout: float = MISSING  # seconds to wait for W&B to start before falling back (offline, then CSV only)
 
 
 @dataclass

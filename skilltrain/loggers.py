@@ -7,9 +7,11 @@ offline (the run folder can be synced later with `wandb sync`); a WANDB_MODE env
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import netrc
 import os
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -83,16 +85,35 @@ def build_loggers(cfg, run_dir: Path, run_id: str, resume_at: dict | None = None
         loggers.append(RunCSVLogger(run_dir, resume_at))
     mode = resolve_wandb_mode(cfg.logger.wandb.mode)
     if mode != "disabled":
-        from lightning.pytorch.loggers import WandbLogger
-
-        w = cfg.logger.wandb
-        loggers.append(
-            WandbLogger(
-                project=w.project, entity=w.entity, name=w.name or run_dir.name, group=w.group, job_type=w.job_type,
-                tags=list(w.tags), save_dir=str(run_dir), id=run_id, mode=mode, resume="allow",
-            )
-        )
+        wandb_logger = _start_wandb(cfg.logger.wandb, run_dir, run_id, mode)
+        if wandb_logger is not None:
+            loggers.append(wandb_logger)
     return loggers
+
+
+def _start_wandb(w, run_dir: Path, run_id: str, mode: str) -> Logger | None:
+    """A WandbLogger whose run has started: W&B problems surface here, before training, as a warning.
+
+    Online but unreachable or misconfigured (no network, a bad key or entity): warn and log offline instead
+    (`wandb sync` uploads it later); if even that fails, warn and go on with CSV only. Never a crash.
+    """
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    for attempt in [mode, "offline"] if mode == "online" else [mode]:
+        try:
+            logger = WandbLogger(project=w.project, entity=w.entity, name=w.name or run_dir.name, group=w.group,
+                                 job_type=w.job_type, tags=list(w.tags), save_dir=str(run_dir), id=run_id, mode=attempt,
+                                 resume="allow", settings=wandb.Settings(init_timeout=w.init_timeout, silent=True))
+            logger.experiment  # noqa: B018  (starts the run now, on rank 0; a placeholder on the others)
+            return logger
+        except Exception as e:  # wandb raises many kinds (CommError, UsageError, timeouts, …)
+            with contextlib.suppress(Exception):
+                wandb.teardown()  # release the failed run (its id) before the next attempt
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            then = "logging offline instead" if attempt == "online" else "going on with metrics.csv only"
+            print(f"warning: W&B {attempt} did not start ({type(e).__name__}: {first}); {then}", file=sys.stderr)
+    return None
 
 
 class WandbSetup(L.Callback):

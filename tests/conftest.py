@@ -42,8 +42,8 @@ def fit_quietly(*args: str, out_dir: Path) -> dict:
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m skilltrain …` in a subprocess."""
-    full_env = {**os.environ, "WANDB_MODE": "disabled", **(env or {})}
+    """`python -m skilltrain …` in a subprocess (an `env` value of None removes that variable)."""
+    full_env = {k: v for k, v in {**os.environ, "WANDB_MODE": "disabled", **(env or {})}.items() if v is not None}
     return subprocess.run([sys.executable, "-m", "skilltrain", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
 

@@ -100,3 +100,15 @@ def test_wandb_offline_run_folder(tmp_path, monkeypatch):
     offline = list((run / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
     assert (run / "metrics.csv").is_file()
+
+
+@pytest.mark.slow
+def test_unreachable_wandb_falls_back_to_offline_and_training_goes_on(tmp_path):
+    result = run_cli("fit", "presets=[debug]", "logger.wandb.mode=online", "logger.wandb.init_timeout=5",
+                     f"out_dir={tmp_path}/run", env={"WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_API_KEY": "a" * 40,
+                                                     "WANDB_MODE": None})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "warning: W&B online did not start" in result.stderr and "logging offline instead" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list((tmp_path / "run/wandb").glob("offline-run-*")) and (tmp_path / "run/metrics.csv").is_file()
+    assert json.loads((tmp_path / "run/summary.json").read_text())["status"] == "completed"

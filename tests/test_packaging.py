@@ -22,6 +22,7 @@ def test_non_editable_install_has_recipes_and_no_bare_callbacks_module(tmp_path)
     assert (target / "skilltrain/recipes/compositional.yaml").is_file()
     assert (target / "skilltrain/conf/defaults.yaml").is_file()
     assert (target / "skilltrain/conf/presets/debug.yaml").is_file()
+    assert (target / "skilltrain/conf/arms/all_modes.yaml").is_file()
     code = ("import skilltrain, skilltrain.callbacks; from skilltrain.config import load_config, recipe_names;"
             "assert skilltrain.__file__.startswith(%r), skilltrain.__file__;"
             "print(sorted(recipe_names())); print(load_config(['recipe=compositional','presets=[debug]']).trainer.max_steps)")

@@ -65,7 +65,8 @@ def main() -> None:
     print(f"multitask_parity, {args.steps} steps, batch 2048, {args.repeats} alternating repeats")
     print("\nper mode, 10 skills (ratio of training-loop time to the baseline's):")
     for arm, (ratio, base) in ratios(args.steps, args.repeats, MODES, ["data.n_tasks=10"]).items():
-        print(f"  {arm:<38} {ratio:5.2f}×" + (f"   (baseline {1000 * base / args.steps:.1f} ms/step)" if arm == "baseline" else ""))
+        context = f"   (baseline {1000 * base / args.steps:.1f} ms/step)" if arm == "baseline" else ""
+        print(f"  {arm:<38} {ratio:5.2f}×{context}")
     print("\ngrad_norm against the number of skills K:")
     for k in (2, 4, 8, 16):
         result = ratios(args.steps, args.repeats, {"grad_norm": MODES["gradient_rescaling grad_norm"]},

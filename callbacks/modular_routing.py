@@ -75,7 +75,8 @@ class ModularRouting(Intervention):
         super().__init__(params, task)
         self.n_experts = params.n_experts or task.n_skills
         self.replaced = False
-        self.routing: dict[str, torch.Tensor] = {}
+        self.module = None  # the SkillModule, known from setup
+        self._skill: torch.Tensor | None = None
 
     @property
     def touches(self) -> frozenset[str]:
@@ -95,6 +96,7 @@ class ModularRouting(Intervention):
                         f"must be ≥ n_experts ({self.n_experts}) to give each expert units, got {w}")
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        self.module = pl_module
         if stage != "fit" or self.replaced:
             return
         mlp = pl_module.model
@@ -125,22 +127,21 @@ class ModularRouting(Intervention):
             return None
         return self.params.balance * module.model.aux
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.params.mode != "learned" or "skill" not in batch:
-            return
-        if (pl_module.global_step) % trainer.log_every_n_steps:
-            return  # measured at the logging cadence only (it costs an all-reduce)
-        probs = pl_module.model.last_probs
-        onehot = torch.nn.functional.one_hot(batch["skill"], len(self.skills)).to(probs.dtype)
-        totals = trainer.strategy.reduce(torch.cat([onehot.T @ probs, onehot.sum(0)[:, None]], dim=1), reduce_op="sum")
-        load = totals[:, :-1] / totals[:, -1:].clamp(min=1)  # [K, E]: mean routing probability per skill
-        entropy = -(load * load.clamp(min=1e-12).log()).sum(1)
-        self.routing = {"load": load, "entropy": entropy}
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._skill = batch.get("skill")  # for the routing statistics, measured in `logged` with this step's forward
 
     def logged(self) -> dict[str, float | torch.Tensor]:
-        if not self.routing:
+        """Per skill (control form): the mean routing probability on each expert, and its entropy. Measured from
+        this step's forward when the module logs (all ranks at once: it is an all-reduce)."""
+        if self.params.mode != "learned" or self._skill is None or self.module is None:
             return {}
-        values = {f"entropy/{s}": e for s, e in zip(self.skills, self.routing["entropy"])}
-        for s, row in zip(self.skills, self.routing["load"]):
+        probs = self.module.model.last_probs
+        onehot = torch.nn.functional.one_hot(self._skill, len(self.skills)).to(probs.dtype)
+        sums = torch.cat([onehot.T @ probs, onehot.sum(0)[:, None]], dim=1)
+        totals = self.module.trainer.strategy.reduce(sums, reduce_op="sum")
+        load = totals[:, :-1] / totals[:, -1:].clamp(min=1)  # [K, E]
+        entropy = -(load * load.clamp(min=1e-12).log()).sum(1)
+        values = {f"entropy/{s}": e for s, e in zip(self.skills, entropy)}
+        for s, row in zip(self.skills, load):
             values.update({f"load/{s}/e{j}": v for j, v in enumerate(row)})
         return values

@@ -8,14 +8,16 @@ What it does. Changes how much each skill counts, at the loss (modes `inverse_fr
 Formulas (p_k: the task's frequency of skill k; L[b, k]: the loss matrix; sg: stop-gradient):
 - `inverse_frequency` (default): weight w_k = (1/p_k) · Σ_j p_j / K on skill k's losses, so every skill's expected
   share of the loss is equal and the expected total weight Σ_k p_k w_k is unchanged.
-- `self` (self-reweighting): ℓ̃ = mean over entries of ℓ · sg(ℓ) / sg(mean ℓ): each loss entry weighted by its own
-  size, relative to the batch mean (all-reduced across ranks).
+- `self` (self-reweighting): ℓ̃ = Σ_b Σ_k M·ℓ · sg(ℓ) / sg(ℓ̄) / B, ℓ̄ the mean over the entries in the objective
+  (all-reduced across ranks): each loss entry weighted by its own size relative to that mean, then reduced like the
+  unweighted loss (over the B rows).
 - `balanced_sampling`: skill rates q_k ∝ p_k^exponent (exponent 0: uniform; 1: the natural mixture). Control form:
   the stream draws skills (or pool rows) with probabilities q; outputs form: loss-mask rates rescaled to keep
   Σ_k q_k = Σ_k p_k (capped at 1). Needs sampling: a full-batch control-form pool has nothing to rebalance.
 - `online`: an adaptive mixture from per-skill training signals (an EMA, factor `ema`, of the all-reduced
   per-skill loss, or of its relative decrease, `signal=progress`), updated every `update_every` steps:
-  `algorithm=eg` (exponentiated gradient, as DoReMi): q ← softmax(log q + lr · s / mean s);
+  `algorithm=eg` (exponentiated gradient, as DoReMi): q ← softmax(log q + lr · s), with s the EMA loss over its
+  mean across skills (`signal=loss`) or the EMA loss's relative decrease since the last update (`signal=progress`);
   `algorithm=exp3` (bandit, as Online Data Mixing): w_k ← w_k · exp(floor · lr · ŝ_k / K) with ŝ_k = s_k / q_k
   for skills seen in the batch; in both, q ← (1 − floor) · q + floor / K.
 

@@ -24,8 +24,8 @@ commands:
   export-data    freeze a task's training and held-out sets as a Hugging Face dataset (save_to_disk)
                    python -m skilltrain export-data recipe=multitask_parity data.n_samples=20000 path=data/mtp
 
-Exit codes: 0 done; 2 bad input (one `error:` line); 3 training diverged; 130 / 143 stopped by Ctrl-C / SIGTERM
-(checkpoint written: resume with `fit ckpt_path=last out_dir=<run_dir>`).
+Exit codes: 0 done; 2 bad input (one `error:` line); 3 training diverged; 130 / 143 stopped by Ctrl-C / SIGTERM,
+4 stopped by trainer.max_time (checkpoint written: resume with `fit ckpt_path=last out_dir=<run_dir>`).
 
 Overrides are OmegaConf dotlists: key=value, lists as [a,b], mappings as {k: v}. Lightning Trainer flags go
 under trainer.* (trainer.max_steps=2000 trainer.accelerator=gpu). `print-config` shows every key.

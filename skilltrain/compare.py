@@ -23,9 +23,11 @@ timeline.png, and a console table.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from skilltrain.config import load_config, parse_overrides, recipe_sections, require
+from skilltrain.config import _load_yaml, load_config, parse_overrides, recipe_sections, require
 from skilltrain.errors import UserError, unknown
 from skilltrain.registry import INTERVENTIONS
 from skilltrain.run import recipe_stem
@@ -83,7 +85,7 @@ def _flatten(prefix: str, value) -> list[str]:
     """A nested mapping as dotlist arguments: {"optim": {"lr": 0.1}} → ["optim.lr=0.1"] ({} stays a value)."""
     if isinstance(value, dict) and value:
         return [arg for k, v in value.items() for arg in _flatten(f"{prefix}.{k}" if prefix else str(k), v)]
-    return [f"{prefix}={json.dumps(value)}"]
+    return [f"{prefix}={json.dumps(value, separators=(',', ':'))}"]
 
 
 def _arm_spec(name: str, spec, key: str) -> dict:
@@ -112,8 +114,8 @@ def _resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
             path = Path(str(resources.files("skilltrain.conf").joinpath("arms", f"{given}.yaml")))
         require(path.is_file(), "arms", f"no arms file '{given}' (shipped: {', '.join(arms_file_names())}; "
                                         "or a path, or arms=[baseline,<intervention>,…])")
-        loaded = OmegaConf.to_container(OmegaConf.load(path))
-        given = loaded.get("arms", loaded) if isinstance(loaded, dict) else loaded
+        loaded = OmegaConf.to_container(_load_yaml(path.read_text(), f"arms file {given}"))
+        given = loaded.get("arms", loaded)
     if isinstance(given, (DictConfig, dict)):
         return {str(n): _arm_spec(str(n), spec, f"arms.{n}") for n, spec in dict(given).items()}
     require(isinstance(given, (ListConfig, list)) and len(given) >= 1, "arms",
@@ -166,6 +168,7 @@ def plan(args: list[str]) -> Plan:
     tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
     directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{tag}")
     result = Plan(recipe, arms, seeds, settings, directory)
+    measured: dict[str, dict] = {}
     for arm, spec in arms.items():
         arm_args = _flatten("interventions", spec["interventions"]) if spec["interventions"] else []
         arm_args += [a for k, v in spec["overrides"].items() for a in _flatten(str(k), v)]
@@ -174,11 +177,27 @@ def plan(args: list[str]) -> Plan:
             run_args = [*common, *arm_args, f"seed={seed}", f"out_dir={run_dir}", "trainer.enable_progress_bar=false",
                         f"logger.wandb.group=compare-{directory.name}", f"logger.wandb.job_type={arm}"]
             try:
-                load_config(run_args)  # every run's config is valid before any runs
+                cfg = load_config(run_args)  # every run's config is valid before any runs
             except UserError as e:
                 raise UserError(f"arm {arm}: {e}") from None
             result.runs.append(Run(arm, seed, run_args, run_dir))
+            measured[arm] = _what_is_measured(cfg)
+    first = next(iter(measured))
+    for arm, what in measured.items():
+        require(what == measured[first], f"arms.{arm}",
+                f"must train the same skills and measure them alike as arm {first} (skills and metric.*), "
+                f"to be compared: {what} vs {measured[first]}")
     return result
+
+
+def _what_is_measured(cfg) -> dict:
+    """The skills a run learns and how "learned" is measured: what paired arms must share."""
+    from skilltrain.data import build_task
+    from skilltrain.models import DTYPES
+
+    data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+    task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
+    return {"skills": task.skills, "metric": dict(cfg.metric)}
 
 
 # ---- running ---------------------------------------------------------------------------------------------------
@@ -192,11 +211,11 @@ def _summary(run_dir: Path) -> dict | None:
 
 
 def _command(run: Run) -> list[str]:
-    """Fresh, resumed (stopped with a checkpoint) or restarted (anything else half-done) — or None when finished."""
+    """Fresh, resumed (stopped or killed, with a checkpoint) or restarted (half-done without one); [] when finished."""
     summary = _summary(run.run_dir)
     if summary and summary.get("status") in ("completed", "diverged"):
         return []
-    if summary and summary.get("status") == "stopped" and (run.run_dir / "checkpoints/last.ckpt").is_file():
+    if (run.run_dir / "checkpoints/last.ckpt").is_file():  # stopped, or killed after a checkpoint: continue it
         return ["fit", "ckpt_path=last", f"out_dir={run.run_dir}", "trainer.enable_progress_bar=false"]
     restart = ["overwrite=true"] if run.run_dir.exists() else []
     return ["fit", *run.args, *restart]
@@ -213,14 +232,14 @@ class Runner:
         self.stopping = False
 
     def run_one(self, run: Run, command: list[str], log_path: Path) -> None:
-        if self.stopping:
-            return
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
         with open(log_path, "w") as log:
-            # its own session: a Ctrl-C in the terminal reaches only compare, which stops each run once, cleanly
-            proc = subprocess.Popen([sys.executable, "-m", "skilltrain", *command], stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, start_new_session=True)
-            with self.lock:
+            with self.lock:  # no run starts once stopping began, and every started run is known to `stop`
+                if self.stopping:
+                    return
+                # its own session: a Ctrl-C in the terminal reaches only compare, which stops each run once, cleanly
+                proc = subprocess.Popen([sys.executable, "-m", "skilltrain", *command], stdout=log,
+                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)
                 self.running[proc.pid] = proc
             code = proc.wait()
             with self.lock:
@@ -269,15 +288,20 @@ class Runner:
                                                           f"{failed} failed")
                         time.sleep(0.2)
                 except KeyboardInterrupt:
-                    self.stopping = True
-                    print("\nstopping the running fits at their next step (their checkpoints are kept) …", file=sys.stderr)
-                    with self.lock:
-                        for proc in self.running.values():
-                            proc.send_signal(signal.SIGINT)
+                    self.stop()
                     for f in futures:
                         f.cancel()
                     raise
         return all(r.state == "done" for r in self.plan.runs)
+
+    def stop(self) -> None:
+        """Ask every running fit (all its processes: DDP ranks too) to stop at its next step, and start no more."""
+        print("\nstopping the running fits at their next step (their checkpoints are kept) …", file=sys.stderr)
+        with self.lock:
+            self.stopping = True
+            for proc in self.running.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
 
 
 # ---- the comparison --------------------------------------------------------------------------------------------
@@ -365,14 +389,21 @@ def print_comparison(result: dict, directory: Path) -> None:
     console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png")
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def compare(args: list[str]) -> int:
     the_plan = plan(args)
     if the_plan.settings.dry_run:
         for run in the_plan.runs:
-            print("python -m skilltrain " + " ".join(_command(run) or ["# finished:", str(run.run_dir)]))
+            command = _command(run)
+            print(f"python -m skilltrain {shlex.join(command)}" if command else f"# finished: {run.run_dir}")
         return 0
     the_plan.directory.mkdir(parents=True, exist_ok=True)
     print(f"comparison: {the_plan.directory} · {len(the_plan.arms)} arms × {len(the_plan.seeds)} seeds", file=sys.stderr)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # preempted or disconnected: stop the fits too, never orphan them
+        signal.signal(sig, _raise_interrupt)
     try:
         finished = Runner(the_plan).run()
     except KeyboardInterrupt:

@@ -324,7 +324,7 @@ def load_config(args: list[str] | None = None) -> DictConfig:
 
 
 # What may change when a run is resumed: how long and how it runs, not what it trains.
-RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path", "overwrite", "presets", "diverge_factor")
+RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path", "overwrite", "diverge_factor")
 
 
 def run_dir_of_checkpoint(ckpt_path: str, out_dir: str | None) -> Path:
@@ -415,7 +415,9 @@ def validate(cfg: DictConfig) -> None:
     require(t.max_steps >= 1, "trainer.max_steps", f"must be ≥ 1, got {t.max_steps}")
     require(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", f"must be ≥ 1, got {t.log_every_n_steps}")
     require(t.val_check_interval >= 1, "trainer.val_check_interval", f"must be ≥ 1 (steps), got {t.val_check_interval}")
-    require(t.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", f"must be ≥ 1, got {t.accumulate_grad_batches}")
+    require(t.accumulate_grad_batches == 1, "trainer.accumulate_grad_batches",
+            f"must be 1: skilltrain measures, checkpoints and intervenes per optimizer step (use a larger "
+            f"data.batch_size, or more processes), got {t.accumulate_grad_batches}")
     o = cfg.optim
     OPTIMIZERS.get(o.name)
     require(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
@@ -443,6 +445,11 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"metric.name: task {cfg.data.name} has regression skills without accuracy; use metric.name=loss")
     for section in [cfg.data, cfg.model, *cfg.interventions.values()]:
         OmegaConf.to_object(section).validate()
+
+
+def val_every(cfg: DictConfig) -> int:
+    """Training steps between held-out evaluations."""
+    return cfg.trainer.val_check_interval
 
 
 def to_yaml(cfg: DictConfig) -> str:

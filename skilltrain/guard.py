@@ -35,7 +35,7 @@ class DivergenceGuard(L.Callback):
         bad = present & ~torch.isfinite(skill_loss)
         if self.factor is not None:
             bad |= present & (skill_loss > self.factor * self.first_loss.nan_to_num(nan=float("inf")).clamp(min=1e-12))
-        step_bad = bad.any() | ~torch.isfinite(loss)
+        step_bad = bad.any()  # from all-reduced statistics only, so that every rank decides alike
         first = (self.bad_step < 0) & step_bad
         self.bad_step = torch.where(first, torch.as_tensor(pl_module.train_stats_step, device=loss.device), self.bad_step)
         self.bad_skills = torch.where(first, bad, self.bad_skills)

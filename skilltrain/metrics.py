@@ -21,9 +21,9 @@ class SkillMetrics(Metric):
     full_state_update = False
     higher_is_better = None
 
-    def __init__(self, n_skills: int, **kwargs):
+    def __init__(self, n_skills: int, accuracy: bool = True, **kwargs):
         super().__init__(**kwargs)
-        self.n_skills = n_skills
+        self.n_skills, self.accuracy = n_skills, accuracy  # accuracy=False: regression skills, acc is NaN
         zeros = torch.zeros(n_skills, dtype=torch.float64)
         self.add_state("loss_sum", default=zeros.clone(), dist_reduce_fx="sum")
         self.add_state("correct_sum", default=zeros.clone(), dist_reduce_fx="sum")
@@ -48,26 +48,27 @@ class SkillMetrics(Metric):
             if correct is not None:
                 self.correct_sum += correct.sum(0)
             return
-        present = present.double()
-        self.loss_sum += (losses * present).sum(0)
+        self.loss_sum += torch.where(present, losses, 0).sum(0)
         self.count += present.sum(0)
         if correct is not None:
-            self.correct_sum += (correct.double() * present).sum(0)
+            self.correct_sum += (correct & present).sum(0)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """{"loss", "acc", "mask_loss", "mask_share"}, each [K]; NaN for a skill no sample carried. (torchmetrics
-        squeezes a one-skill result to a scalar on the way out: read it through `values()`.)"""
+        """{"loss", "acc", "mask_loss", "mask_share"}, each [K], and "rows" (the global batch size); NaN for a skill no
+        sample carried, and for the accuracy of regression skills. (torchmetrics squeezes a one-skill result to a
+        scalar on the way out: read it through `values()`.)"""
         nan = torch.full_like(self.count, float("nan"))
         seen, masked = self.count > 0, self.mask_count > 0
         return {
             "loss": torch.where(seen, self.loss_sum / self.count.clamp(min=1), nan),
-            "acc": torch.where(seen, self.correct_sum / self.count.clamp(min=1), nan),
+            "acc": torch.where(seen, self.correct_sum / self.count.clamp(min=1), nan) if self.accuracy else nan,
             "mask_loss": torch.where(masked, self.mask_loss_sum / self.mask_count.clamp(min=1), nan),
             "mask_share": self.mask_count / self.rows.clamp(min=1),
+            "rows": self.rows,
         }
 
     def values(self) -> dict[str, torch.Tensor]:
         """`compute()` (synchronised across ranks) as [K] vectors, then reset for the next batch or evaluation."""
-        out = {k: v.reshape(self.n_skills) for k, v in self.compute().items()}
+        out = {k: v.reshape(()) if k == "rows" else v.reshape(self.n_skills) for k, v in self.compute().items()}
         self.reset()
         return out

@@ -2,11 +2,14 @@
 
     L[b, k]  loss of sample b on skill k
     M[b, k]  sample b carries skill k's loss this step (outputs form: the frequency mask; control form: one-hot)
-    D[b, k]  sample b has a target for skill k (what per-skill metrics average over)
+    D[b, k]  sample b has a target for skill k, what per-skill metrics average over (outputs form: every sample;
+             control form: one-hot)
 
     loss = Σ_b Σ_k M[b, k] · L[b, k] / B
 
-so skill k's share of the gradient is proportional to its frequency, as in the paper. Per-skill loss and accuracy
+so skill k's share of the gradient is proportional to its frequency, as in the paper. (Under DDP, B is the global
+batch over the number of processes, so that DDP's averaging of gradients gives exactly the one-process loss even
+when a full-batch pool does not split evenly across ranks.) Per-skill loss and accuracy
 are computed every step from the same matrices (`SkillMetrics`, synchronised across DDP ranks) and logged as
 `skill/<name>/{loss,acc}` (train) and `skill/<name>/{val_loss,val_acc}` (held-out).
 """
@@ -18,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from skilltrain.config import from_container
+from skilltrain.config import from_container, val_every
 from skilltrain.data import build_task
 from skilltrain.metrics import SkillMetrics
 from skilltrain.models import DTYPES, build_model, per_skill_head
@@ -38,8 +41,8 @@ class SkillModule(L.LightningModule):
         self.model = build_model(model_cfg, self.task)
         self.per_skill_head = per_skill_head(model_cfg, self.task)
         self.skills = self.task.skills
-        self.train_metrics = SkillMetrics(self.task.n_skills)
-        self.val_metrics = SkillMetrics(self.task.n_skills)
+        self.train_metrics = SkillMetrics(self.task.n_skills, self.task.accuracy)
+        self.val_metrics = SkillMetrics(self.task.n_skills, self.task.accuracy)
         self.keys = {part: [f"skill/{s}/{part}" for s in self.skills] for part in ("loss", "acc", "val_loss", "val_acc")}
         # Latest per-skill train statistics ({"loss": [K], "acc": [K]}, all ranks alike) and the step they measure.
         self.train_stats: dict[str, torch.Tensor] = {}
@@ -70,11 +73,7 @@ class SkillModule(L.LightningModule):
                 logits = out.view(len(out), task.n_skills, task.n_classes)
                 losses = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
                 correct = logits.argmax(-1) == y
-            present = batch.get("target_mask")
-            mask = batch.get("loss_mask")
-            if present is not None:
-                mask = present if mask is None else mask & present
-            return losses, correct, mask, present
+            return losses, correct, batch.get("loss_mask"), None
         skill = batch["skill"]
         onehot = F.one_hot(skill, task.n_skills).bool()
         if self.per_skill_head:  # each sample reads its own skill's block of outputs
@@ -85,13 +84,14 @@ class SkillModule(L.LightningModule):
         else:
             per_sample = F.cross_entropy(out, y, reduction="none")
             correct = onehot & (out.argmax(-1) == y)[:, None] if task.accuracy else None
-        return per_sample[:, None] * onehot, correct, onehot, onehot
+        # where, not a product: a non-finite loss stays in its own skill's column
+        return torch.where(onehot, per_sample[:, None], 0), correct, onehot, onehot
 
     @staticmethod
-    def reduce(losses: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Σ_b Σ_k M·L / B."""
+    def reduce(losses: torch.Tensor, mask: torch.Tensor | None, rows: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Σ_b Σ_k M·L / rows, rows = the batch size (this rank's, unless given)."""
         total = losses.sum() if mask is None else torch.where(mask, losses, 0).sum()
-        return total / losses.shape[0]
+        return total / (losses.shape[0] if rows is None else rows)
 
     # ---- steps ----------------------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -109,7 +109,8 @@ class SkillModule(L.LightningModule):
             w = intervention.loss_weights(self, losses, mask, self.train_stats)
             if w is not None:
                 weights = w if weights is None else weights * w
-        loss = self.reduce(losses if weights is None else losses * weights, mask)
+        rows = self.train_stats["rows"] / self.trainer.world_size  # the global batch per process (see above)
+        loss = self.reduce(losses if weights is None else losses * weights, mask, rows)
         for intervention in self.interventions:
             extra = intervention.extra_loss(self)
             if extra is not None:
@@ -129,8 +130,7 @@ class SkillModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.val_stats = self.val_metrics.values()
-        step, every = self.global_step, max(1, self.cfg.trainer.val_check_interval // self.cfg.trainer.accumulate_grad_batches)
-        if step % every and step != self.trainer.max_steps:
+        if self.global_step % val_every(self.cfg):
             # Lightning also evaluates when a run is stopped early (Ctrl-C); keep only the scheduled evaluations, so
             # that a stopped-and-resumed run records exactly what an uninterrupted one does.
             self.val_stats = {}

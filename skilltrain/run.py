@@ -20,9 +20,7 @@ import hashlib
 import logging
 import os
 import shutil
-import signal
-import sys
-import threading
+import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +29,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.allocator import tune_cpu_allocator
-from skilltrain.config import require, to_container, to_yaml
+from skilltrain.config import require, to_container, to_yaml, val_every
 from skilltrain.errors import UserError
 
 RUN_DIR_ENV = "SKILLTRAIN_RUN_DIR"
@@ -93,9 +91,38 @@ def resolve_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, dict]:
     return str(path), position
 
 
-def run_id_for(run_dir: Path) -> str:
-    """A stable id for the run (the W&B run id): the same directory always gives the same id."""
-    return hashlib.blake2b(str(run_dir.resolve()).encode(), digest_size=6).hexdigest()
+RUN_ID_FILE = ".run_id"
+
+
+def run_id_of(run_dir: Path) -> str:
+    """The run's id (its W&B run id), drawn when the directory was made: a resume continues the same W&B run, a
+    new run in the same place (overwrite=true) starts a new one."""
+    path = run_dir / RUN_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    return hashlib.blake2b(str(run_dir.resolve()).encode(), digest_size=6).hexdigest()  # a run made before ids
+
+
+def _trainer(kwargs: dict, callbacks: list, run_dir: Path) -> L.Trainer:
+    """Lightning's Trainer; a flag value Lightning refuses becomes a one-line error naming the flag."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(
+            **kwargs,
+            logger=False,  # set right after: W&B starts only once the Trainer's flags are known to be valid
+            callbacks=callbacks,
+            default_root_dir=str(run_dir),
+            check_val_every_n_epoch=None,  # evaluate every trainer.val_check_interval steps of the endless stream
+            enable_checkpointing=False,  # skilltrain.checkpointing writes the run's checkpoints
+            use_distributed_sampler=False,  # the datamodule shards the eval set itself
+        )
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as e:
+        text = " ".join(str(e).split())
+        named = [k for k in kwargs if k in text]  # the flag the message names, else the one whose value it quotes
+        quoted = [k for k, v in kwargs.items() if isinstance(v, str) and len(v) > 1 and v in text]
+        key = (named or quoted or [None])[0]
+        raise UserError(f"trainer{'.' + key if key else ''}: {text[:300]}") from None
 
 
 # Lightning messages that are noise for skilltrain runs, each for a reason:
@@ -145,17 +172,8 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> FitResult | No
     A run ends completed, stopped (SIGTERM, Ctrl-C; checkpoint written, resumable with ckpt_path=last) or diverged
     (non-finite or exploded loss; the last good checkpoint is kept); summary.json says which, in every case.
     """
-    from lightning.pytorch.loggers import WandbLogger
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    from skilltrain.callbacks.skill_progress import SkillProgress
-    from skilltrain.checkpointing import RunCheckpoints
     from skilltrain.data.datamodule import SkillDataModule
-    from skilltrain.guard import DivergenceGuard, TrainingDiverged
-    from skilltrain.loggers import WandbSetup, build_loggers
     from skilltrain.module import SkillModule
-    from skilltrain.progress import StepProgressBar
-    from skilltrain.report import build_summary, plot_curves, print_table, write_json
 
     tune_cpu_allocator()
     run_dir, creates = choose_run_dir(cfg)
@@ -172,43 +190,59 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> FitResult | No
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    run_id = run_id_for(run_dir)
+        (run_dir / RUN_ID_FILE).write_text(uuid.uuid4().hex[:12])
+    run_id = run_id_of(run_dir)
+    try:
+        return _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, ckpt_path, resume_at)
+    except UserError:
+        # A mistake found while setting up (a Trainer flag, a data shard): a run directory made for it is removed
+        # again, so that the same command, corrected, can use it; one that holds a checkpoint is kept.
+        if creates and not (run_dir / "checkpoints" / "last.ckpt").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, ckpt_path, resume_at) -> FitResult | None:
+    from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from skilltrain.callbacks.skill_progress import SkillProgress
+    from skilltrain.checkpointing import RunCheckpoints
+    from skilltrain.guard import DivergenceGuard, TrainingDiverged
+    from skilltrain.loggers import WandbSetup, build_loggers
+    from skilltrain.progress import StepProgressBar
+    from skilltrain.report import build_summary, plot_curves, print_table, write_json
+    from skilltrain.stopping import StopOnSigint
+
+    task = module.task
 
     every = cfg.trainer.log_every_n_steps
     progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, every)
     guard = DivergenceGuard(task.skills, cfg.diverge_factor, every)
+    stopper = StopOnSigint(every)
     callbacks = [
         *callbacks,
         *interventions,
         progress,
         guard,
-        RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
-                       cfg.trainer.val_check_interval // cfg.trainer.accumulate_grad_batches or 1, guard),
+        stopper,
+        RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, val_every(cfg), guard),
     ]
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     if trainer_kwargs["strategy"] == "ddp" and any(iv.find_unused_parameters for iv in interventions):
         trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"  # an intervention leaves parameters unused
     if trainer_kwargs["enable_progress_bar"]:
         callbacks.append(StepProgressBar(cfg.trainer.max_steps))
-    loggers = build_loggers(cfg, run_dir, run_id, resume_at)
-    if any(isinstance(lg, WandbLogger) for lg in loggers):
-        callbacks.append(WandbSetup(task.skills, to_container(cfg)))
     os.environ[RUN_DIR_ENV] = str(run_dir)  # read by the processes the DDP launcher starts
     status, message, signum = "completed", None, None
     try:
         with _quiet_lightning():
-            trainer = L.Trainer(
-                **trainer_kwargs,
-                logger=loggers or False,
-                callbacks=callbacks,
-                default_root_dir=str(run_dir),
-                check_val_every_n_epoch=None,  # evaluate every trainer.val_check_interval steps of the endless stream
-                enable_checkpointing=False,  # skilltrain.checkpointing writes the run's checkpoints
-                use_distributed_sampler=False,  # the datamodule shards the eval set itself
-            )
-            with _stop_on_sigint(trainer) as interrupted:
-                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-            if interrupted:
+            trainer = _trainer(trainer_kwargs, callbacks, run_dir)  # its flags are checked before W&B starts
+            trainer.loggers = build_loggers(cfg, run_dir, run_id, resume_at)
+            if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+                trainer.callbacks.append(WandbSetup(task.skills, to_container(cfg)))
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            if stopper.stopped:
                 status, message, signum = "stopped", f"stopped by Ctrl-C (SIGINT) at step {trainer.global_step}", 2
     except TrainingDiverged as e:
         status, message = "diverged", str(e)
@@ -239,38 +273,12 @@ class FitResult:
 
     @property
     def exit_code(self) -> int:
-        """0 completed; 3 diverged; 128 + signal when stopped by one (130 Ctrl-C, 143 SIGTERM), as shells report."""
+        """0 completed; 3 diverged; 128 + signal when stopped by one (130 Ctrl-C, 143 SIGTERM), as shells report;
+        4 stopped otherwise (trainer.max_time)."""
         if self.status == "completed":
             return 0
-        return 3 if self.status == "diverged" else 128 + (self.signal or 2)
+        if self.status == "diverged":
+            return 3
+        return 128 + self.signal if self.signal else 4
 
 
-class _Interrupted:
-    def __init__(self):
-        self.flag = False
-
-    def __bool__(self) -> bool:
-        return self.flag
-
-
-@contextlib.contextmanager
-def _stop_on_sigint(trainer):
-    """A first Ctrl-C stops training at the end of the current step (checkpoint and summary written, resumable);
-    a second one interrupts at once."""
-    interrupted = _Interrupted()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupted
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        interrupted.flag = True
-        trainer.should_stop = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nstopping after this step (Ctrl-C again to interrupt at once) …", file=sys.stderr, flush=True)
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield interrupted
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -83,6 +83,11 @@ CASES = {
     "streaming without a batch size": (["fit", "data.n_samples=null"],
                                        "data.batch_size: must be set when data.n_samples is null"),
     "divergence factor below 1": (["fit", "diverge_factor=0.5"], "diverge_factor: must be > 1 or null"),
+    "gradient accumulation": (["fit", "trainer.accumulate_grad_batches=4"], "trainer.accumulate_grad_batches: must be 1"),
+    "unknown strategy": (["fit", "trainer.strategy=dpp", "out_dir={tmp}/new"],
+                         "trainer.strategy: You selected an invalid strategy"),
+    "invalid precision": (["fit", "trainer.precision=17", "out_dir={tmp}/new"], "trainer.precision: Precision 17 is invalid"),
+    "invalid max_time": (["fit", "trainer.max_time=soon", "out_dir={tmp}/new"], "trainer.max_time:"),
     "accuracy of a regression task": (["fit", "recipe=modularity_regression", "metric.name=acc"],
                                       "metric.name: task two_skill_regression has regression skills without accuracy"),
     # frequencies
@@ -136,6 +141,8 @@ CASES = {
                                   "is from another run (recipe domino_2task, seed 0)"),
     "resume with another task": (["fit", "ckpt_path=last", "out_dir={ws}/done", "data.n_bits=16"],
                                  "data: cannot change when resuming a run"),
+    "resume with other presets": (["fit", "ckpt_path=last", "out_dir={ws}/done", "presets=[debug]"],
+                                  "presets: cannot change when resuming a run"),
     "an existing run directory": (["fit", "out_dir={ws}/done"], "already exists and is not empty"),
     "export over existing files": (["export-data", "recipe=compositional", "path={ws}/done"], "export-data never overwrites"),
 }
@@ -153,7 +160,7 @@ def test_the_matrix_is_large_enough():
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_bad_input(case, ws, tmp_path, capsys):
     args, message = CASES[case]
-    args = [a.replace("{ws}", str(ws)) for a in args]
+    args = [a.replace("{ws}", str(ws)).replace("{tmp}", str(tmp_path)) for a in args]
     before = snapshot(ws)
     code = main(args)
     out, err = capsys.readouterr()
@@ -162,4 +169,4 @@ def test_bad_input(case, ws, tmp_path, capsys):
     assert message.replace("{ws}", str(ws)) in err, err
     assert "Traceback" not in out + err
     assert snapshot(ws) == before  # nothing existing was touched
-    assert not list(tmp_path.iterdir())  # and nothing new was written
+    assert not list(tmp_path.iterdir())  # and nothing new was written (a run directory made for it is removed)

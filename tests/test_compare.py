@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from conftest import run_cli
 
 from skilltrain.cli import main
 from skilltrain.compare import _command, plan
+from skilltrain.config import load_config
 
 SMALL = ("recipe=domino_2task", "data.n_samples=2000", "data.frequencies=[1.0,0.2]", "trainer.max_steps=400",
          "trainer.val_check_interval=100", "checkpoint.every_n_steps=100")
@@ -82,12 +84,24 @@ def test_resume_logic_skips_finished_runs_resumes_stopped_ones_and_restarts_the_
     assert _command(fresh) == ["fit", *fresh.args]
 
 
-def test_dry_run_prints_one_fit_command_per_run(capsys, tmp_path):
-    assert main(["compare", "recipe=domino_2task", "seeds=2", "arms=[baseline,skill_reweighting]", "compare.dry_run=true",
+def test_dry_run_prints_one_runnable_fit_command_per_run(capsys, tmp_path):
+    assert main(["compare", "recipe=domino_2task", "seeds=2", "arms.base={}", "compare.baseline=base",
+                 "arms.rare.overrides.data.frequencies=[1.0,0.05]", "compare.dry_run=true",
                  f"compare.out_dir={tmp_path}/c"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith("python -m skilltrain fit recipe=domino_2task") for line in lines)
+    words = shlex.split(lines[-1])  # as a shell would split it
+    assert "data.frequencies=[1.0,0.05]" in words
+    cfg = load_config(words[4:])  # the printed arguments are a valid config
+    assert list(cfg.data.frequencies) == [1.0, 0.05] and cfg.seed == 2
     assert not (tmp_path / "c").exists()
+
+
+def test_arms_that_train_other_skills_cannot_be_compared(capsys, tmp_path):
+    assert main(["compare", "recipe=multitask_parity", "arms.a={}", "compare.baseline=a",
+                 "arms.b.overrides.data.n_tasks=5", f"compare.out_dir={tmp_path}/c"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "arms.b: must train the same skills and measure them alike as arm a" in err
 
 
 @pytest.mark.slow

@@ -91,3 +91,31 @@ def test_two_processes_with_half_batches_match_one_process(family, tmp_path):
     window = [s for s in b if s <= max(t_one[k] for k in learned)]  # the learning phase (see the docstring)
     worst = max(abs(a[s][k] - b[s][k]) / max(abs(b[s][k]), 1e-12) for s in window for k in b[s])
     assert worst < 1e-6, worst
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_ctrl_c_stops_every_rank_at_the_same_step(tmp_path):
+    """SIGINT to the process group (as a terminal sends it): both ranks agree to stop, nothing hangs."""
+    import os
+    import signal
+    import time
+
+    env = {**os.environ, "MASTER_PORT": str(free_port()), "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen([sys.executable, "-m", "skilltrain", "fit", "recipe=domino_2task", "trainer.max_steps=20000",
+                             "data.batch_size=256", *DDP, f"out_dir={tmp_path}/run"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    metrics = tmp_path / "run/metrics.csv"
+    start = time.time()
+    while not metrics.exists() or metrics.stat().st_size < 2000:  # training is under way on both ranks
+        assert time.time() - start < 180 and proc.poll() is None
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=180)  # a deadlock would time out here
+    assert proc.returncode == 130, err[-2000:]
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert summary["status"] == "stopped" and 0 < summary["steps"] < 20000
+    import torch
+
+    assert torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)["global_step"] == summary["steps"]
+

@@ -26,6 +26,25 @@ def test_skill_metrics_match_a_hand_computation():
     metric.update(torch.ones(2, 3), None, None)  # sums accumulate over updates until reset
     out = metric.compute()
     assert out["loss"].tolist() == [(9 + 2) / 5, (10 + 2) / 4, 1.0]
+    assert out["rows"] == 5 and out["mask_share"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_regression_skills_have_no_accuracy():
+    metric = SkillMetrics(2, accuracy=False)
+    metric.update(torch.tensor([[0.5, 0.0], [0.0, 0.25]]), None, torch.tensor([[True, False], [False, True]]))
+    out = metric.values()
+    assert out["loss"].tolist() == [0.5, 0.25] and torch.isnan(out["acc"]).all()
+
+
+def test_a_non_finite_loss_stays_in_its_own_skill():
+    m = module("recipe=multitask_parity", "data.n_tasks=3")
+    batch = m.task.sample(3, torch.Generator().manual_seed(0), torch.tensor([0, 1, 2]))
+    batch["x"][1] = float("nan")
+    losses, correct, mask, present = m.loss_matrix(batch)
+    metric = SkillMetrics(3)
+    metric.update(losses, correct, present, mask)
+    out = metric.values()
+    assert torch.isnan(out["loss"][1]) and torch.isfinite(out["loss"][[0, 2]]).all()
 
 
 def module(*args):

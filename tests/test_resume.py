@@ -67,6 +67,28 @@ def test_resume_is_exact(arm, tmp_path):
     same_run(tmp_path / "whole", tmp_path / "parts")
 
 
+def test_resume_is_exact_for_learned_routing_in_the_control_form(tmp_path):
+    """Its per-skill routing statistics (control form only) are logged too: a resumed run logs the same."""
+    args = ("recipe=multitask_parity", "data.n_tasks=4", "data.batch_size=128", "trainer.log_every_n_steps=5",
+            "trainer.val_check_interval=10", "interventions.modular_routing.mode=learned", "seed=3")
+    fit_quietly(*args, "trainer.max_steps=40", out_dir=tmp_path / "whole")
+    fit_quietly(*args, "trainer.max_steps=20", out_dir=tmp_path / "parts")
+    fit(load("ckpt_path=last", f"out_dir={tmp_path}/parts", "trainer.max_steps=40", "trainer.enable_progress_bar=false"))
+    same_run(tmp_path / "whole", tmp_path / "parts")
+    header = (tmp_path / "whole/metrics.csv").read_text().splitlines()[0]
+    assert "intervention/modular_routing/entropy/task0" in header and "intervention/modular_routing/load/task3/e3" in header
+
+
+def test_a_resume_continues_the_w_and_b_run_and_overwrite_starts_a_new_one(tmp_path):
+    fit_quietly("recipe=compositional", "trainer.max_steps=10", out_dir=tmp_path / "run")
+    first = (tmp_path / "run/.run_id").read_text()
+    fit(load("ckpt_path=last", f"out_dir={tmp_path}/run", "trainer.max_steps=20", "trainer.enable_progress_bar=false"))
+    assert (tmp_path / "run/.run_id").read_text() == first
+    assert json.loads((tmp_path / "run/summary.json").read_text())["run_id"] == first
+    fit_quietly("recipe=compositional", "trainer.max_steps=10", "overwrite=true", out_dir=tmp_path / "run")
+    assert (tmp_path / "run/.run_id").read_text() != first
+
+
 def _start(tmp_path, name, *extra):
     """A run in a subprocess, long enough to be stopped part-way."""
     return subprocess.Popen([sys.executable, "-m", "skilltrain", "fit", *BASE, "trainer.max_steps=400",

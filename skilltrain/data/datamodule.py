@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from skilltrain.config import require
 from skilltrain.data.base import Task
 from skilltrain.data.stream import EVAL_CHUNK, TrainStream, make_pool_and_eval, take
 
@@ -42,6 +43,9 @@ class SkillDataModule(L.LightningDataModule):
             return
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        n_eval = len(self.eval_set["y"])
+        require(n_eval >= world, "data.eval_samples", f"the held-out set has {n_eval} rows for {world} processes; "
+                                                      "every process needs at least one")
         device = trainer.strategy.root_device if trainer else "cpu"
         self.stream = TrainStream(self.task, self.pool, self.batch_size, self.seed, rank, world, device)
         self.pool = None  # the stream holds it now (on the device)

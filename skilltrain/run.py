@@ -40,8 +40,13 @@ def recipe_stem(recipe: str) -> str:
 
 
 def _external_rank() -> int:
-    """The global rank when an external launcher (torchrun, SLURM) started this process, else 0."""
-    return int(os.environ.get("RANK", "0") or 0)
+    """The global rank when an external launcher started this process (torchrun: RANK; SLURM srun with several
+    tasks: SLURM_PROCID), else 0."""
+    if os.environ.get("RANK"):
+        return int(os.environ["RANK"])
+    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+        return int(os.environ.get("SLURM_PROCID", "0") or 0)
+    return 0
 
 
 def choose_run_dir(cfg: DictConfig) -> tuple[Path, bool]:

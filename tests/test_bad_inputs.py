@@ -144,6 +144,7 @@ CASES = {
     "resume with other presets": (["fit", "ckpt_path=last", "out_dir={ws}/done", "presets=[debug]"],
                                   "presets: cannot change when resuming a run"),
     "an existing run directory": (["fit", "out_dir={ws}/done"], "already exists and is not empty"),
+    "several ranks without out_dir": (["fit", "recipe=compositional"], "out_dir: must be set when an external launcher"),
     "export over existing files": (["export-data", "recipe=compositional", "path={ws}/done"], "export-data never overwrites"),
 }
 
@@ -158,8 +159,11 @@ def test_the_matrix_is_large_enough():
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_bad_input(case, ws, tmp_path, capsys):
+def test_bad_input(case, ws, tmp_path, capsys, monkeypatch):
     args, message = CASES[case]
+    if case == "several ranks without out_dir":
+        monkeypatch.setenv("SLURM_NTASKS", "4")  # as srun starts rank 2 of 4
+        monkeypatch.setenv("SLURM_PROCID", "2")
     args = [a.replace("{ws}", str(ws)).replace("{tmp}", str(tmp_path)) for a in args]
     before = snapshot(ws)
     code = main(args)

@@ -37,6 +37,7 @@ from skilltrain.callbacks.intervention import Intervention
 from skilltrain.config import require
 from skilltrain.data.stream import mix_seed
 from skilltrain.errors import UserError, unknown
+from skilltrain.models.mlp import flat_input_size
 from skilltrain.models.modular import ModularMLP, ModularMLPConfig
 from skilltrain.models.moe import MixtureMLP
 from skilltrain.registry import INTERVENTIONS
@@ -117,8 +118,7 @@ class ModularRouting(Intervention):
             modular = ModularMLPConfig(widths=list(cfg.widths), activation=cfg.activation,
                                        split_inputs=self.params.split_inputs)
             return ModularMLP(modular, task, n_outputs)
-        n_inputs = task.vocab_size * task.seq_len if task.tokens else task.n_inputs
-        return MixtureMLP(n_inputs, list(cfg.widths), cfg.activation, n_outputs, self.n_experts, self.params.top_k,
+        return MixtureMLP(flat_input_size(task), list(cfg.widths), cfg.activation, n_outputs, self.n_experts, self.params.top_k,
                           task.vocab_size)
 
     # ---- learned routing: load balancing and what it learned ------------------------------------------------

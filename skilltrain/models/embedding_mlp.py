@@ -12,14 +12,13 @@ from torch import nn
 
 from skilltrain.config import require
 from skilltrain.data.base import Task
-from skilltrain.errors import UserError, unknown
-from skilltrain.models.base import ModelConfig
-from skilltrain.models.mlp import ACTIVATIONS
+from skilltrain.errors import UserError
+from skilltrain.models.mlp import ACTIVATIONS, HiddenLayersConfig
 from skilltrain.registry import MODELS
 
 
 @dataclass
-class EmbeddingMLPConfig(ModelConfig):
+class EmbeddingMLPConfig(HiddenLayersConfig):
     name: str = "embedding_mlp"
     embed_dim: int = 128
     widths: list[int] = field(default_factory=lambda: [100, 100])
@@ -28,11 +27,6 @@ class EmbeddingMLPConfig(ModelConfig):
     def validate(self) -> None:
         super().validate()
         require(self.embed_dim >= 1, "model.embed_dim", f"must be ≥ 1, got {self.embed_dim}")
-        require(len(self.widths) >= 1, "model.widths", "must list at least one hidden width, e.g. [100,100]")
-        for i, w in enumerate(self.widths):
-            require(w >= 1, f"model.widths[{i}]", f"must be ≥ 1, got {w}")
-        if self.activation not in ACTIVATIONS:
-            raise unknown("activation", self.activation, ACTIVATIONS, key="model.activation")
 
 
 @MODELS.register("embedding_mlp", "learnable token embeddings, concatenated, into an MLP (grokking)", EmbeddingMLPConfig)

@@ -17,12 +17,22 @@ from skilltrain.registry import MODELS
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
+def flat_input_size(task: Task) -> int:
+    """Input width of a model that reads a flat vector: the features, or the one-hot encoded tokens."""
+    return task.vocab_size * task.seq_len if task.tokens else task.n_inputs
+
+
+def flatten_input(x: torch.Tensor, vocab_size: int | None, dtype: torch.dtype) -> torch.Tensor:
+    """Token ids [B, T] → their one-hot encodings, flattened [B, T·V]; a feature vector passes unchanged."""
+    return x if vocab_size is None else F.one_hot(x, vocab_size).flatten(1).to(dtype)
+
+
 @dataclass
-class MLPConfig(ModelConfig):
-    name: str = "mlp"
-    widths: list[int] = field(default_factory=lambda: [50])  # hidden widths: the paper's [32, 50, 3] is widths=[50]
+class HiddenLayersConfig(ModelConfig):
+    """Hidden widths and activation: what the MLP-like models share."""
+
+    widths: list[int] = field(default_factory=lambda: [50])
     activation: str = "relu"
-    bias: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -33,13 +43,20 @@ class MLPConfig(ModelConfig):
             raise unknown("activation", self.activation, ACTIVATIONS, key="model.activation")
 
 
+@dataclass
+class MLPConfig(HiddenLayersConfig):
+    name: str = "mlp"
+    widths: list[int] = field(default_factory=lambda: [50])  # hidden widths: the paper's [32, 50, 3] is widths=[50]
+    activation: str = "relu"
+    bias: bool = True
+
+
 @MODELS.register("mlp", "MLP with hidden model.widths and model.activation (PyTorch default init)", MLPConfig)
 class MLP(nn.Module):
     def __init__(self, cfg: MLPConfig, task: Task, n_outputs: int):
         super().__init__()
         self.vocab_size = task.vocab_size
-        n_inputs = task.vocab_size * task.seq_len if task.tokens else task.n_inputs
-        sizes = [n_inputs, *cfg.widths]
+        sizes = [flat_input_size(task), *cfg.widths]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b, bias=cfg.bias), ACTIVATIONS[cfg.activation]()]
@@ -47,6 +64,4 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.vocab_size is not None:
-            x = F.one_hot(x, self.vocab_size).flatten(1).to(self.layers[0].weight.dtype)
-        return self.layers(x)
+        return self.layers(flatten_input(x, self.vocab_size, self.layers[0].weight.dtype))

@@ -21,9 +21,7 @@ from torch import nn
 
 from skilltrain.config import require
 from skilltrain.data.base import Task
-from skilltrain.errors import unknown
-from skilltrain.models.base import ModelConfig
-from skilltrain.models.mlp import ACTIVATIONS
+from skilltrain.models.mlp import ACTIVATIONS, HiddenLayersConfig, flat_input_size, flatten_input
 from skilltrain.registry import MODELS
 
 
@@ -56,19 +54,11 @@ class MaskedLinear(nn.Linear):
 
 
 @dataclass
-class ModularMLPConfig(ModelConfig):
+class ModularMLPConfig(HiddenLayersConfig):
     name: str = "modular_mlp"
     widths: list[int] = field(default_factory=lambda: [100, 100])  # total hidden widths, split evenly among skills
     activation: str = "silu"
     split_inputs: bool = False  # also give each skill its own contiguous block of input features
-
-    def validate(self) -> None:
-        super().validate()
-        require(len(self.widths) >= 1, "model.widths", "must list at least one hidden width, e.g. [100,100]")
-        for i, w in enumerate(self.widths):
-            require(w >= 1, f"model.widths[{i}]", f"must be ≥ 1, got {w}")
-        if self.activation not in ACTIVATIONS:
-            raise unknown("activation", self.activation, ACTIVATIONS, key="model.activation")
 
 
 @MODELS.register("modular_mlp", "one block-diagonal MLP module per skill (masked weights, routed by skill id)",
@@ -78,7 +68,7 @@ class ModularMLP(nn.Module):
         super().__init__()
         k = task.n_skills
         self.vocab_size = task.vocab_size
-        n_inputs = task.vocab_size * task.seq_len if task.tokens else task.n_inputs
+        n_inputs = flat_input_size(task)
         for i, w in enumerate(cfg.widths):
             require(w >= k, f"model.widths[{i}]", f"must be ≥ the number of skills ({k}) to give each a block, got {w}")
         if cfg.split_inputs:
@@ -101,8 +91,7 @@ class ModularMLP(nn.Module):
             self.register_buffer(f"gate{j}", block_mask([1] * k, outs).T.contiguous(), persistent=False)
 
     def forward(self, x: torch.Tensor, skill: torch.Tensor | None = None) -> torch.Tensor:
-        if self.vocab_size is not None:
-            x = F.one_hot(x, self.vocab_size).flatten(1).to(self.head.weight.dtype)
+        x = flatten_input(x, self.vocab_size, self.head.weight.dtype)
         for j, layer in enumerate(self.hidden):
             x = self.act(layer(x))
             if self.routes_by_skill and skill is not None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skilltrain.models.mlp import ACTIVATIONS
+from skilltrain.models.mlp import ACTIVATIONS, flatten_input
 from skilltrain.models.modular import MaskedLinear, block_mask, split_sizes
 
 
@@ -33,8 +33,7 @@ class MixtureMLP(nn.Module):
         self.last_probs: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.vocab_size is not None:
-            x = F.one_hot(x, self.vocab_size).flatten(1).to(self.head.weight.dtype)
+        x = flatten_input(x, self.vocab_size, self.head.weight.dtype)
         probs = torch.softmax(self.router(x), dim=-1)
         top, index = probs.topk(self.top_k, dim=-1)
         gates = torch.zeros_like(probs).scatter(1, index, top / top.sum(-1, keepdim=True))

@@ -77,6 +77,7 @@ def cmd_export_data(args: list[str]) -> int:
 def cmd_list(args: list[str]) -> int:
     if args:
         raise UserError(f"list takes no arguments, got '{args[0]}'")
+    from rich.markup import escape
     from rich.table import Table
 
     from skilltrain.config import recipe_description, recipe_names
@@ -93,7 +94,7 @@ def cmd_list(args: list[str]) -> int:
         table.add_column(style="bold")
         table.add_column()
         for name, description in rows or [("(none yet)", "")]:
-            table.add_row(name, description)
+            table.add_row(escape(name), escape(description))  # descriptions hold [brackets], not rich markup
         console.print(table)
         console.print()
     return 0

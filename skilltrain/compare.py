@@ -358,6 +358,7 @@ def _median_windows(used: dict, skills: list[str]) -> dict:
 
 
 def print_comparison(result: dict, directory: Path) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from skilltrain.report import console as make_console
@@ -379,8 +380,8 @@ def print_comparison(result: dict, directory: Path) -> None:
             speed = "" if sp is None or sp["median"] is None else f"{sp['median']:.2f}×" + (
                 f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]" if sp["ci"] else "")
             p = "" if sp is None or sp["p_value"] is None else f"{sp['p_value']:.3g}"
-            table.add_row(skill, arm, f"{median} [{fmt(st['q1'])}, {fmt(st['q3'])}]", f"{st['n_censored']}/{st['n']}",
-                          speed, p)
+            iqr = f"{median} [{fmt(st['q1'])}, {fmt(st['q3'])}]"
+            table.add_row(escape(skill), escape(arm), iqr, f"{st['n_censored']}/{st['n']}", speed, p)
     console = make_console()
     console.print(table)
     for entry in result["excluded"]:

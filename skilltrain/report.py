@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from skilltrain.analysis.diagnostics import domino_diagnostics
@@ -137,7 +138,8 @@ def print_table(summary: dict, out: Console | None = None) -> None:
     out = out or console()
     metric = summary["metric"]
     order = {s: i + 1 for i, s in enumerate(summary["learn_order"])}
-    table = Table(title=f"{summary['recipe']} · seed {summary['seed']} · {summary['steps']} steps · {summary['status']}")
+    title = f"{summary['recipe']} · seed {summary['seed']} · {summary['steps']} steps · {summary['status']}"
+    table = Table(title=escape(title))
     table.add_column("skill")
     table.add_column("frequency", justify="right")
     table.add_column("learned step", justify="right")
@@ -146,7 +148,7 @@ def print_table(summary: dict, out: Console | None = None) -> None:
     table.add_column("order", justify="right")
     for skill, s in summary["skills"].items():
         table.add_row(
-            skill,
+            escape(skill),  # a skill name is text, never rich markup
             f"{s['frequency']:.3g}",
             "—" if s["learned_step"] is None else str(s["learned_step"]),
             "—" if s["final_loss"] is None else f"{s['final_loss']:.3g}",

@@ -74,6 +74,13 @@ class GradientRescaling(Intervention):
     def touches(self) -> frozenset[str]:
         return frozenset({"gradients"} if self.params.mode == "sign" else {"loss"})
 
+    def check(self, cfg) -> None:
+        # grad_norm's per-skill gradients are taken in training_step, before the AMP loss scaler: in float16 they
+        # could underflow to zero and silently switch a skill off.
+        require(self.params.mode != "grad_norm" or not str(cfg.trainer.precision).startswith("16"), "trainer.precision",
+                f"{cfg.trainer.precision} cannot be used with interventions.gradient_rescaling.mode=grad_norm "
+                "(per-skill gradients would underflow in float16); use bf16-mixed or 32")
+
     def loss_weights(self, module, losses, mask, stats):
         if self.params.mode == "loss_normalize":
             share = torch.nan_to_num(stats["mask_share"])

@@ -92,6 +92,8 @@ class ModularRouting(Intervention):
                 require(w >= self.task.n_skills, f"model.widths[{i}]",
                         f"must be ≥ the number of skills ({self.task.n_skills}) to give each a module, got {w}")
         if self.params.mode == "learned":
+            require(self.params.top_k <= self.n_experts, "interventions.modular_routing.top_k",
+                    f"must be ≤ the number of experts ({self.n_experts}), got {self.params.top_k}")
             for i, w in enumerate(cfg.model.widths):
                 require(w >= self.n_experts, f"model.widths[{i}]",
                         f"must be ≥ n_experts ({self.n_experts}) to give each expert units, got {w}")

@@ -129,23 +129,27 @@ class SkillReweighting(Intervention):
         self.steps += 1
         loss = pl_module.train_stats["mask_loss"].detach().cpu()
         seen = torch.isfinite(loss)
-        if self.signal_ema is None:
-            self.signal_ema = torch.where(seen, loss, torch.zeros_like(loss))
+        if self.signal_ema is None:  # NaN until a skill is first seen; its average then starts at that loss
+            self.signal_ema = torch.full_like(loss, float("nan"))
             self.signal_at_update = self.signal_ema.clone()
         a = self.params.ema
-        self.signal_ema = torch.where(seen, a * self.signal_ema + (1 - a) * loss, self.signal_ema)
+        smoothed = torch.where(self.signal_ema.isnan(), loss, a * self.signal_ema + (1 - a) * loss)
+        self.signal_ema = torch.where(seen, smoothed, self.signal_ema)
         if self.steps % self.params.update_every:
             return
-        if self.params.signal == "loss":
-            signal = self.signal_ema / self.signal_ema.mean().clamp(min=1e-12)
-        else:  # learning progress: relative decrease of the smoothed loss since the last update
-            signal = ((self.signal_at_update - self.signal_ema) / self.signal_at_update.clamp(min=1e-12)).clamp(min=0)
+        known = ~self.signal_ema.isnan()
+        if self.params.signal == "loss":  # a skill not seen yet counts as average
+            ema = torch.where(known, self.signal_ema, self.signal_ema[known].mean() if known.any() else 1.0)
+            signal = ema / ema.mean().clamp(min=1e-12)
+        else:  # learning progress: relative decrease of the smoothed loss since the last update (0 if unknown)
+            drop = (self.signal_at_update - self.signal_ema) / self.signal_at_update.clamp(min=1e-12)
+            signal = torch.nan_to_num(drop, nan=0.0).clamp(min=0)
         self.signal_at_update = self.signal_ema.clone()
         k, lr, floor = len(signal), self.params.lr, self.params.floor
         if self.params.algorithm == "eg":
             mixture = torch.softmax(self.mixture.log() + lr * signal, dim=0)
-        else:  # EXP3: importance-weighted rewards of the skills seen in this batch
-            reward = torch.where(seen, signal / self.mixture.clamp(min=1e-12), torch.zeros_like(signal))
+        else:  # EXP3: rewards of the skills seen in this batch, importance-weighted by the rate they were drawn at
+            reward = torch.where(seen, signal / self.rates.clamp(min=1e-12), torch.zeros_like(signal))
             self.log_weights += floor * lr * reward / k
             mixture = torch.softmax(self.log_weights, dim=0)
         self.mixture = (1 - floor) * mixture + floor / k

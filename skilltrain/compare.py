@@ -75,6 +75,7 @@ class Plan:
     seeds: list[int]
     settings: CompareSettings
     directory: Path
+    identity: str = ""  # what defines the comparison: recipe, common overrides, arms, seeds
     runs: list[Run] = field(default_factory=list)
 
 
@@ -167,7 +168,7 @@ def plan(args: list[str]) -> Plan:
     identity = json.dumps([recipe, sorted(common), arms, seeds], sort_keys=True)
     tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
     directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{tag}")
-    result = Plan(recipe, arms, seeds, settings, directory)
+    result = Plan(recipe, arms, seeds, settings, directory, identity)
     measured: dict[str, dict] = {}
     for arm, spec in arms.items():
         arm_args = _flatten("interventions", spec["interventions"]) if spec["interventions"] else []
@@ -310,7 +311,7 @@ class Runner:
 def analyse(plan: Plan) -> dict:
     """Statistics, tables and plots from the runs' directories; returns comparison.json's content."""
     from skilltrain.analysis import plots
-    from skilltrain.analysis.stats import compare_arms, to_csv, to_markdown
+    from skilltrain.analysis.stats import censored_at_budget, compare_arms, to_csv, to_markdown
     from skilltrain.report import write_json
 
     summaries = {arm: {run.seed: _summary(run.run_dir) for run in plan.runs if run.arm == arm} for arm in plan.arms}
@@ -322,8 +323,8 @@ def analyse(plan: Plan) -> dict:
     used = {arm: {s: summ for s, summ in by_seed.items() if summ and summ.get("status") == "completed"}
             for arm, by_seed in summaries.items()}
     skills = list(result["skills"])
-    result["learn_steps"] = {skill: {arm: [(s["skills"][skill]["learned_step"] or s["steps"],
-                                            s["skills"][skill]["learned_step"] is None) for s in runs.values()]
+    result["learn_steps"] = {skill: {arm: [censored_at_budget(s["skills"][skill]["learned_step"], s["steps"])
+                                           for s in runs.values()]
                                      for arm, runs in used.items()} for skill in skills}
     result.update({"recipe": plan.recipe, "arm_specs": plan.arms, "seeds_planned": plan.seeds,
                    "runs": {f"{r.arm}/seed{r.seed}": str(r.run_dir) for r in plan.runs}})
@@ -394,14 +395,25 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _check_directory(plan: Plan) -> None:
+    """A comparison directory holds one comparison: the same command continues it; another one is refused, so
+    that runs of different commands never mix in one set of statistics."""
+    saved = plan.directory / "plan.json"
+    if saved.is_file() and saved.read_text() != plan.identity:
+        raise UserError(f"compare.out_dir: '{plan.directory}' holds a comparison made by another command (recipe, "
+                        "arms, seeds or overrides differ); choose another compare.out_dir")
+
+
 def compare(args: list[str]) -> int:
     the_plan = plan(args)
+    _check_directory(the_plan)
     if the_plan.settings.dry_run:
         for run in the_plan.runs:
             command = _command(run)
             print(f"python -m skilltrain {shlex.join(command)}" if command else f"# finished: {run.run_dir}")
         return 0
     the_plan.directory.mkdir(parents=True, exist_ok=True)
+    (the_plan.directory / "plan.json").write_text(the_plan.identity)
     print(f"comparison: {the_plan.directory} · {len(the_plan.arms)} arms × {len(the_plan.seeds)} seeds", file=sys.stderr)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # preempted or disconnected: stop the fits too, never orphan them
         signal.signal(sig, _raise_interrupt)

@@ -366,6 +366,7 @@ def _typed(layers: list[tuple[str, DictConfig]]) -> DictConfig:
     """Merge the layers into the schema, with `data`/`model`/`interventions` typed by what they name; validate."""
     schema = OmegaConf.structured(RunConfig)
     _check_sections(layers, schema)
+    layers = _without_disabled_interventions(layers)
     raw = OmegaConf.merge(*[layer for _, layer in layers])
     schema.data = _plugin_schema(TASKS, raw, "data")
     schema.model = _plugin_schema(MODELS, raw, "model")
@@ -393,6 +394,20 @@ def _forget_other_plugins_keys(layers: list[tuple[str, DictConfig]], schema: Dic
     return layers
 
 
+def _without_disabled_interventions(layers: list[tuple[str, DictConfig]]) -> list[tuple[str, DictConfig]]:
+    """`interventions.<name>=null` turns off an intervention that an earlier layer (a recipe) enabled."""
+    given = OmegaConf.merge(*[layer for _, layer in layers]).get("interventions")
+    off = [name for name, params in given.items() if params is None] if isinstance(given, DictConfig) else []
+    if not off:
+        return layers
+    layers = [(source, layer.copy()) for source, layer in layers]
+    for _, layer in layers:
+        for name in off:
+            if isinstance(layer.get("interventions"), DictConfig) and name in layer.interventions:
+                del layer.interventions[name]
+    return layers
+
+
 def _intervention_schemas(raw: DictConfig) -> dict[str, DictConfig]:
     """`interventions.<name>` takes the schema of the intervention it names (`{}` enables it with its defaults)."""
     given = raw.get("interventions") or {}
@@ -400,8 +415,8 @@ def _intervention_schemas(raw: DictConfig) -> dict[str, DictConfig]:
     schemas = {}
     for name, params in given.items():
         entry = INTERVENTIONS.get(str(name))
-        require(params is None or isinstance(params, (dict, DictConfig)), f"interventions.{name}",
-                "expected a mapping of parameters, or {} for the defaults")
+        require(isinstance(params, (dict, DictConfig)), f"interventions.{name}",
+                "expected a mapping of parameters, {} for the defaults, or null to turn it off")
         schemas[str(name)] = OmegaConf.structured(entry.schema)
     return schemas
 
@@ -441,7 +456,7 @@ def validate(cfg: DictConfig) -> None:
         raise unknown("W&B mode", cfg.logger.wandb.mode, WANDB_MODES, key="logger.wandb.mode")
     every = cfg.checkpoint.every_n_steps
     require(every is None or every >= 1, "checkpoint.every_n_steps", f"must be ≥ 1 or null, got {every}")
-    if m.name == "acc" and not TASKS.get(cfg.data.name).obj.accuracy:
+    if m.name == "acc" and (not TASKS.get(cfg.data.name).obj.accuracy or cfg.data.get("kind") == "regression"):
         raise UserError(f"metric.name: task {cfg.data.name} has regression skills without accuracy; use metric.name=loss")
     for section in [cfg.data, cfg.model, *cfg.interventions.values()]:
         OmegaConf.to_object(section).validate()

@@ -49,19 +49,26 @@ def _external_rank() -> int:
     return 0
 
 
+def _external_world_size() -> int:
+    """How many ranks an external launcher started (torchrun: WORLD_SIZE; SLURM srun: SLURM_NTASKS), else 1."""
+    return int(os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_NTASKS") or 1)
+
+
 def choose_run_dir(cfg: DictConfig) -> tuple[Path, bool]:
     """(run directory, whether this process creates it). Never returns a directory that holds another run."""
     inherited = os.environ.get(RUN_DIR_ENV)
     if inherited:
         return Path(inherited), False
-    if _external_rank() > 0:
+    if _external_world_size() > 1:  # every rank, rank 0 too: a lone rank 0 would wait for the others in DDP setup
         require(cfg.out_dir, "out_dir", "must be set when an external launcher starts several ranks (torchrun, SLURM), "
                 "so that they all write into one run directory")
-        return Path(cfg.out_dir), False
+        if _external_rank() > 0:
+            return Path(cfg.out_dir), False
     if cfg.ckpt_path:  # a resume continues in its own directory (set by the resume config)
         return Path(cfg.out_dir), False
     if cfg.out_dir:
         path = Path(cfg.out_dir)
+        require(not path.exists() or path.is_dir(), "out_dir", f"'{path}' is a file, not a directory")
         require(cfg.overwrite or not path.exists() or not any(path.iterdir()), "out_dir",
                 f"'{path}' already exists and is not empty; choose another out_dir, resume it with ckpt_path=last, "
                 "or replace it with overwrite=true (a finished run is never overwritten otherwise)")

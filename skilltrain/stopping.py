@@ -1,6 +1,7 @@
 """Stopping a run cleanly on Ctrl-C: at the end of a step, on every rank at the same step.
 
-A first Ctrl-C (SIGINT) asks for a stop; every `every` steps all ranks agree (an all-reduce: does any rank want to
+A first Ctrl-C (SIGINT) asks for a stop: one process stops at the end of the current step; under DDP, every `every`
+steps all ranks agree (an all-reduce: does any rank want to
 stop?) and then all stop together, so that the checkpoint and summary are written at a step boundary. A rank that
 stopped alone would leave the others waiting in a collective. A second Ctrl-C interrupts at once. (SIGTERM is
 Lightning's: it stops every rank at the next step boundary and raises SIGTERMException, handled by the caller.)
@@ -36,7 +37,8 @@ class StopOnSigint(L.Callback):
         signal.signal(signal.SIGINT, handler)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step % self.every == 0 and trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+        agree_now = trainer.world_size == 1 or trainer.global_step % self.every == 0  # one process needs no agreement
+        if agree_now and trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             trainer.should_stop = self.stopped = True
 
     def teardown(self, trainer, pl_module, stage: str) -> None:

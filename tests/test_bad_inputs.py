@@ -38,6 +38,7 @@ def ws(tmp_path_factory):
     table.assign(skill=table["skill"].where(table.index != 3, None)).to_parquet(root / "missing_skill.parquet")
     table.assign(a=table["a"].astype(str)).to_parquet(root / "text_input.parquet")
     table.assign(label=table["label"] + 5).to_parquet(root / "label_range.parquet")
+    table.assign(skill=np.where(table["skill"] == "xor", 0, 1)).to_parquet(root / "int_ids.parquet")
     return root
 
 
@@ -131,8 +132,19 @@ CASES = {
                           "data.input_columns: column 'a' is not numeric"),
     "label out of range": (["fit", *HF, "data.path={ws}/label_range.parquet", "data.n_classes=2"],
                            "data.label_column: label 6 is out of range for data.n_classes=2"),
+    "a named skill with no rows": (["fit", *HF, "data.path={ws}/int_ids.parquet", "data.skill_names=[xor,and,or]"],
+                                   "data.skill_column: skill 'or' has no rows in the training split"),
+    "accuracy of a regression data set": (["fit", *HF, "data.path={ws}/good.parquet", "data.kind=regression"],
+                                          "metric.name: task hf has regression skills without accuracy"),
     "missing data file": (["fit", *HF, "data.path={ws}/nothing.parquet"], "data.path: no file matches"),
+    # intervention parameters that only the run can check
+    "more experts per sample than experts": (["fit", "interventions.modular_routing.mode=learned",
+                                              "interventions.modular_routing.top_k=4"],
+                                             "interventions.modular_routing.top_k: must be ≤ the number of experts (3)"),
+    "grad_norm in float16": (["fit", "interventions.gradient_rescaling.mode=grad_norm", "trainer.precision=16-mixed"],
+                             "trainer.precision: 16-mixed cannot be used with interventions.gradient_rescaling.mode=grad_norm"),
     # checkpoints and run directories
+    "out_dir is a file": (["fit", "out_dir={ws}/broken.yaml"], "out_dir: '{ws}/broken.yaml' is a file, not a directory"),
     "resume without a run directory": (["fit", "ckpt_path=last"], "ckpt_path=last needs out_dir=<run directory>"),
     "resume a directory that is no run": (["fit", "ckpt_path=last", "out_dir={ws}/nothing"], "has no config.yaml"),
     "missing checkpoint": (["fit", "ckpt_path={ws}/done/checkpoints/step7.ckpt"], "ckpt_path: no checkpoint at"),
@@ -145,6 +157,7 @@ CASES = {
                                   "presets: cannot change when resuming a run"),
     "an existing run directory": (["fit", "out_dir={ws}/done"], "already exists and is not empty"),
     "several ranks without out_dir": (["fit", "recipe=compositional"], "out_dir: must be set when an external launcher"),
+    "rank 0 of several without out_dir": (["fit", "recipe=compositional"], "out_dir: must be set when an external launcher"),
     "export over existing files": (["export-data", "recipe=compositional", "path={ws}/done"], "export-data never overwrites"),
 }
 
@@ -164,6 +177,9 @@ def test_bad_input(case, ws, tmp_path, capsys, monkeypatch):
     if case == "several ranks without out_dir":
         monkeypatch.setenv("SLURM_NTASKS", "4")  # as srun starts rank 2 of 4
         monkeypatch.setenv("SLURM_PROCID", "2")
+    if case == "rank 0 of several without out_dir":  # as torchrun starts rank 0 of 2: it must not run alone
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", "0")
     args = [a.replace("{ws}", str(ws)).replace("{tmp}", str(tmp_path)) for a in args]
     before = snapshot(ws)
     code = main(args)

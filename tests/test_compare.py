@@ -97,6 +97,17 @@ def test_dry_run_prints_one_runnable_fit_command_per_run(capsys, tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_a_comparison_directory_is_continued_only_by_its_own_command(capsys, tmp_path):
+    args = ["recipe=domino_2task", "seeds=2", "arms=[baseline]", f"compare.out_dir={tmp_path}/c"]
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c/plan.json").write_text(plan(args).identity)  # as a first run of this command leaves it
+    assert main(["compare", *args, "compare.dry_run=true"]) == 0
+    capsys.readouterr()
+    assert main(["compare", *args, "seed=3", "compare.dry_run=true"]) == 2  # other overrides: other runs
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a comparison made by another command" in err
+
+
 def test_arms_that_train_other_skills_cannot_be_compared(capsys, tmp_path):
     assert main(["compare", "recipe=multitask_parity", "arms.a={}", "compare.baseline=a",
                  "arms.b.overrides.data.n_tasks=5", f"compare.out_dir={tmp_path}/c"]) == 2

@@ -40,6 +40,15 @@ def test_recipe_file_path(tmp_path):
     assert list(cfg.data.frequencies) == [1.0, 0.5, 0.25]
 
 
+def test_null_turns_off_an_intervention_that_the_recipe_enabled(tmp_path):
+    path = tmp_path / "with_two.yaml"
+    path.write_text("data: {name: masked_parity}\nmodel: {name: mlp}\n"
+                    "interventions: {gradient_rescaling: {mode: sign}, skill_reweighting: {}}\n")
+    assert set(load(f"recipe={path}").interventions) == {"gradient_rescaling", "skill_reweighting"}
+    cfg = load(f"recipe={path}", "interventions.gradient_rescaling=null")
+    assert set(cfg.interventions) == {"skill_reweighting"} and cfg.interventions.skill_reweighting.mode == "inverse_frequency"
+
+
 def test_bad_input_in_a_real_process_has_no_traceback():
     result = run_cli("fit", "data.n_bitz=3")
     assert result.returncode == 2

@@ -125,6 +125,67 @@ def test_online_eg_update_by_hand(monkeypatch):
     assert set_rates[0][0] > set_rates[0][2] > set_rates[0][1]  # the highest loss gets the most data
 
 
+def _online_updates(iv, module, losses):
+    """Feed per-skill losses (NaN: skill absent) to an online reweighting; the rates it set, one per update."""
+    set_rates = []
+    stream = type("S", (), {"set_rates": lambda self, r: set_rates.append(r.clone())})()
+    trainer = type("T", (), {"datamodule": type("D", (), {"stream": stream})()})()
+    for loss in losses:
+        module.train_stats = {"mask_loss": torch.tensor(loss, dtype=torch.float64)}
+        iv.on_train_batch_end(trainer, module, None, None, 0)
+    return set_rates
+
+
+def test_online_exp3_update_by_hand_with_rewards_weighted_by_the_sampling_rate():
+    m = tiny()[0]  # outputs form, p = [1, 0.1]: loss-mask rates Σp·q, capped at 1
+    iv = SkillReweighting(SkillReweightingConfig(mode="online", algorithm="exp3", update_every=1, ema=0.0, lr=2.0,
+                                                 floor=0.2), m.task)
+    rates_before = iv.rates.clone()
+    assert torch.allclose(rates_before, torch.tensor([1.0, 0.1], dtype=torch.float64))
+    (rates,) = _online_updates(iv, m, [[0.2, 0.6]])
+    signal = torch.tensor([0.5, 1.5], dtype=torch.float64)  # loss / mean loss
+    log_w = 0.2 * 2.0 * (signal / rates_before) / 2  # floor · lr · importance-weighted reward / K
+    mixture = 0.8 * torch.softmax(log_w, 0) + 0.2 / 2
+    assert torch.allclose(iv.log_weights, log_w) and torch.allclose(iv.mixture, mixture)
+    assert torch.allclose(rates, (mixture * 1.1).clamp(max=1.0))
+
+
+def test_online_average_of_a_skill_starts_when_it_is_first_seen():
+    ctrl = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=3", "data.alpha=0.0")))
+    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=3, ema=0.5, lr=1.0, floor=0.1), ctrl.task)
+    nan = float("nan")
+    (rates,) = _online_updates(iv, ctrl, [[0.6, 0.3, nan], [0.6, 0.3, nan], [0.6, 0.3, 0.9]])
+    assert torch.allclose(iv.signal_ema, torch.tensor([0.6, 0.3, 0.9], dtype=torch.float64))  # not 0.5 · 0.9
+    assert rates.argmax() == 2  # the late skill's high loss counts in full: it gets the most data
+    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=1), ctrl.task)
+    (rates,) = _online_updates(iv, ctrl, [[0.6, 0.3, nan]])  # never seen yet: counted as average, not as zero
+    ema = torch.tensor([0.6, 0.3, 0.45], dtype=torch.float64)  # the unseen skill enters at the mean of the seen
+    lr, floor = iv.params.lr, iv.params.floor
+    mixture = torch.softmax(torch.log(torch.full((3,), 1 / 3, dtype=torch.float64)) + lr * ema / ema.mean(), 0)
+    assert torch.allclose(rates, (1 - floor) * mixture + floor / 3) and rates[0] > rates[2] > rates[1]
+
+
+def test_learned_router_mixes_with_its_probability_and_learns_from_the_task_loss():
+    torch.manual_seed(0)
+    moe = MixtureMLP(4, [6], "relu", n_outputs=2, n_experts=3, top_k=1).double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    out = moe(x)
+    probs = torch.softmax(moe.router(x), -1)
+    top, index = probs.max(-1)
+    h = moe.act(moe.hidden[0](x))
+    experts = moe.head(h).view(5, 3, 2)
+    assert torch.allclose(out, top[:, None] * experts[torch.arange(5), index])  # Switch: y = p_e(x) · expert_e(x)
+    out.pow(2).sum().backward()
+    assert moe.router.weight.grad.abs().sum() > 0  # the task loss reaches the router (a gate of 1 would block it)
+    two = MixtureMLP(4, [6], "relu", n_outputs=2, n_experts=3, top_k=2).double()
+    y = two(x)
+    p2 = torch.softmax(two.router(x), -1)
+    top2, index2 = p2.topk(2, -1)
+    e2 = two.head(two.act(two.hidden[0](x))).view(5, 3, 2)
+    w = top2 / top2.sum(-1, keepdim=True)  # top-k > 1: renormalised over the chosen experts
+    assert torch.allclose(y, (w[..., None] * e2.gather(1, index2[..., None].expand(5, 2, 2))).sum(1))
+
+
 def test_modular_routing_replaces_the_mlp_with_modules():
     m = SkillModule(to_container(load("recipe=compositional", "model.widths=[30,30]")))
     oracle = ModularRouting(ModularRoutingConfig(), m.task)

@@ -90,9 +90,9 @@ def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: st
         "metric": metric,
         "budget": {arm: max((s["steps"] for s in used[arm].values()), default=None) for arm in arms},
         "confidence": confidence,
-        "skills": {skill: compare(lambda s, k=skill: _censored_at_budget(s["skills"][k]["learned_step"], s["steps"]))
+        "skills": {skill: compare(lambda s, k=skill: censored_at_budget(s["skills"][k]["learned_step"], s["steps"]))
                    for skill in skills},
-        "all_learned": compare(lambda s: _censored_at_budget(s["all_learned_step"], s["steps"])),
+        "all_learned": compare(lambda s: censored_at_budget(s["all_learned_step"], s["steps"])),
         "wall_seconds": compare(lambda s: (float(s["wall_seconds"]), False)),
         "excluded": excluded,
     }
@@ -112,7 +112,7 @@ def _common_setup(used: Mapping[str, Mapping[Seed, Summary]]) -> tuple[list[str]
     return skills, metric
 
 
-def _censored_at_budget(step: int | None, budget: int) -> tuple[float, bool]:
+def censored_at_budget(step: int | None, budget: int) -> tuple[float, bool]:
     """(time, censored): a skill never learned enters at the budget, flagged censored."""
     return (float(budget), True) if step is None else (float(step), False)
 

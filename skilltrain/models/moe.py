@@ -2,9 +2,10 @@
 
 E expert sub-networks share the input; they are the diagonal blocks of masked layers, computed densely (so every
 parameter is in every step's graph: no DDP unused-parameter search is needed). A linear router on the input picks
-the top-k experts of each sample; their outputs are mixed with the renormalised router probabilities. The
-load-balancing loss of the Switch Transformer, E · Σ_e f_e · P_e (f_e: share of samples whose first choice is e,
-P_e: mean router probability of e), keeps experts in use; `aux` holds it after each forward.
+the top-k experts of each sample; their outputs are mixed with the router probabilities (renormalised over the k
+chosen when k > 1). The load-balancing loss of the Switch Transformer, E · Σ_e f_e · P_e (f_e: share of samples
+whose first choice is e, P_e: mean router probability of e), keeps experts in use; `aux` holds it after each
+forward.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ class MixtureMLP(nn.Module):
         x = flatten_input(x, self.vocab_size, self.head.weight.dtype)
         probs = torch.softmax(self.router(x), dim=-1)
         top, index = probs.topk(self.top_k, dim=-1)
-        gates = torch.zeros_like(probs).scatter(1, index, top / top.sum(-1, keepdim=True))
+        # top-1 mixes with the router probability itself (Switch): renormalised it would be 1, and the task loss
+        # would give the router no gradient
+        weight = top if self.top_k == 1 else top / top.sum(-1, keepdim=True)
+        gates = torch.zeros_like(probs).scatter(1, index, weight)
         h = x
         for layer in self.hidden:
             h = self.act(layer(h))

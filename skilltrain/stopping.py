@@ -1,10 +1,10 @@
 """Stopping a run cleanly on Ctrl-C: at the end of a step, on every rank at the same step.
 
 A first Ctrl-C (SIGINT) asks for a stop: one process stops at the end of the current step; under DDP, every `every`
-steps all ranks agree (an all-reduce: does any rank want to
-stop?) and then all stop together, so that the checkpoint and summary are written at a step boundary. A rank that
-stopped alone would leave the others waiting in a collective. A second Ctrl-C interrupts at once. (SIGTERM is
-Lightning's: it stops every rank at the next step boundary and raises SIGTERMException, handled by the caller.)
+steps all ranks agree (an all-reduce: does any rank want to stop?) and then all stop together, so that the
+checkpoint and summary are written at a step boundary. A rank that stopped alone would leave the others waiting
+in a collective. A second Ctrl-C interrupts at once. (SIGTERM is Lightning's: it stops every rank at the next step
+boundary and raises SIGTERMException, handled by the caller.)
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def _external_rank() -> int:
     tasks: SLURM_PROCID), else 0."""
     if os.environ.get("RANK"):
         return int(os.environ["RANK"])
-    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+    if _external_world_size() > 1:
         return int(os.environ.get("SLURM_PROCID", "0") or 0)
     return 0
 

@@ -456,10 +456,11 @@ def validate(cfg: DictConfig) -> None:
         raise unknown("W&B mode", cfg.logger.wandb.mode, WANDB_MODES, key="logger.wandb.mode")
     every = cfg.checkpoint.every_n_steps
     require(every is None or every >= 1, "checkpoint.every_n_steps", f"must be ≥ 1 or null, got {every}")
-    if m.name == "acc" and (not TASKS.get(cfg.data.name).obj.accuracy or cfg.data.get("kind") == "regression"):
+    data = OmegaConf.to_object(cfg.data)
+    if m.name == "acc" and not getattr(data, "accuracy", TASKS.get(cfg.data.name).obj.accuracy):  # a config may decide
         raise UserError(f"metric.name: task {cfg.data.name} has regression skills without accuracy; use metric.name=loss")
-    for section in [cfg.data, cfg.model, *cfg.interventions.values()]:
-        OmegaConf.to_object(section).validate()
+    for section in [data, *(OmegaConf.to_object(s) for s in [cfg.model, *cfg.interventions.values()])]:
+        section.validate()
 
 
 def val_every(cfg: DictConfig) -> int:

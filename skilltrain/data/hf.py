@@ -43,6 +43,11 @@ class HFConfig(DataConfig):
     batch_size: int | None = 256
     n_samples: int | None = None  # unused: the training rows are the data set's
 
+    @property
+    def accuracy(self) -> bool:
+        """Whether the skills have an accuracy (the task's `accuracy`, decided by the config: validation reads it)."""
+        return self.kind == "classification"
+
     def validate(self) -> None:
         super().validate()
         if self.kind not in KINDS:
@@ -93,7 +98,7 @@ class HFTask(Task):
     def __init__(self, cfg: HFConfig, seed: int, dtype: torch.dtype = torch.float32):
         super().__init__(cfg, seed, dtype)
         self.loss = "ce" if cfg.kind == "classification" else "mse"
-        self.accuracy = cfg.kind == "classification"
+        self.accuracy = cfg.accuracy
         train, held_out = load_table(cfg)
         columns = list(train.column_names)
         require(len(train) > 0, "data.path", f"the data set '{cfg.path}' has no rows")

@@ -78,6 +78,7 @@ class MetricConfig:
     name: str = MISSING  # acc (learned when ≥ threshold) | loss (learned when ≤ threshold)
     threshold: float = MISSING
     split: str = MISSING  # train (the paper's full-batch runs) | val (held-out: generalisation tasks)
+    min_samples: int = MISSING  # minibatches: a train-split decision pools each skill's recent samples up to this many
 
 
 @dataclass
@@ -448,6 +449,7 @@ def validate(cfg: DictConfig) -> None:
         raise unknown("metric", m.name, METRICS, key="metric.name")
     if m.split not in SPLITS:
         raise unknown("split", m.split, SPLITS, key="metric.split")
+    require(m.min_samples >= 1, "metric.min_samples", f"must be ≥ 1, got {m.min_samples}")
     if m.name == "acc":
         require(0 < m.threshold <= 1, "metric.threshold", f"an accuracy threshold must be in (0, 1], got {m.threshold}")
     else:

@@ -54,14 +54,16 @@ class SkillMetrics(Metric):
             self.correct_sum += (correct & present).sum(0)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """{"loss", "acc", "mask_loss", "mask_share"}, each [K], and "rows" (the global batch size); NaN for a skill no
-        sample carried, and for the accuracy of regression skills. (torchmetrics squeezes a one-skill result to a
+        """{"loss", "acc", "count", "mask_loss", "mask_share"}, each [K], and "rows" (the global batch size): "count" is
+        how many samples carried each skill (what its loss and accuracy rest on); NaN for a skill no sample carried,
+        and for the accuracy of regression skills. (torchmetrics squeezes a one-skill result to a
         scalar on the way out: read it through `values()`.)"""
         nan = torch.full_like(self.count, float("nan"))
         seen, masked = self.count > 0, self.mask_count > 0
         return {
             "loss": torch.where(seen, self.loss_sum / self.count.clamp(min=1), nan),
             "acc": torch.where(seen, self.correct_sum / self.count.clamp(min=1), nan) if self.accuracy else nan,
+            "count": self.count.clone(),
             "mask_loss": torch.where(masked, self.mask_loss_sum / self.mask_count.clamp(min=1), nan),
             "mask_share": self.mask_count / self.rows.clamp(min=1),
             "rows": self.rows,

@@ -116,7 +116,7 @@ class SkillModule(L.LightningModule):
             if extra is not None:
                 loss = loss + extra
         self.train_loss = loss.detach()
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        if self.global_step % self.trainer.log_every_n_steps == 0:  # steps 0, n, 2n, …: the curves' steps
             values = {"train/loss": self.train_loss, **self._named(self.train_stats, "")}
             for intervention in self.interventions:
                 values.update({f"intervention/{intervention.name}/{k}": torch.as_tensor(v)

@@ -1,9 +1,11 @@
 """What a finished run leaves for people and programs: summary.json, curves.png and a console table.
 
 summary.json (stable; the A/B tool and tests read it):
-    {"recipe", "seed", "interventions", "steps", "wall_seconds", "samples_per_second",
-     "skills": {name: {"frequency", "learned_step", "final_loss", "final_metric"}},  # in the task's declared order
+    {"recipe", "seed", "interventions", "steps", "max_steps", "wall_seconds", "samples_per_second",
+     "skills": {name: {"frequency", "learned_step", "final_loss", "final_metric",   # in the task's declared order
+                       "learned_samples", "learned_window"}},  # the samples and [first, last] step a decision rested on
      "all_learned_step", "learn_order", "status": "completed" | "stopped" | "diverged",
+     "metric": {"name", "threshold", "split", "min_samples"},
      "domino": {"onset", "completion", "sequentiality", "rare_vs_frequent"}, ...}
 """
 
@@ -41,6 +43,8 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
             "learned_step": progress.learned[skill],
             "final_loss": _num(final[skill]["loss"]),
             "final_metric": _num(final[skill][metric]),
+            "learned_samples": progress.learned_samples[skill],
+            "learned_window": progress.learned_window[skill],
         }
     learned = list(progress.learned.values())
     seconds = progress.seconds
@@ -49,13 +53,15 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
         "seed": cfg.seed,
         "interventions": sorted(cfg.interventions),
         "steps": steps,
+        "max_steps": cfg.trainer.max_steps,
         "wall_seconds": round(seconds, 3),
         "samples_per_second": round(progress.samples / seconds, 1) if seconds > 0 else None,
         "skills": skills,
         "all_learned_step": max(learned) if learned and all(s is not None for s in learned) else None,
         "learn_order": progress.learn_order(),
         "status": status,
-        "metric": {"name": metric, "threshold": cfg.metric.threshold, "split": split},
+        "metric": {"name": metric, "threshold": cfg.metric.threshold, "split": split,
+                   "min_samples": cfg.metric.min_samples},
         "run_id": run_id,
         **({"message": message} if message else {}),
     }
@@ -156,6 +162,11 @@ def print_table(summary: dict, out: Console | None = None) -> None:
             str(order.get(skill, "—")),
         )
     out.print(table)
+    thin = [f"{name} ({s['learned_samples']})" for name, s in summary["skills"].items() if metric["split"] == "val"
+            and s.get("learned_samples") is not None and s["learned_samples"] < metric.get("min_samples", 0)]
+    if thin:
+        out.print(f"note: thin evidence: the held-out set holds fewer than metric.min_samples={metric['min_samples']} "
+                  f"samples of {escape(', '.join(thin))}; their learn steps rest on that many")
     done = summary["all_learned_step"]
     sps = summary["samples_per_second"]
     out.print(

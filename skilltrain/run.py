@@ -229,7 +229,8 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     task = module.task
 
     every = cfg.trainer.log_every_n_steps
-    progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, every)
+    progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, every,
+                             cfg.metric.min_samples, full_batch=datamodule.full_batch)
     guard = DivergenceGuard(task.skills, cfg.diverge_factor, every)
     stopper = StopOnSigint(every)
     callbacks = [

@@ -36,6 +36,7 @@ class SkillDataModule(L.LightningDataModule):
         self.batch_size, self.seed = batch_size, seed
         # Made here, before any Trainer or run directory exists: a data set that cannot be split fails early.
         self.pool, self.eval_set = make_pool_and_eval(task, n_samples, eval_samples, data_seed)
+        self.full_batch = self.pool is not None and batch_size is None  # every step trains on the whole pool
         self.stream: TrainStream | None = None
 
     def setup(self, stage: str) -> None:

@@ -12,10 +12,12 @@ same seed: the same data and initial weights). Arms come from
 Every other `key=value` applies to every run. Each run is a separate `python -m skilltrain fit` process
 (`compare.workers` at a time, each given cores / workers threads), writing `<comparison>/<arm>/seed<s>/`.
 
-Resumable: the comparison directory is a function of the command (or `compare.out_dir`); running the same command
-again skips runs that completed or diverged, resumes stopped ones from their checkpoint and restarts the rest. A
-run that fails is recorded with its reason and left out of the statistics, never fatal. `compare.dry_run=true`
-prints the runs' commands instead (to spread them over a cluster; then run compare again to collect).
+Resumable: the comparison directory is a function of the command (or `out_dir=` / `compare.out_dir=`); running the
+same command again skips runs that completed or diverged, resumes stopped ones from their checkpoint and restarts
+the rest. A diverged run counts in the statistics (skills it had not learned are censored at the budget); a run
+that fails (an error) is recorded with its reason and left out of them; an arm with no finished run at all makes
+the comparison fail (exit code 1). `compare.dry_run=true` prints the runs' commands instead (to spread them over a
+cluster; then run compare again to collect).
 
 Outputs: comparison.json / .csv / .md (statistics: skilltrain.analysis.stats), curves.png, learn_steps.png,
 timeline.png, and a console table.
@@ -143,6 +145,12 @@ def plan(args: list[str]) -> Plan:
     arms_given = cli.pop("arms", None)
     settings_given = cli.pop("compare", None) or {}
     require(isinstance(settings_given, (DictConfig, dict)), "compare", "expected compare.<key>=value")
+    out_dir = cli.pop("out_dir", None)  # as for fit: where the result goes, here the comparison directory
+    if out_dir is not None:
+        given = settings_given.get("out_dir")
+        require(given is None or str(given) == str(out_dir), "out_dir",
+                f"'{out_dir}' and compare.out_dir='{given}' disagree; give the comparison directory once")
+        settings_given = OmegaConf.merge(settings_given, {"out_dir": str(out_dir)})
     if isinstance(seeds_given, int):
         require(seeds_given >= 1, "seeds", f"must be ≥ 1 (a number of seeds) or a list, got {seeds_given}")
         seeds = list(range(1, seeds_given + 1))
@@ -164,7 +172,7 @@ def plan(args: list[str]) -> Plan:
     if settings.baseline not in arms:
         raise unknown("baseline arm", settings.baseline, arms, key="compare.baseline")
 
-    common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare")]
+    common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare", "out_dir")]
     identity = json.dumps([recipe, sorted(common), arms, seeds], sort_keys=True)
     tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
     directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{tag}")
@@ -311,7 +319,7 @@ class Runner:
 def analyse(plan: Plan) -> dict:
     """Statistics, tables and plots from the runs' directories; returns comparison.json's content."""
     from skilltrain.analysis import plots
-    from skilltrain.analysis.stats import censored_at_budget, compare_arms, to_csv, to_markdown
+    from skilltrain.analysis.stats import COUNTED, budget, censored_at_budget, compare_arms, to_csv, to_markdown
     from skilltrain.report import write_json
 
     summaries = {arm: {run.seed: _summary(run.run_dir) for run in plan.runs if run.arm == arm} for arm in plan.arms}
@@ -320,12 +328,13 @@ def analyse(plan: Plan) -> dict:
     for entry in result["excluded"]:
         if (entry["arm"], entry["seed"]) in notes and entry["reason"] == "missing":
             entry["reason"], entry["message"] = "failed", notes[(entry["arm"], entry["seed"])]
-    used = {arm: {s: summ for s, summ in by_seed.items() if summ and summ.get("status") == "completed"}
-            for arm, by_seed in summaries.items()}
+    counted = {arm: {s: summ for s, summ in by_seed.items() if summ and summ.get("status") in COUNTED}
+               for arm, by_seed in summaries.items()}
+    used = {arm: {s: summ for s, summ in runs.items() if summ["status"] == "completed"} for arm, runs in counted.items()}
     skills = list(result["skills"])
-    result["learn_steps"] = {skill: {arm: [censored_at_budget(s["skills"][skill]["learned_step"], s["steps"])
+    result["learn_steps"] = {skill: {arm: [censored_at_budget(s["skills"][skill]["learned_step"], budget(s))
                                            for s in runs.values()]
-                                     for arm, runs in used.items()} for skill in skills}
+                                     for arm, runs in counted.items()} for skill in skills}
     result.update({"recipe": plan.recipe, "arm_specs": plan.arms, "seeds_planned": plan.seeds,
                    "runs": {f"{r.arm}/seed{r.seed}": str(r.run_dir) for r in plan.runs}})
     out = plan.directory
@@ -337,6 +346,7 @@ def analyse(plan: Plan) -> dict:
     (out / "comparison.md").write_text(header + to_markdown(result))
     if result["metric"] and skills:
         metric = result["metric"]
+        # curves of completed runs (a diverged run's curve is cut short); learn steps of every counted run
         curves = {arm: [plots.read_curves(Path(plan.directory / arm / f"seed{s}"), skills, metric["name"], metric["split"])
                         for s in runs] for arm, runs in used.items()}
         plots.curves_by_arm(out / "curves.png", curves, skills, metric["name"], metric["threshold"])
@@ -365,7 +375,7 @@ def print_comparison(result: dict, directory: Path) -> None:
     from skilltrain.report import console as make_console
 
     base = result["baseline"]
-    table = Table(title=f"{result['recipe']}: speedup vs {base} (paired over seeds; median [95% CI], Wilcoxon p)")
+    table = Table(title=escape(f"{result['recipe']}: speedup vs {base} (paired over seeds; median [95% CI], Wilcoxon p)"))
     for column in ("skill", "arm", "median learn step [IQR]", "not learned", "speedup [CI]", "p"):
         table.add_column(column, justify="left" if column in ("skill", "arm") else "right")
 
@@ -382,12 +392,17 @@ def print_comparison(result: dict, directory: Path) -> None:
                 f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]" if sp["ci"] else "")
             p = "" if sp is None or sp["p_value"] is None else f"{sp['p_value']:.3g}"
             iqr = f"{median} [{fmt(st['q1'])}, {fmt(st['q3'])}]"
-            table.add_row(escape(skill), escape(arm), iqr, f"{st['n_censored']}/{st['n']}", speed, p)
+            censored = f"{st['n_censored']}/{st['n']}" + (f" ({st['n_diverged']} diverged)" if st.get("n_diverged") else "")
+            table.add_row(escape(skill), escape(arm), iqr, censored, speed, p)
     console = make_console()
     console.print(table)
+    for arm, seeds in result.get("diverged", {}).items():
+        if seeds:
+            console.print(f"[yellow]diverged[/] {escape(arm)} seed{'s' if len(seeds) > 1 else ''} "
+                          f"{', '.join(map(str, seeds))}: counted, skills not learned before diverging censored")
     for entry in result["excluded"]:
-        console.print(f"[yellow]excluded[/] {entry['arm']} seed {entry['seed']}: {entry['reason']}"
-                      + (f" — {entry['message']}" if entry.get("message") else ""))
+        console.print(f"[yellow]excluded[/] {escape(entry['arm'])} seed {entry['seed']}: {entry['reason']}"
+                      + (f" — {escape(entry['message'])}" if entry.get("message") else ""))
     console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png")
 
 
@@ -428,4 +443,12 @@ def compare(args: list[str]) -> int:
     if not finished:
         print("note: some runs did not finish (see above); rerun the same command to retry them", file=sys.stderr)
     print(f"comparison_dir: {the_plan.directory}", flush=True)
+    empty = [arm for arm in the_plan.arms if not any(r.arm == arm and r.state == "done" for r in the_plan.runs)]
+    if empty:  # an arm without a single finished run has no statistics: that is a failed comparison, not a result
+        first = next((r for r in the_plan.runs if r.arm == empty[0] and r.state == "failed"), None)
+        why = f"seed {first.seed}: {first.note}" if first else "no run"
+        more = f"; arms {', '.join(empty[1:])} have none either" if len(empty) > 1 else ""
+        print(f"error: arm {empty[0]} has no finished run ({why}){more}; logs in {the_plan.directory}/logs",
+              file=sys.stderr)
+        return 1
     return 0

@@ -18,12 +18,13 @@ ACC = {"name": "acc", "threshold": 0.9, "split": "train"}
 
 def make_summary(seed: int, learned: dict[str, int | None], *, steps: int = 1000, status: str = "completed",
                  frequencies: dict[str, float] | None = None, wall_seconds: float = 10.0, metric: dict = ACC,
-                 message: str | None = None) -> dict:
+                 message: str | None = None, max_steps: int | None = None) -> dict:
     """A summary.json dict as skilltrain.report.build_summary writes it."""
     frequencies = frequencies or {}
     done = [t for t in learned.values() if t is not None]
     return {
-        "recipe": "synthetic", "seed": seed, "interventions": [], "steps": steps, "wall_seconds": wall_seconds,
+        "recipe": "synthetic", "seed": seed, "interventions": [], "steps": steps, "max_steps": max_steps or steps,
+        "wall_seconds": wall_seconds,
         "samples_per_second": 1000.0,
         "skills": {k: {"frequency": frequencies.get(k, 1.0), "learned_step": t, "final_loss": 0.01 if t is not None else 0.5,
                        "final_metric": 1.0 if t is not None else 0.5} for k, t in learned.items()},
@@ -106,27 +107,47 @@ def test_censored_runs_are_counted_and_the_censored_median_rule_holds():
     assert sp["median"] == 1.0  # ratios 1000/250, 1000/1000, 300/1000
 
 
-def test_diverged_stopped_and_missing_runs_are_excluded_and_listed():
+def test_stopped_and_missing_runs_are_excluded_and_listed():
     base = {s: make_summary(s, {"a": 400}) for s in range(4)}
     arm = {s: make_summary(s, {"a": 200}) for s in range(5)}
-    arm[1] = make_summary(1, {"a": None}, status="diverged", message="loss is nan at step 37")
     arm[2] = make_summary(2, {"a": 150}, steps=300, status="stopped")
     arm[3] = None
     result = compare_arms({"base": base, "arm": arm}, "base")
     assert result["excluded"] == [
         {"arm": "base", "seed": 4, "reason": "missing"},
-        {"arm": "arm", "seed": 1, "reason": "diverged", "message": "loss is nan at step 37"},
         {"arm": "arm", "seed": 2, "reason": "stopped"},
         {"arm": "arm", "seed": 3, "reason": "missing"},
     ]
-    assert result["seeds"] == {"base": [0, 1, 2, 3], "arm": [0, 4]}
+    assert result["seeds"] == {"base": [0, 1, 2, 3], "arm": [0, 1, 4]}
     st = result["skills"]["a"]["arm"]
-    assert st["n"] == 2 and st["n_censored"] == 0 and st["median"] == 200.0  # the diverged run is not a censored one
+    assert st["n"] == 3 and st["n_censored"] == 0 and st["median"] == 200.0
     sp = st["speedup"]
-    assert sp["n_pairs"] == 1 and sp["median"] == 2.0
-    assert sp["ci"] is None and "n = 1 pairs < 3" in sp["ci_note"]
-    assert sp["p_value"] is None and sp["p_note"] == "n = 1 pairs < 2"
-    assert "arm seed 1 (diverged)" in to_markdown(result)
+    assert sp["n_pairs"] == 2 and sp["median"] == 2.0
+    assert sp["ci"] is None and "n = 2 pairs < 3" in sp["ci_note"]
+    assert "arm seed 2 (stopped); arm seed 3 (missing)" in to_markdown(result)
+
+
+def test_a_diverged_run_counts_censored_for_the_skills_it_had_not_learned():
+    """An unstable arm that diverges on 2 of 5 seeds is not measured on its 3 survivors only: the diverged runs keep
+    the skills they learned before diverging and are censored at the budget for the rest."""
+    base = {s: make_summary(s, {"a": 100, "b": 400}) for s in range(5)}
+    arm = {s: make_summary(s, {"a": 50, "b": 200}) for s in range(5)}
+    arm[1] = make_summary(1, {"a": 60, "b": None}, steps=90, max_steps=1000, status="diverged", message="at step 90")
+    arm[3] = make_summary(3, {"a": None, "b": None}, steps=12, max_steps=1000, status="diverged")
+    result = compare_arms({"base": base, "arm": arm}, "base")
+    assert result["excluded"] == [] and result["diverged"] == {"base": [], "arm": [1, 3]}
+    a, b = result["skills"]["a"]["arm"], result["skills"]["b"]["arm"]
+    assert (a["n"], a["n_censored"], a["n_diverged"]) == (5, 1, 2) and a["q3"] == 60.0  # 50, 50, 50, 60, >1000
+    assert (b["n"], b["n_censored"]) == (5, 2) and b["median"] == 200.0  # 200 ×3, then two censored at 1000
+    sp = b["speedup"]  # per seed 400/200 = 2 (×3) and 400/1000 = 0.4 (×2): the instability shows in the interval
+    assert sp["n_arm_censored"] == 2 and sp["median"] == 2.0 and sp["ci"][0] < 1
+    assert result["all_learned"]["arm"]["n_censored"] == 2 and result["budget"]["arm"] == 1000
+    assert result["wall_seconds"]["arm"]["n"] == 3  # wall-clock over completed runs only
+    md = to_markdown(result)
+    assert "| b learn step | arm | 200 [200, >1000] | 2/5 (2 diverged) |" in md and "Diverged (counted" in md
+    # leaving the diverged seeds out (the old rule) would have reported 3/3 learned and hidden the instability
+    survivors = compare_arms({"base": base, "arm": {s: arm[s] for s in (0, 2, 4)}}, "base")
+    assert survivors["skills"]["b"]["arm"]["n_censored"] == 0
 
 
 def test_small_samples_get_an_approximate_interval_and_no_difference_gives_null_with_reasons():
@@ -161,11 +182,11 @@ def test_markdown_and_csv_renderings():
     assert "| a learn step | base (baseline) | 400 [400, 400] | 0/6 | — | — |" in lines
     assert "| b learn step | base (baseline) | >1000 [>1000, >1000] | 6/6 | — | — |" in lines
     row_b = next(line for line in lines if line.startswith("| b learn step | fast"))
-    assert "| 700 [700, 700] | 0/6 | 1.43×† [—] | 0.031 |" in row_b  # 1000/700, baseline censored: a lower bound
+    assert "| 700 [700, 700] | 0/7 (1 diverged) | 1.43×† [—] | 0.031 |" in row_b  # 1000/700, baseline censored: a lower bound
     row_a = next(line for line in lines if line.startswith("| a learn step | fast"))
     assert "1.98× [" in row_a
     assert any(line.startswith("| wall-clock s | fast | 12.5 [12.5, 12.5] | 0/6 | 0.80× [—] |") for line in lines)
-    assert "base seed 6 (missing); fast seed 6 (diverged)" in md
+    assert "base seed 6 (missing)" in md and "Diverged (counted" in md and "fast seeds 6" in md
 
     rows = csv_rows(result)
     assert len(rows) == (2 + 2) * 2 and all(list(r) == CSV_COLUMNS for r in rows)

@@ -108,6 +108,27 @@ def test_a_comparison_directory_is_continued_only_by_its_own_command(capsys, tmp
     assert err.count("\n") == 1 and "holds a comparison made by another command" in err
 
 
+def test_out_dir_is_the_comparison_directory(capsys, tmp_path):
+    p = plan(["recipe=domino_2task", "seeds=2", "arms=[baseline]", f"out_dir={tmp_path}/mine"])
+    assert p.directory == tmp_path / "mine"
+    assert all(r.run_dir.parent.parent == tmp_path / "mine" for r in p.runs)
+    assert not any(a.startswith("out_dir=") and "mine/" not in a for r in p.runs for a in r.args)
+    assert main(["compare", "recipe=domino_2task", "seeds=2", "arms=[baseline]", f"out_dir={tmp_path}/a",
+                 f"compare.out_dir={tmp_path}/b"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out_dir: " in err and "disagree" in err
+
+
+@pytest.mark.slow
+def test_an_arm_without_a_finished_run_fails_the_comparison(tmp_path):
+    result = run_cli("compare", *SMALL, "trainer.max_steps=20", "seeds=1", "arms.baseline={}",
+                     "arms.broken.overrides.trainer.precision=bogus", f"compare.out_dir={tmp_path}/c")
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: arm broken has no finished run (seed 1: exit code 2: error: trainer.precision"), last
+    assert (tmp_path / "c/comparison.json").is_file()  # what could be measured is still written
+
+
 def test_arms_that_train_other_skills_cannot_be_compared(capsys, tmp_path):
     assert main(["compare", "recipe=multitask_parity", "arms.a={}", "compare.baseline=a",
                  "arms.b.overrides.data.n_tasks=5", f"compare.out_dir={tmp_path}/c"]) == 2
@@ -126,12 +147,17 @@ def test_a_small_comparison_end_to_end_with_a_diverging_arm(tmp_path):
     for name in ("comparison.json", "comparison.csv", "comparison.md", "curves.png", "learn_steps.png", "timeline.png"):
         assert (out / name).is_file(), name
     comparison = json.loads((out / "comparison.json").read_text())
-    assert [e["reason"] for e in comparison["excluded"]] == ["diverged", "diverged"]  # lr=1e3, both seeds
-    assert "training diverged at step" in comparison["excluded"][0]["message"]
+    # lr=1e3 diverges on both seeds at once: counted, every skill censored at the budget, never dropped
+    assert comparison["excluded"] == [] and comparison["diverged"]["unstable"] == [1, 2]
+    unstable = comparison["skills"]["x1x2"]["unstable"]
+    assert (unstable["n"], unstable["n_censored"], unstable["n_diverged"]) == (2, 2, 2)
+    assert unstable["speedup"]["median"] < 1 and comparison["budget"]["unstable"] == 400  # slower than any learned run
     rare = comparison["skills"]["x3x4"]
     assert rare["baseline"]["n"] == 2 and rare["rescaled"]["speedup"]["median"] > 1
-    assert "excluded unstable seed 1: diverged" in result.stdout
-    assert "| x3x4 learn step | rescaled |" in (out / "comparison.md").read_text()
+    assert "diverged unstable seeds 1, 2: counted" in result.stdout
+    md = (out / "comparison.md").read_text()
+    assert "| x3x4 learn step | rescaled |" in md
+    assert "| x3x4 learn step | unstable | >400 [>400, >400] | 2/2 (2 diverged) |" in md
     again = run_cli(*args)  # the same command again: nothing left to run, the same statistics
     assert again.returncode == 0 and "6 runs finished earlier (kept), 0 to run" in again.stderr
     assert json.loads((out / "comparison.json").read_text())["skills"] == comparison["skills"]

@@ -17,8 +17,12 @@ B for a censored time moves the ratio toward 1, never past it (arm censored: the
 baseline censored: ≥ B / t_a ≥ 1; both censored: B_b / B_a, 1 with equal budgets), so the estimate is
 conservative; such pairs are counted (`n_arm_censored`, `n_baseline_censored`, `n_both_censored`).
 
-Runs that diverged, stopped early or are missing are excluded from every statistic and listed under `excluded`
-with the reason.
+Diverged runs count: a run that diverged learned the skills it learned before diverging, at their steps, and
+never learns the others, which enter censored at its budget (its `max_steps`), like a run that ran out of steps.
+Leaving them out would measure an unstable arm only on the seeds where it survived, and flatter it. They are
+counted per arm (`n_diverged`, `diverged`). Wall-clock time is compared over completed runs only (a diverged run's
+time is that of a shorter run). Runs that stopped early (resumable), crashed or are missing are excluded from
+every statistic and listed under `excluded` with the reason.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ Seed = int | str
 Times = dict[Seed, tuple[float, bool]]  # seed -> (time, censored)
 
 QUANTILES = {"median": 0.5, "q1": 0.25, "q3": 0.75}
-CSV_COLUMNS = ["quantity", "skill", "arm", "n", "n_censored", "median", "median_censored", "q1", "q1_censored", "q3",
-               "q3_censored", "speedup_n_pairs", "speedup_n_arm_censored", "speedup_n_baseline_censored",
+CSV_COLUMNS = ["quantity", "skill", "arm", "n", "n_censored", "n_diverged", "median", "median_censored", "q1",
+               "q1_censored", "q3", "q3_censored", "speedup_n_pairs", "speedup_n_arm_censored", "speedup_n_baseline_censored",
                "speedup_n_both_censored", "speedup_n_undefined", "speedup_median", "speedup_ci_low", "speedup_ci_high",
                "speedup_p_value"]
 
@@ -53,7 +57,8 @@ def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: st
 
     Returns {"baseline", "arms", "seeds": {arm: [seeds used]}, "metric", "budget": {arm: max steps},
     "confidence", "skills": {skill: {arm: stats}}, "all_learned": {arm: stats}, "wall_seconds": {arm: stats},
-    "excluded": [{"arm", "seed", "reason", ["message"]}]}, where stats is `{"n", "n_censored", "median",
+    "diverged": {arm: [seeds]}, "excluded": [{"arm", "seed", "reason", ["message"]}]}, where stats is
+    `{"n", "n_censored", "n_diverged", "median",
     "median_censored", "q1", "q1_censored", "q3", "q3_censored"}` plus, for every arm but the baseline,
     "speedup": {"n_pairs", "n_arm_censored", "n_baseline_censored", "n_both_censored", "n_undefined", "median",
     "ci": [low, high] | None, "ci_note", "p_value", "p_note"}.
@@ -69,16 +74,18 @@ def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: st
             summary = runs[arm].get(seed)
             if summary is None:
                 excluded.append({"arm": arm, "seed": seed, "reason": "missing"})
-            elif summary["status"] != "completed":
+            elif summary["status"] not in COUNTED:
                 excluded.append({"arm": arm, "seed": seed, "reason": summary["status"],
                                  **({"message": summary["message"]} if summary.get("message") else {})})
             else:
                 used[arm][seed] = summary
     skills, metric = _common_setup(used)
+    completed = {arm: {seed: s for seed, s in by_seed.items() if s["status"] == "completed"} for arm, by_seed in used.items()}
 
-    def compare(time: Callable[[Summary], tuple[float, bool]]) -> dict[str, dict]:
-        times = {arm: {seed: time(s) for seed, s in used[arm].items()} for arm in arms}
-        out = {arm: _distribution(times[arm]) for arm in arms}
+    def compare(time: Callable[[Summary], tuple[float, bool]], among=used) -> dict[str, dict]:
+        times = {arm: {seed: time(s) for seed, s in among[arm].items()} for arm in arms}
+        out = {arm: {**_distribution(times[arm]),
+                     "n_diverged": sum(s["status"] == "diverged" for s in among[arm].values())} for arm in arms}
         for arm in arms[1:]:
             out[arm]["speedup"] = _speedup(times[baseline], times[arm], confidence, n_resamples, random_state)
         return out
@@ -88,14 +95,23 @@ def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: st
         "arms": arms,
         "seeds": {arm: list(used[arm]) for arm in arms},
         "metric": metric,
-        "budget": {arm: max((s["steps"] for s in used[arm].values()), default=None) for arm in arms},
+        "budget": {arm: max((budget(s) for s in used[arm].values()), default=None) for arm in arms},
         "confidence": confidence,
-        "skills": {skill: compare(lambda s, k=skill: censored_at_budget(s["skills"][k]["learned_step"], s["steps"]))
+        "skills": {skill: compare(lambda s, k=skill: censored_at_budget(s["skills"][k]["learned_step"], budget(s)))
                    for skill in skills},
-        "all_learned": compare(lambda s: censored_at_budget(s["all_learned_step"], s["steps"])),
-        "wall_seconds": compare(lambda s: (float(s["wall_seconds"]), False)),
+        "all_learned": compare(lambda s: censored_at_budget(s["all_learned_step"], budget(s))),
+        "wall_seconds": compare(lambda s: (float(s["wall_seconds"]), False), among=completed),
+        "diverged": {arm: [seed for seed, s in used[arm].items() if s["status"] == "diverged"] for arm in arms},
         "excluded": excluded,
     }
+
+
+COUNTED = ("completed", "diverged")  # statuses whose runs enter the statistics
+
+
+def budget(summary: Summary) -> int:
+    """The steps a run was given (`max_steps`; `steps` in summaries written before it was recorded)."""
+    return summary.get("max_steps") or summary["steps"]
 
 
 def _common_setup(used: Mapping[str, Mapping[Seed, Summary]]) -> tuple[list[str], dict | None]:
@@ -218,15 +234,21 @@ def to_markdown(result: Mapping) -> str:
             speedup = f"{sp['median']:.2f}×{dagger} [{ci}]"
             p = "—" if sp["p_value"] is None else f"{sp['p_value']:.2g}"
         arm_label = f"{arm} (baseline)" if arm == baseline else arm
-        lines.append(f"| {label} | {arm_label} | {iqr} | {st['n_censored']}/{st['n']} | {speedup} | {p} |")
+        censored = f"{st['n_censored']}/{st['n']}" + (f" ({st['n_diverged']} diverged)" if st.get("n_diverged") else "")
+        lines.append(f"| {label} | {arm_label} | {iqr} | {censored} | {speedup} | {p} |")
     notes = [
         "Median [IQR] over seeds; a run that never learned within its budget (in steps) enters at the budget and is "
         "counted as censored; a quantile that depends on such runs is shown as >budget.",
         f"Speedup: t_{baseline} / t_arm per paired seed, median with a {level} percentile-bootstrap CI; p: two-sided "
         "Wilcoxon signed-rank test on log speedups; † some pairs censored (the ratio is then moved toward 1).",
     ]
+    diverged = [f"{arm} seeds {', '.join(map(str, seeds))}" for arm, seeds in result.get("diverged", {}).items() if seeds]
+    if diverged:
+        notes.append("Diverged (counted: skills not learned before diverging are censored at the budget; not in "
+                     "wall-clock): " + "; ".join(diverged) + ".")
     if result["excluded"]:
-        notes.append("Excluded: " + "; ".join(f"{e['arm']} seed {e['seed']} ({e['reason']})" for e in result["excluded"]) + ".")
+        notes.append("Excluded (not in any statistic): " + "; ".join(
+            f"{e['arm']} seed {e['seed']} ({e['reason']})" for e in result["excluded"]) + ".")
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 

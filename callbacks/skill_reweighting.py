@@ -18,8 +18,9 @@ Formulas (p_k: the task's frequency of skill k; L[b, k]: the loss matrix; sg: st
   per-skill loss, or of its relative decrease, `signal=progress`), updated every `update_every` steps:
   `algorithm=eg` (exponentiated gradient, as DoReMi): q ← softmax(log q + lr · s), with s the EMA loss over its
   mean across skills (`signal=loss`) or the EMA loss's relative decrease since the last update (`signal=progress`);
-  `algorithm=exp3` (bandit, as Online Data Mixing): w_k ← w_k · exp(floor · lr · ŝ_k / K) with ŝ_k = s_k / q_k
-  for skills seen in the batch; in both, q ← (1 − floor) · q + floor / K.
+  `algorithm=exp3` (bandit, as Online Data Mixing): w_k ← w_k · exp(floor · lr · ŝ_k / K) with the importance-
+  weighted reward ŝ_k = s_k · 1[k in the batch] / P(k in the batch), P = 1 − (1 − r_k)^B for a batch of B rows each
+  carrying skill k with probability r_k (unbiased: E[ŝ_k] = s_k); in both, q ← (1 − floor) · q + floor / K.
 
 Weights and rates are logged as `intervention/skill_reweighting/{weight,rate}/<skill>`.
 
@@ -68,6 +69,16 @@ class SkillReweightingConfig:
         require(0 <= self.ema < 1, f"{key}.ema", f"must be in [0, 1), got {self.ema}")
         require(0 < self.floor < 1, f"{key}.floor", f"must be in (0, 1), got {self.floor}")
         require(self.update_every >= 1, f"{key}.update_every", f"must be ≥ 1, got {self.update_every}")
+
+
+def observation_probability(rates: torch.Tensor, rows: float) -> torch.Tensor:
+    """P(skill k is in a batch of `rows` rows) = 1 − (1 − r_k)^rows, with r_k each row's chance to carry skill k: its
+    sampling probability (control form) or its loss-mask rate (outputs form). EXP3 observes a skill's reward only
+    when the skill is in the batch, so reward · 1[seen] / P(seen) is unbiased for the reward. (Dividing by r_k, the
+    per-row rate, would be unbiased only for a batch of one row: with B rows it inflates a rare skill's reward by
+    about 1/r_k.) Rows drawn by an epoch-shuffled walk through a pool are seen a little more surely than independent
+    draws; the difference is negligible once r_k · rows ≫ 1."""
+    return 1 - (1 - rates.double().clamp(0, 1)) ** rows
 
 
 @INTERVENTIONS.register(
@@ -148,8 +159,9 @@ class SkillReweighting(Intervention):
         k, lr, floor = len(signal), self.params.lr, self.params.floor
         if self.params.algorithm == "eg":
             mixture = torch.softmax(self.mixture.log() + lr * signal, dim=0)
-        else:  # EXP3: rewards of the skills seen in this batch, importance-weighted by the rate they were drawn at
-            reward = torch.where(seen, signal / self.rates.clamp(min=1e-12), torch.zeros_like(signal))
+        else:  # EXP3: rewards of the skills seen in this batch, importance-weighted by how likely they were seen
+            observed = observation_probability(self.rates, float(pl_module.train_stats["rows"]))
+            reward = torch.where(seen, signal / observed.clamp(min=1e-12), torch.zeros_like(signal))
             self.log_weights += floor * lr * reward / k
             mixture = torch.softmax(self.log_weights, dim=0)
         self.mixture = (1 - floor) * mixture + floor / k

@@ -105,49 +105,110 @@ def test_balanced_sampling_rates_in_both_forms():
     assert torch.allclose(iv.rates, p.sqrt() / p.sqrt().sum())
 
 
-def test_online_eg_update_by_hand(monkeypatch):
-    ctrl = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=3", "data.alpha=0.0")))
-    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=2, ema=0.5, lr=1.0, floor=0.1), ctrl.task)
-    set_rates = []
-
-    class Stream:
-        def set_rates(self, r):
-            set_rates.append(r.clone())
-
-    trainer = type("T", (), {"datamodule": type("D", (), {"stream": Stream()})()})()
-    for loss in ([0.6, 0.3, 0.3], [0.6, 0.1, 0.2]):
-        ctrl.train_stats = {"mask_loss": torch.tensor(loss, dtype=torch.float64)}
-        iv.on_train_batch_end(trainer, ctrl, None, None, 0)
-    ema = torch.tensor([0.6, 0.2, 0.25], dtype=torch.float64)  # 0.5·first + 0.5·second
-    mixture = torch.softmax(torch.log(torch.full((3,), 1 / 3, dtype=torch.float64)) + ema / ema.mean(), 0)
-    expected = 0.9 * mixture + 0.1 / 3
-    assert len(set_rates) == 1 and torch.allclose(set_rates[0], expected)
-    assert set_rates[0][0] > set_rates[0][2] > set_rates[0][1]  # the highest loss gets the most data
-
-
-def _online_updates(iv, module, losses):
+def _online_updates(iv, module, losses, rows=2048.0):
     """Feed per-skill losses (NaN: skill absent) to an online reweighting; the rates it set, one per update."""
     set_rates = []
     stream = type("S", (), {"set_rates": lambda self, r: set_rates.append(r.clone())})()
     trainer = type("T", (), {"datamodule": type("D", (), {"stream": stream})()})()
     for loss in losses:
-        module.train_stats = {"mask_loss": torch.tensor(loss, dtype=torch.float64)}
+        module.train_stats = {"mask_loss": torch.tensor(loss, dtype=torch.float64),
+                              "rows": torch.tensor(rows, dtype=torch.float64)}
         iv.on_train_batch_end(trainer, module, None, None, 0)
     return set_rates
 
 
-def test_online_exp3_update_by_hand_with_rewards_weighted_by_the_sampling_rate():
+def test_online_eg_update_by_hand():
+    ctrl = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=3", "data.alpha=0.0")))
+    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=2, ema=0.5, lr=1.0, floor=0.1), ctrl.task)
+    (rates,) = _online_updates(iv, ctrl, [[0.6, 0.3, 0.3], [0.6, 0.1, 0.2]])
+    # by hand (DoReMi's exponentiated gradient): EMA = [0.6, 0.2, 0.25], signal = EMA / mean = [12/7, 4/7, 5/7];
+    # q ∝ (1/3)·exp(signal) = [0.59284, 0.18906, 0.21809]; with the floor, 0.9·q + 0.1/3:
+    assert rates.tolist() == pytest.approx([0.5668924, 0.2034888, 0.2296188], abs=1e-6)
+    assert rates[0] > rates[2] > rates[1]  # the highest loss gets the most data
+
+
+def test_online_eg_step_is_the_mirror_descent_step():
+    """EG's mixture (before the floor) maximises lr·<q, s> − KL(q ‖ q_old) over the simplex: no other mixture
+    scores higher. A property of the update, checked without its formula."""
+    ctrl = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=4", "data.alpha=1.0")))
+    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=1, ema=0.0, lr=0.7, floor=1e-9), ctrl.task)
+    old = iv.mixture.clone()
+    losses = [0.9, 0.2, 0.5, 0.4]
+    _online_updates(iv, ctrl, [losses])
+    signal = torch.tensor(losses, dtype=torch.float64) / torch.tensor(losses, dtype=torch.float64).mean()
+
+    def score(q):
+        return float(0.7 * (q * signal).sum() - (q * (q / old).log()).sum())
+
+    best = score(iv.mixture)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        other = iv.mixture * torch.exp(0.3 * torch.randn(4, generator=g, dtype=torch.float64))
+        assert score(other / other.sum()) <= best + 1e-12
+
+
+def test_online_exp3_update_by_hand_with_rewards_weighted_by_how_likely_a_skill_is_seen():
     m = tiny()[0]  # outputs form, p = [1, 0.1]: loss-mask rates Σp·q, capped at 1
     iv = SkillReweighting(SkillReweightingConfig(mode="online", algorithm="exp3", update_every=1, ema=0.0, lr=2.0,
                                                  floor=0.2), m.task)
-    rates_before = iv.rates.clone()
-    assert torch.allclose(rates_before, torch.tensor([1.0, 0.1], dtype=torch.float64))
-    (rates,) = _online_updates(iv, m, [[0.2, 0.6]])
-    signal = torch.tensor([0.5, 1.5], dtype=torch.float64)  # loss / mean loss
-    log_w = 0.2 * 2.0 * (signal / rates_before) / 2  # floor · lr · importance-weighted reward / K
-    mixture = 0.8 * torch.softmax(log_w, 0) + 0.2 / 2
-    assert torch.allclose(iv.log_weights, log_w) and torch.allclose(iv.mixture, mixture)
-    assert torch.allclose(rates, (mixture * 1.1).clamp(max=1.0))
+    assert iv.rates.tolist() == [1.0, 0.1]
+    (rates,) = _online_updates(iv, m, [[0.2, 0.6]], rows=6)
+    # by hand: signal = loss / mean = [0.5, 1.5]; P(seen in 6 rows) = [1, 1 − 0.9^6 = 0.468559];
+    # log w = floor·lr·signal/P/K = [0.1, 0.640261]; mixture = 0.8·softmax(log w) + 0.1 = [0.394502, 0.605498];
+    # loss-mask rates = mixture · Σp = mixture · 1.1
+    assert iv.log_weights.tolist() == pytest.approx([0.1, 0.6402609], abs=1e-6)
+    assert iv.mixture.tolist() == pytest.approx([0.3945015, 0.6054985], abs=1e-6)
+    assert rates.tolist() == pytest.approx([0.4339517, 0.6660483], abs=1e-6)
+
+
+@pytest.mark.parametrize("form", ["control", "outputs"])
+def test_exp3_reward_estimate_is_unbiased_under_the_real_sampler(form):
+    """Monte Carlo with the stream's own sampling: rewards observed only for skills in the batch, weighted by
+    1 / P(seen), average to the true rewards; weighting by 1 / (per-row rate) inflates the rare skill's >10×."""
+    from skilltrain.callbacks.skill_reweighting import observation_probability
+    from skilltrain.data.stream import TrainStream
+
+    if form == "control":
+        task = SkillModule(to_container(load("recipe=multitask_parity"))).task  # 10 Zipf skills, rarest p = 0.016
+    else:
+        task = SkillModule(to_container(load("recipe=domino_2task", "data.frequencies=[1.0,0.02]"))).task
+    stream, batch, n = TrainStream(task, None, 64, seed=0), 64, 3000
+    rates = stream.rates.clone()
+    reward = torch.linspace(1.0, 2.0, task.n_skills, dtype=torch.float64)
+    p_seen = observation_probability(rates, batch)
+    total, naive = torch.zeros_like(reward), torch.zeros_like(reward)
+    for i in range(n):
+        b = stream.batch(i)
+        seen = (torch.bincount(b["skill"], minlength=task.n_skills) > 0) if form == "control" else b["loss_mask"].any(0)
+        total += torch.where(seen, reward / p_seen, 0)
+        naive += torch.where(seen, reward / rates, 0)
+    standard_error = reward * ((1 - p_seen) / (p_seen * n)).sqrt()
+    assert ((total / n - reward).abs() <= 4 * standard_error + 1e-9).all(), (total / n, reward)
+    assert naive[-1] / n > 10 * reward[-1]  # the old estimator's bonus for the rarest skill
+
+
+def test_exp3_finds_the_best_arm_of_a_bandit():
+    """Skills with fixed noisy losses, the most frequent one the highest: EXP3 drawing real batches from the stream
+    must put (nearly) all its mass on it. With rewards divided by the per-row rate it does not (share ~0.64)."""
+    from skilltrain.data.stream import TrainStream
+
+    m = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=4", "data.alpha=1.5")))
+    stream = TrainStream(m.task, None, 16, seed=0)
+    iv = SkillReweighting(SkillReweightingConfig(mode="online", algorithm="exp3", update_every=1, ema=0.0, lr=10.0,
+                                                 floor=0.1), m.task)
+    trainer = type("T", (), {"datamodule": type("D", (), {"stream": stream})()})()
+    true = torch.tensor([0.9, 0.3, 0.2, 0.1], dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    shares = []
+    for i in range(400):
+        batch = stream.batch(i)
+        counts = torch.bincount(batch["skill"], minlength=4)
+        noisy = true + 0.05 * torch.randn(4, generator=g, dtype=torch.float64)
+        m.train_stats = {"mask_loss": torch.where(counts > 0, noisy, float("nan")),
+                         "rows": torch.tensor(16.0, dtype=torch.float64)}
+        iv.on_train_batch_end(trainer, m, None, batch, i)
+        shares.append(float(iv.mixture[0]))
+    assert sum(shares[-100:]) / 100 > 0.9  # the floor caps it at 0.9 + 0.1 / 4
 
 
 def test_online_average_of_a_skill_starts_when_it_is_first_seen():

@@ -80,13 +80,17 @@ def test_control_form_puts_each_samples_loss_in_its_skill_column():
     assert torch.allclose(m.reduce(losses, mask), ce.mean())  # the ordinary mean cross-entropy
 
 
-def test_signgd_is_adam_with_zero_betas():
+def test_signgd_steps_by_the_sign_of_each_gradient():
+    """The optimizer skilltrain builds for optim.name=signgd moves every parameter by -lr · sign(g) at every step.
+    Two steps: Adam's first step is sign-like too; its second is not (it remembers the first gradient)."""
     m = module("recipe=compositional", "optim.name=signgd", "optim.lr=0.01")
     opt = m.configure_optimizers()
-    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"] == (0.0, 0.0) and opt.defaults["lr"] == 0.01
-    assert opt.defaults["weight_decay"] == 0.0
-    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
-    step = torch.optim.Adam([p], lr=0.01, betas=(0.0, 0.0), eps=1e-8)
-    p.grad = torch.tensor([2.0, -0.5, 1e-3], dtype=torch.float64)
-    step.step()
-    assert torch.allclose(p.detach(), torch.tensor([-0.01, 0.01, -0.01], dtype=torch.float64), atol=1e-6)
+    params = list(m.parameters())
+    for grads in ("first", "second"):
+        before = [p.detach().clone() for p in params]
+        g = torch.Generator().manual_seed(0 if grads == "first" else 1)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype) * 10 ** torch.randint(-3, 3, p.shape, generator=g)
+        opt.step()
+        for p, b in zip(params, before):
+            assert torch.allclose(p.detach() - b, -0.01 * p.grad.sign(), rtol=1e-4, atol=1e-9), grads

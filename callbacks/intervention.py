@@ -1,10 +1,10 @@
-"""The interface every intervention implements (DESIGN.md §Interventions).
+"""The interface every intervention implements, and when each of its hooks runs.
 
-An intervention is a Lightning `Callback` with a registered name (`interventions.<name>.<param>=value` enables it),
-a unique `state_key`, `state_dict`/`load_state_dict` of tensors and plain Python (exact resume; checkpoints load
-with weights_only=True), and a declaration of what it touches:
+An intervention is a Lightning `Callback` with a registered name (`interventions.<name>.<param>=value` enables it;
+`skilltrain.register_intervention`), a unique `state_key`, `state_dict`/`load_state_dict` of tensors and plain
+Python (exact resume; checkpoints load with weights_only=True), and a declaration of what it touches (`touches`):
 
-- "loss":      per-skill or per-sample weights on the loss matrix, returned by `loss_weights`; the module
+- "loss":      per-skill or per-entry weights on the loss matrix L[B, K], returned by `loss_weights`; the module
                multiplies the weights of all interventions (each computed from the unweighted losses, so they
                compose: "equalise, then tilt"), and adds any `extra_loss` (e.g. a load-balancing term).
 - "gradients": edits of the gradients in `on_before_optimizer_step` (accumulated, DDP-synchronised, AMP-unscaled,
@@ -13,8 +13,31 @@ with weights_only=True), and a declaration of what it touches:
                creation.
 - "data":      changes the stream's skill rates, identically on every rank.
 
-Everything an intervention computes from the batch uses the module's all-reduced per-skill statistics
-(`SkillModule.train_stats`), so every rank makes the same decision even when a skill is missing from its batch.
+Four small base classes, one per family, do the wiring; a method implements one method of one of them:
+`LossWeighting.loss_weights`, `DataSampling.rates`, `GradientEditing.edit_gradients`, `Architecture.build`
+(skilltrain.callbacks.loss_weighting, .data_sampling, .gradient_editing, .architecture). A direct subclass of
+`Intervention` that sets `touches` and overrides the hooks it needs is a complete intervention too.
+
+Step timeline. One optimizer step t of a run, in order (K skills, B rows):
+
+    once, before step 0
+      setup(stage="fit")           Architecture.build: the model is replaced (before restore, DDP, optimizer)
+      on_train_start               DataSampling: the stream's first skill rates (restored ones on a resume)
+    every step t
+      batch t is made              by the stream, with the skill rates set after step t-1
+      on_train_batch_start
+      SkillModule.training_step    forward → L[B, K], masks M, D → per-skill statistics, all-reduced over ranks
+                                   (`stats`: loss, acc, count, mask_loss, mask_share [K]; rows)
+        loss_weights(module, losses, mask, stats)   each intervention in config order; the weights multiply
+        extra_loss(module)                          added to the loss
+      backward                     (DDP all-reduces the gradients)
+      on_before_optimizer_step     GradientEditing.edit_gradients, in config order; then clipping, optimizer step
+      on_train_batch_end           DataSampling.rates(stats) → the skill rates of batch t+1; learn steps, divergence
+                                   check, checkpoints (skilltrain's own callbacks run after the interventions)
+      at steps 0, n, 2n, …         logged(): intervention/<name>/<key>, n = trainer.log_every_n_steps
+
+Everything an intervention computes from the batch uses these all-reduced statistics, so every rank makes the
+same decision even when a skill is missing from its batch.
 """
 
 from __future__ import annotations
@@ -31,7 +54,11 @@ EXCLUSIVE = ("model", "data")  # two interventions that both rebuild the model o
 
 
 class Intervention(L.Callback):
-    name: ClassVar[str] = ""
+    """Base class of interventions: constructed as `cls(params, task)`, `params` its validated config dataclass and
+    `task` the run's task (skills, frequencies, form). Subclasses set `touches` and override the hooks they need."""
+
+    name: str = ""  # the registered name (set when it is built from the registry)
+    touches: ClassVar[frozenset[str]] = frozenset()
     find_unused_parameters: ClassVar[bool] = False  # whether DDP must look for parameters without gradients
 
     def __init__(self, params: Any, task):
@@ -41,14 +68,11 @@ class Intervention(L.Callback):
 
     @property
     def state_key(self) -> str:
-        return f"intervention/{self.name}"
-
-    @property
-    def touches(self) -> frozenset[str]:
-        raise NotImplementedError
+        return f"intervention/{self.name or type(self).__name__}"
 
     def check(self, cfg) -> None:
-        """Refuse, with one UserError line, a setting this intervention cannot work with."""
+        """Refuse, with one UserError line, a setting this intervention cannot work with (cfg: the run config, or
+        None when the module was built around a user's own model)."""
 
     # ---- loss-level hooks (called by SkillModule.training_step) ---------------------------------------------
     def loss_weights(self, module, losses: torch.Tensor, mask: torch.Tensor | None,
@@ -78,3 +102,16 @@ def check_composition(interventions: list[Intervention], cfg) -> None:
         owners = [iv.name for iv in interventions if part in iv.touches]
         if len(owners) > 1:
             raise UserError(f"interventions: {' and '.join(owners)} both change the {part}; they cannot be combined")
+
+
+def build_intervention(name: str, params: Any, task) -> Intervention:
+    """The registered intervention `name` (its mode's class, when it has modes) for `task`."""
+    from skilltrain.registry import INTERVENTIONS
+
+    entry = INTERVENTIONS.get(name)
+    intervention = entry.target(getattr(params, "mode", None))(params, task)
+    if not isinstance(intervention, Intervention):
+        raise UserError(f"interventions.{name}: its registered class made a {type(intervention).__name__}, "
+                        "not a skilltrain.Intervention")
+    intervention.name = name
+    return intervention

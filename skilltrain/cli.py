@@ -18,7 +18,7 @@ commands:
   compare        A/B comparison of interventions over paired seeds, with statistics, tables and plots
                    python -m skilltrain compare recipe=domino_2task seeds=5 arms=[baseline,gradient_rescaling]
                      compare.workers=2   (rerun the same command to resume; compare.dry_run=true prints the runs)
-  list           recipes, tasks, models, optimizers and interventions, one line each
+  list           recipes, tasks, models, optimizers and interventions, one line each (plugins=[...]: theirs too)
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
   export-data    freeze a task's training and held-out sets as a Hugging Face dataset (save_to_disk)
@@ -27,8 +27,9 @@ commands:
 Exit codes: 0 done; 2 bad input (one `error:` line); 3 training diverged; 130 / 143 stopped by Ctrl-C / SIGTERM,
 4 stopped by trainer.max_time (checkpoint written: resume with `fit ckpt_path=last out_dir=<run_dir>`).
 
-Overrides are OmegaConf dotlists: key=value, lists as [a,b], mappings as {k: v}. Lightning Trainer flags go
-under trainer.* (trainer.max_steps=2000 trainer.accelerator=gpu). `print-config` shows every key.
+Overrides are OmegaConf dotlists: key=value (or --key=value), lists as [a,b], mappings as {k: v}. Lightning Trainer
+flags go under trainer.* (trainer.max_steps=2000 trainer.accelerator=gpu). `print-config` shows every key. Your
+own tasks, models, optimizers and interventions: plugins=[my_module,path/to/file.py] (docs/extending.md).
 """
 
 
@@ -36,8 +37,7 @@ def cmd_fit(args: list[str]) -> int:
     from skilltrain.config import load_config
     from skilltrain.run import fit
 
-    cfg = load_config(args)
-    result = fit(cfg)
+    result = fit(load_config(args))
     if result is None:  # a DDP rank other than 0
         return 0
     if result.message:
@@ -56,7 +56,7 @@ def cmd_print_config(args: list[str]) -> int:
 
 
 def cmd_compare(args: list[str]) -> int:
-    from skilltrain.compare import compare
+    from skilltrain.comparison import compare
 
     return compare(args)
 
@@ -75,18 +75,26 @@ def cmd_export_data(args: list[str]) -> int:
 
 
 def cmd_list(args: list[str]) -> int:
-    if args:
-        raise UserError(f"list takes no arguments, got '{args[0]}'")
     from rich.markup import escape
     from rich.table import Table
 
-    from skilltrain.config import recipe_description, recipe_names
-    from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
+    from skilltrain.config import parse_overrides, recipe_description, recipe_names
+    from skilltrain.plugins import load_plugins
+    from skilltrain.registry import BUILTIN, INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
     from skilltrain.report import console as make_console
+
+    extra = [a for a in args if not a.startswith("plugins=")]
+    if extra:
+        raise UserError(f"list takes only plugins=[...] (plugins whose entries to list too), got '{extra[0]}'")
+    load_plugins(list(parse_overrides(args).get("plugins") or []))
+
+    def described(entry) -> str:
+        modes = f" · modes: {', '.join(entry.modes)}" if entry.modes else ""
+        return entry.description + modes + ("" if entry.source == BUILTIN else f" · from {entry.source}")
 
     sections = [("recipes", [(n, recipe_description(n)) for n in recipe_names()])]
     for title, registry in (("tasks", TASKS), ("models", MODELS), ("optimizers", OPTIMIZERS), ("interventions", INTERVENTIONS)):
-        sections.append((title, [(e.name, e.description) for e in registry.entries()]))
+        sections.append((title, [(e.name, described(e)) for e in registry.entries()]))
     console = make_console()
     for title, rows in sections:
         console.print(f"[bold underline]{title}[/]")
@@ -100,12 +108,17 @@ def cmd_list(args: list[str]) -> int:
     return 0
 
 
+def _plain(arg: str) -> str:
+    """`--optim.lr=0.01` (how W&B sweep agents and argparse habits write it) is `optim.lr=0.01`."""
+    return arg[2:] if arg.startswith("--") and "=" in arg else arg
+
+
 COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "list": cmd_list, "print-config": cmd_print_config,
             "export-data": cmd_export_data}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [_plain(a) for a in (sys.argv[1:] if argv is None else argv)]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if argv else 2

@@ -20,6 +20,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from skilltrain.errors import UserError, closest, unknown
+from skilltrain.plugins import load_plugins
 from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
 
 
@@ -63,12 +64,20 @@ class TrainerConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = MISSING  # adam | adamw | sgd | signgd
+    """`optim.*`: what every optimizer takes; a registered optimizer may extend it with its own keys."""
+
+    name: str = MISSING  # adam | adamw | sgd | signgd | a registered optimizer
     lr: float = MISSING
     weight_decay: float = MISSING
     betas: list[float] | None = MISSING  # null = the optimizer's default; signgd fixes (0, 0)
     eps: float = MISSING
     momentum: float = MISSING  # sgd only
+    scheduler: str = MISSING  # constant | cosine | linear | step | exponential (torch.optim.lr_scheduler), per step
+    warmup_steps: int = MISSING  # linear warm-up from lr · warmup_start_factor to lr, then the scheduler
+    warmup_start_factor: float = MISSING
+    min_lr_ratio: float = MISSING  # cosine and linear: the last step's lr is lr · min_lr_ratio
+    step_size: int = MISSING  # step: multiply lr by gamma every step_size steps
+    gamma: float = MISSING  # step and exponential: the decay factor
 
 
 @dataclass
@@ -97,6 +106,8 @@ class WandbConfig:
 class LoggerConfig:
     csv: bool = MISSING  # metrics.csv in the run directory
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    tensorboard: bool = MISSING  # TensorBoard event files in <run_dir>/tensorboard
+    extra: list[Any] = MISSING  # any other Lightning loggers: [{class_path: …, init_args: {…}}]
 
 
 @dataclass
@@ -113,6 +124,8 @@ class RunConfig:
     overwrite: bool = MISSING  # start a new run in an existing, non-empty out_dir (deletes the old one)
     diverge_factor: float | None = MISSING  # diverged: a skill's loss above factor × its first loss (or non-finite)
     presets: list[str] = MISSING  # conf/presets/<name>.yaml, merged after the recipe
+    plugins: list[str] = MISSING  # modules or .py files imported first: users' tasks, models, optimizers, interventions
+    callbacks: list[Any] = MISSING  # users' Lightning callbacks: [{class_path: my.module.MyCallback, init_args: {…}}]
     data: Any = MISSING  # the task's schema (see skilltrain.data.base.DataConfig)
     model: Any = MISSING  # the model's schema
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -124,6 +137,7 @@ class RunConfig:
 
 
 METRICS = {"acc": "accuracy; learned when ≥ threshold", "loss": "loss (MSE for regression); learned when ≤ threshold"}
+SCHEDULERS = ("constant", "cosine", "linear", "step", "exponential")
 SPLITS = ("train", "val")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -325,7 +339,8 @@ def load_config(args: list[str] | None = None) -> DictConfig:
 
 
 # What may change when a run is resumed: how long and how it runs, not what it trains.
-RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path", "overwrite", "diverge_factor")
+RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path", "overwrite", "diverge_factor", "plugins",
+                      "callbacks")
 
 
 def run_dir_of_checkpoint(ckpt_path: str, out_dir: str | None) -> Path:
@@ -364,20 +379,33 @@ def from_container(container: dict, source: str = "a saved config") -> DictConfi
 
 
 def _typed(layers: list[tuple[str, DictConfig]]) -> DictConfig:
-    """Merge the layers into the schema, with `data`/`model`/`interventions` typed by what they name; validate."""
+    """Load the plugins the layers name, then merge the layers into the schema, with `data`/`model`/`optim`/
+    `interventions` typed by what they name; validate."""
     schema = OmegaConf.structured(RunConfig)
     _check_sections(layers, schema)
     layers = _without_disabled_interventions(layers)
     raw = OmegaConf.merge(*[layer for _, layer in layers])
+    plugins = raw.get("plugins") or []
+    require(isinstance(plugins, (list, ListConfig)), "plugins", "expected a list such as [my_plugin.py]")
+    resolved = load_plugins(list(plugins))
     schema.data = _plugin_schema(TASKS, raw, "data")
     schema.model = _plugin_schema(MODELS, raw, "model")
+    schema.optim = _optim_schema(raw)
     schema.interventions = _intervention_schemas(raw)
     layers = _forget_other_plugins_keys(layers, schema)
     cfg = _merge(schema, layers)
     missing = sorted(OmegaConf.missing_keys(cfg))
     require(not missing, missing[0] if missing else "", "is required but has no value")
+    cfg.plugins = resolved  # as imported: files by absolute path, so that a resume finds them from anywhere
     validate(cfg)
     return cfg
+
+
+def _optim_schema(raw: DictConfig) -> DictConfig:
+    """`optim` takes the schema of the optimizer it names (OptimConfig, or a registered optimizer's extension)."""
+    name = OmegaConf.select(raw, "optim.name")
+    entry = OPTIMIZERS.get(str(name)) if name is not None else None
+    return OmegaConf.structured(entry.schema if entry and entry.schema else OptimConfig)
 
 
 def _forget_other_plugins_keys(layers: list[tuple[str, DictConfig]], schema: DictConfig) -> list[tuple[str, DictConfig]]:
@@ -435,7 +463,6 @@ def validate(cfg: DictConfig) -> None:
             f"must be 1: skilltrain measures, checkpoints and intervenes per optimizer step (use a larger "
             f"data.batch_size, or more processes), got {t.accumulate_grad_batches}")
     o = cfg.optim
-    OPTIMIZERS.get(o.name)
     require(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
     require(o.weight_decay >= 0, "optim.weight_decay", f"must be ≥ 0, got {o.weight_decay}")
     require(o.eps > 0, "optim.eps", f"must be > 0, got {o.eps}")
@@ -444,6 +471,14 @@ def validate(cfg: DictConfig) -> None:
         require(o.name != "signgd", "optim.betas", "cannot be set with optim.name=signgd (SignGD is Adam with betas (0, 0))")
         require(len(o.betas) == 2, "optim.betas", f"expected two numbers such as [0.9,0.999], got {list(o.betas)}")
         require(all(0 <= b < 1 for b in o.betas), "optim.betas", f"each must be in [0, 1), got {list(o.betas)}")
+    if o.scheduler not in SCHEDULERS:
+        raise unknown("scheduler", o.scheduler, SCHEDULERS, key="optim.scheduler")
+    require(0 <= o.warmup_steps < t.max_steps, "optim.warmup_steps",
+            f"must be in [0, trainer.max_steps={t.max_steps}), got {o.warmup_steps}")
+    require(0 < o.warmup_start_factor <= 1, "optim.warmup_start_factor", f"must be in (0, 1], got {o.warmup_start_factor}")
+    require(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", f"must be in [0, 1], got {o.min_lr_ratio}")
+    require(o.step_size >= 1, "optim.step_size", f"must be ≥ 1, got {o.step_size}")
+    require(0 < o.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {o.gamma}")
     m = cfg.metric
     if m.name not in METRICS:
         raise unknown("metric", m.name, METRICS, key="metric.name")
@@ -461,8 +496,30 @@ def validate(cfg: DictConfig) -> None:
     data = OmegaConf.to_object(cfg.data)
     if m.name == "acc" and not getattr(data, "accuracy", TASKS.get(cfg.data.name).obj.accuracy):  # a config may decide
         raise UserError(f"metric.name: task {cfg.data.name} has regression skills without accuracy; use metric.name=loss")
-    for section in [data, *(OmegaConf.to_object(s) for s in [cfg.model, *cfg.interventions.values()])]:
-        section.validate()
+    sections = [("data", data), ("model", OmegaConf.to_object(cfg.model)), ("optim", OmegaConf.to_object(cfg.optim))]
+    for name, params in cfg.interventions.items():
+        entry = INTERVENTIONS.get(name)
+        if entry.modes:
+            entry.target(params.mode)  # a mode that is not registered: one line with the closest one
+        sections.append((f"interventions.{name}", OmegaConf.to_object(params)))
+    for key, section in sections:
+        _validate_section(key, section)
+
+
+def _validate_section(key: str, section: Any) -> None:
+    """A section's own `validate()` (optional for users' config classes). A ValueError it raises is one line naming
+    the key: `interventions.mine.strength: must be > 0`, when the message starts with a field's name."""
+    check = getattr(section, "validate", None)
+    if check is None:
+        return
+    try:
+        check()
+    except ValueError as e:
+        text = " ".join(str(e).split()) or "invalid value"
+        field_name = next((f for f in getattr(section, "__dataclass_fields__", {}) if re.match(rf"{f}\b", text)), None)
+        if field_name:
+            text = text[len(field_name):].lstrip(" :")
+        raise UserError(f"{key}.{field_name}: {text}" if field_name else f"{key}: {text}") from None
 
 
 def val_every(cfg: DictConfig) -> int:

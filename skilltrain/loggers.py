@@ -18,6 +18,7 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
 
 
 def resolve_wandb_mode(mode: str) -> str:
@@ -69,6 +70,18 @@ class RunCSVLogger(CSVLogger):
     def __init__(self, run_dir: Path, resume_at: dict | None = None):
         super().__init__(save_dir=str(run_dir), name="", version="")
         self.resume_at = resume_at
+        self._flushed_at: int | None = None
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        """As CSVLogger, but written to disk once rows span `flush_logs_every_n_steps` steps, whatever steps they
+        fall on (CSVLogger writes at a step s with (s + 1) % n == 0, which rows at 0, 10, 20, … never meet)."""
+        self.experiment.log_metrics(metrics, step)
+        if self._flushed_at is None:
+            self._flushed_at = step
+        elif step - self._flushed_at >= self._flush_logs_every_n_steps:
+            self.save()
+            self._flushed_at = step
 
     @property
     @rank_zero_experiment

@@ -12,9 +12,19 @@ batch over the number of processes, so that DDP's averaging of gradients gives e
 when a full-batch pool does not split evenly across ranks.) Per-skill loss and accuracy
 are computed every step from the same matrices (`SkillMetrics`, synchronised across DDP ranks) and logged as
 `skill/<name>/{loss,acc}` (train) and `skill/<name>/{val_loss,val_acc}` (held-out).
+
+Two ways to build one:
+
+- `SkillModule(config)`: from a resolved run config (what `skilltrain.fit` does, and what a checkpoint restores);
+- `SkillModule(model=my_module, task=skilltrain.Task.from_skills([...], form=..., loss=...), optimizer=...)`: around
+  your own `nn.Module`, to train with your own `lightning.Trainer` and LightningDataModule (docs/extending.md).
+  The batches are dicts: {"x", "y", "skill"} (control form: `skill` a LongTensor[B] of skill ids, `y` [B]) or
+  {"x", "y", "loss_mask"} (outputs form: `y` [B, K], `loss_mask` an optional BoolTensor[B, K]).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import lightning as L
 import torch
@@ -23,23 +33,36 @@ from omegaconf import OmegaConf
 
 from skilltrain.config import from_container, val_every
 from skilltrain.data import build_task
+from skilltrain.data.base import Task
 from skilltrain.metrics import SkillMetrics
-from skilltrain.models import DTYPES, build_model, per_skill_head
-from skilltrain.optim import build_optimizer
+from skilltrain.models import DTYPES, build_model
+from skilltrain.models import per_skill_head as _per_skill_head
+from skilltrain.optim import build_optimizer, build_scheduler
 
 
 class SkillModule(L.LightningModule):
-    def __init__(self, config: dict):
-        """`config`: the resolved run config as plain containers (what the checkpoint stores)."""
+    def __init__(self, config: dict | None = None, *, model: torch.nn.Module | None = None, task: Task | None = None,
+                 optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+                 per_skill_head: bool = False):
+        """`config`: the resolved run config as plain containers (what the checkpoint stores). Or, instead, your own
+        `model` (x [, skill] → outputs: [B, task.n_outputs], or one block per skill with `per_skill_head=True`), the
+        `task` that describes its data (`Task.from_skills`), and an `optimizer` factory (default: Adam, lr 1e-3)."""
         super().__init__()
-        self.save_hyperparameters(logger=False)  # in the checkpoint; loggers get the config from skilltrain.loggers
-        cfg = from_container(config)
-        self.cfg = cfg
-        data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
-        self.task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
-        model_cfg = OmegaConf.to_object(cfg.model)
-        self.model = build_model(model_cfg, self.task)
-        self.per_skill_head = per_skill_head(model_cfg, self.task)
+        if (config is None) == (model is None or task is None):
+            raise TypeError("SkillModule takes a run config, or a model and a task (Task.from_skills), not both")
+        if config is not None:
+            self.save_hyperparameters(logger=False)  # in the checkpoint; loggers get the config from skilltrain.loggers
+            cfg = from_container(config)
+            data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+            task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
+            model_cfg = OmegaConf.to_object(cfg.model)
+            model = build_model(model_cfg, task)
+            per_skill_head = _per_skill_head(model_cfg, task)
+        self.cfg = cfg if config is not None else None  # None around a user's model
+        self.task = task
+        self.model = model
+        self.per_skill_head = per_skill_head
+        self.make_optimizer = optimizer
         self.skills = self.task.skills
         self.train_metrics = SkillMetrics(self.task.n_skills, self.task.accuracy)
         self.val_metrics = SkillMetrics(self.task.n_skills, self.task.accuracy)
@@ -98,6 +121,10 @@ class SkillModule(L.LightningModule):
         from skilltrain.callbacks.intervention import Intervention
 
         self.interventions = [cb for cb in self.trainer.callbacks if isinstance(cb, Intervention)]
+        if self.cfg is None:  # a user's own Trainer: the checks `skilltrain.fit` makes before the Trainer exists
+            from skilltrain.callbacks.intervention import check_composition
+
+            check_composition(self.interventions, None)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses, correct, mask, present = self.loss_matrix(batch)
@@ -118,6 +145,8 @@ class SkillModule(L.LightningModule):
         self.train_loss = loss.detach()
         if self.global_step % self.trainer.log_every_n_steps == 0:  # steps 0, n, 2n, …: the curves' steps
             values = {"train/loss": self.train_loss, **self._named(self.train_stats, "")}
+            if self.cfg is not None and (self.cfg.optim.scheduler != "constant" or self.cfg.optim.warmup_steps):
+                values["train/lr"] = torch.as_tensor(self.trainer.optimizers[0].param_groups[0]["lr"])
             for intervention in self.interventions:
                 values.update({f"intervention/{intervention.name}/{k}": torch.as_tensor(v)
                                for k, v in intervention.logged().items()})
@@ -130,7 +159,7 @@ class SkillModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.val_stats = self.val_metrics.values()
-        if self.global_step % val_every(self.cfg):
+        if self.cfg is not None and self.global_step % val_every(self.cfg):
             # Lightning also evaluates when a run is stopped early (Ctrl-C); keep only the scheduled evaluations, so
             # that a stopped-and-resumed run records exactly what an uninterrupted one does.
             self.val_stats = {}
@@ -167,5 +196,11 @@ class SkillModule(L.LightningModule):
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.parameters(), self.cfg.optim)
+    def configure_optimizers(self):
+        if self.cfg is None:
+            return (self.make_optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3)))(self.parameters())
+        optimizer = build_optimizer(self.parameters(), OmegaConf.to_object(self.cfg.optim))
+        scheduler = build_scheduler(optimizer, self.cfg.optim, self.cfg.trainer.max_steps)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

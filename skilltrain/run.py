@@ -168,16 +168,14 @@ def _quiet_lightning():
 
 def build_interventions(cfg: DictConfig, task) -> list:
     """The configured interventions as callbacks, checked to work here and with each other (one-line errors)."""
-    from skilltrain.callbacks.intervention import check_composition
-    from skilltrain.registry import INTERVENTIONS
+    from skilltrain.callbacks.intervention import build_intervention, check_composition
 
-    interventions = [INTERVENTIONS.get(name).obj(OmegaConf.to_object(params), task)
-                     for name, params in cfg.interventions.items()]
+    interventions = [build_intervention(name, OmegaConf.to_object(params), task) for name, params in cfg.interventions.items()]
     check_composition(interventions, cfg)
     return interventions
 
 
-def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> FitResult | None:
+def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True) -> RunResult | None:
     """Train one run as configured (plus any extra Lightning `callbacks`). On rank 0: its directory and how it
     ended (None on the other ranks).
 
@@ -205,7 +203,7 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> FitResult | No
         (run_dir / RUN_ID_FILE).write_text(uuid.uuid4().hex[:12])
     run_id = run_id_of(run_dir)
     try:
-        return _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, ckpt_path, resume_at)
+        return _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, ckpt_path, resume_at, show)
     except UserError:
         # A mistake found while setting up (a Trainer flag, a data shard): a run directory made for it is removed
         # again, so that the same command, corrected, can use it; one that holds a checkpoint is kept.
@@ -214,7 +212,8 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> FitResult | No
         raise
 
 
-def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, ckpt_path, resume_at) -> FitResult | None:
+def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, ckpt_path, resume_at,
+           show) -> RunResult | None:
     from lightning.pytorch.loggers import WandbLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -273,14 +272,18 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     write_json(run_dir / "summary.json", summary)
     plot_curves(run_dir / "curves.png", progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
                 cfg.metric.threshold, cfg.metric.split)
-    print_table(summary)
-    return FitResult(run_dir, status, message, signum)
+    if show:
+        print_table(summary)
+    return RunResult(run_dir, status, summary, message, signum)
 
 
 @dataclasses.dataclass
-class FitResult:
+class RunResult:
+    """What a run left: its directory, its summary.json content and how it ended."""
+
     run_dir: Path
     status: str  # completed | stopped | diverged (as in summary.json)
+    summary: dict = dataclasses.field(default_factory=dict)
     message: str | None = None
     signal: int | None = None  # the signal that stopped the run
 
@@ -294,4 +297,6 @@ class FitResult:
             return 3
         return 128 + self.signal if self.signal else 4
 
+
+FitResult = RunResult  # the name before skilltrain.RunResult
 

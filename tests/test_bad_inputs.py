@@ -50,7 +50,7 @@ CASES = {
     "not key=value": (["fit", "foo"], "unexpected argument 'foo': overrides are key=value"),
     "unparsable value": (["fit", "trainer.devices=[1,2"], "trainer.devices: could not parse the value '[1,2'"),
     "export without path": (["export-data", "recipe=multitask_parity"], "export-data needs path=<directory>"),
-    "list with arguments": (["list", "recipes"], "list takes no arguments"),
+    "list with arguments": (["list", "recipes"], "list takes only plugins=[...]"),
     # config keys and types
     "unknown key": (["fit", "data.n_bitz=3"], "data.n_bitz: unknown key (did you mean data.n_bits?)"),
     "unknown trainer flag": (["fit", "trainer.max_stepz=3"], "trainer.max_stepz: unknown key (did you mean trainer.max_steps?)"),

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 
 from skilltrain.cli import main
-from skilltrain.compare import _command, plan
+from skilltrain.comparison import _command, plan
 from skilltrain.config import load_config
 
 SMALL = ("recipe=domino_2task", "data.n_samples=2000", "data.frequencies=[1.0,0.2]", "trainer.max_steps=400",

@@ -41,7 +41,7 @@ def test_ranks_use_identical_weights_and_rates_even_when_a_skill_is_missing_loca
     assert r0["world"] == r1["world"] == 2 and len(r0["rows"]) == len(r1["rows"]) == 60
     missing = 0
     for a, b in zip(r0["rows"], r1["rows"]):
-        for key in ("stats", "skill_reweighting.rates", "skill_reweighting.mixture", "gradient_rescaling.weights",
+        for key in ("stats", "skill_reweighting.stream_rates", "skill_reweighting.mixture", "gradient_rescaling.skill_weights",
                     "stream_rates"):
             assert a[key] == b[key], (a["step"], key)  # bit-identical on both ranks
         missing += any(c == 0 for c in a["local_counts"]) or any(c == 0 for c in b["local_counts"])

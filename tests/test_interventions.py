@@ -6,10 +6,8 @@ import pytest
 import torch
 from conftest import fit_quietly, load
 
-from skilltrain.callbacks.gradient_rescaling import GradientRescaling, GradientRescalingConfig
+from skilltrain.api import intervention
 from skilltrain.callbacks.intervention import Intervention, check_composition
-from skilltrain.callbacks.modular_routing import ModularRouting, ModularRoutingConfig
-from skilltrain.callbacks.skill_reweighting import SkillReweighting, SkillReweightingConfig
 from skilltrain.cli import main
 from skilltrain.config import to_container
 from skilltrain.models.modular import MaskedLinear, ModularMLP
@@ -42,7 +40,7 @@ def tiny(*args):
 
 def test_inverse_frequency_weights_equalise_expected_shares():
     m, losses, mask, stats = tiny()
-    iv = SkillReweighting(SkillReweightingConfig(), m.task)
+    iv = intervention("skill_reweighting", m.task)
     w = iv.loss_weights(m, losses, mask, stats)
     assert torch.allclose(w, torch.tensor([0.55, 5.5], dtype=w.dtype))  # (1/p)·Σp/K, p = [1, 0.1]
     p = torch.tensor([1.0, 0.1], dtype=w.dtype)
@@ -51,7 +49,7 @@ def test_inverse_frequency_weights_equalise_expected_shares():
 
 def test_self_reweighting_weights_each_entry_by_its_loss_over_the_mean():
     m, losses, mask, stats = tiny()
-    iv = SkillReweighting(SkillReweightingConfig(mode="self"), m.task)
+    iv = intervention("skill_reweighting", m.task, mode="self")
     w = iv.loss_weights(m, losses, mask, stats)
     mean = losses[mask].mean()
     assert torch.allclose(w, losses.detach() / mean)
@@ -62,7 +60,7 @@ def test_self_reweighting_weights_each_entry_by_its_loss_over_the_mean():
 
 def test_loss_normalize_gives_every_skill_the_same_log_loss_budget():
     m, losses, mask, stats = tiny()
-    iv = GradientRescaling(GradientRescalingConfig(), m.task)
+    iv = intervention("gradient_rescaling", m.task)
     w = iv.loss_weights(m, losses, mask, stats)
     loss = m.reduce(losses * w, mask)
     per_skill = [losses[:, k][mask[:, k]].mean() for k in range(2)]  # L_k over the entries in the objective
@@ -76,7 +74,7 @@ def test_loss_normalize_gives_every_skill_the_same_log_loss_budget():
 def test_grad_norm_rescales_each_skill_gradient_to_the_mean_norm(monkeypatch):
     m, losses, mask, stats = tiny()
     monkeypatch.setattr(type(m), "trainer", property(lambda self: self._trainer_stub))
-    iv = GradientRescaling(GradientRescalingConfig(mode="grad_norm"), m.task)
+    iv = intervention("gradient_rescaling", m.task, mode="grad_norm")
     w = iv.loss_weights(m, losses, mask, stats)
     params = list(m.parameters())
     parts = torch.where(mask, losses, 0).sum(0) / 6
@@ -91,25 +89,26 @@ def test_sign_mode_replaces_gradients_by_their_sign():
     m, losses, mask, _ = tiny()
     m.reduce(losses, mask).backward()
     before = [p.grad.clone() for p in m.parameters()]
-    GradientRescaling(GradientRescalingConfig(mode="sign"), m.task).on_before_optimizer_step(None, m, None)
+    trainer = type("T", (), {"global_step": 0, "log_every_n_steps": 10})()
+    intervention("gradient_rescaling", m.task, mode="sign").on_before_optimizer_step(trainer, m, None)
     assert all(torch.equal(p.grad, g.sign()) for p, g in zip(m.parameters(), before))
 
 
 def test_balanced_sampling_rates_in_both_forms():
     m, *_ = tiny()
-    iv = SkillReweighting(SkillReweightingConfig(mode="balanced_sampling"), m.task)  # outputs form, p = [1, 0.1]
-    assert torch.allclose(iv.rates, torch.tensor([0.55, 0.55], dtype=torch.float64))  # same Σ rates, uniform
+    iv = intervention("skill_reweighting", m.task, mode="balanced_sampling")  # outputs form, p = [1, 0.1]
+    assert torch.allclose(iv.stream_rates, torch.tensor([0.55, 0.55], dtype=torch.float64))  # same Σ rates, uniform
     ctrl = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=4", "data.alpha=1.0")))
-    iv = SkillReweighting(SkillReweightingConfig(mode="balanced_sampling", exponent=0.5), ctrl.task)
+    iv = intervention("skill_reweighting", ctrl.task, mode="balanced_sampling", exponent=0.5)
     p = torch.tensor(ctrl.task.frequencies, dtype=torch.float64)
-    assert torch.allclose(iv.rates, p.sqrt() / p.sqrt().sum())
+    assert torch.allclose(iv.stream_rates, p.sqrt() / p.sqrt().sum())
 
 
 def _online_updates(iv, module, losses, rows=2048.0):
     """Feed per-skill losses (NaN: skill absent) to an online reweighting; the rates it set, one per update."""
     set_rates = []
-    stream = type("S", (), {"set_rates": lambda self, r: set_rates.append(r.clone())})()
-    trainer = type("T", (), {"datamodule": type("D", (), {"stream": stream})()})()
+    datamodule = type("D", (), {"set_skill_rates": lambda self, r: set_rates.append(r.clone())})()
+    trainer = type("T", (), {"datamodule": datamodule})()
     for loss in losses:
         module.train_stats = {"mask_loss": torch.tensor(loss, dtype=torch.float64),
                               "rows": torch.tensor(rows, dtype=torch.float64)}
@@ -119,7 +118,7 @@ def _online_updates(iv, module, losses, rows=2048.0):
 
 def test_online_eg_update_by_hand():
     ctrl = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=3", "data.alpha=0.0")))
-    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=2, ema=0.5, lr=1.0, floor=0.1), ctrl.task)
+    iv = intervention("skill_reweighting", ctrl.task, mode="online", update_every=2, ema=0.5, lr=1.0, floor=0.1)
     (rates,) = _online_updates(iv, ctrl, [[0.6, 0.3, 0.3], [0.6, 0.1, 0.2]])
     # by hand (DoReMi's exponentiated gradient): EMA = [0.6, 0.2, 0.25], signal = EMA / mean = [12/7, 4/7, 5/7];
     # q ∝ (1/3)·exp(signal) = [0.59284, 0.18906, 0.21809]; with the floor, 0.9·q + 0.1/3:
@@ -131,7 +130,7 @@ def test_online_eg_step_is_the_mirror_descent_step():
     """EG's mixture (before the floor) maximises lr·<q, s> − KL(q ‖ q_old) over the simplex: no other mixture
     scores higher. A property of the update, checked without its formula."""
     ctrl = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=4", "data.alpha=1.0")))
-    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=1, ema=0.0, lr=0.7, floor=1e-9), ctrl.task)
+    iv = intervention("skill_reweighting", ctrl.task, mode="online", update_every=1, ema=0.0, lr=0.7, floor=1e-9)
     old = iv.mixture.clone()
     losses = [0.9, 0.2, 0.5, 0.4]
     _online_updates(iv, ctrl, [losses])
@@ -149,9 +148,9 @@ def test_online_eg_step_is_the_mirror_descent_step():
 
 def test_online_exp3_update_by_hand_with_rewards_weighted_by_how_likely_a_skill_is_seen():
     m = tiny()[0]  # outputs form, p = [1, 0.1]: loss-mask rates Σp·q, capped at 1
-    iv = SkillReweighting(SkillReweightingConfig(mode="online", algorithm="exp3", update_every=1, ema=0.0, lr=2.0,
-                                                 floor=0.2), m.task)
-    assert iv.rates.tolist() == [1.0, 0.1]
+    iv = intervention("skill_reweighting", m.task, mode="online", algorithm="exp3", update_every=1, ema=0.0, lr=2.0,
+                                                 floor=0.2)
+    assert iv.stream_rates.tolist() == [1.0, 0.1]
     (rates,) = _online_updates(iv, m, [[0.2, 0.6]], rows=6)
     # by hand: signal = loss / mean = [0.5, 1.5]; P(seen in 6 rows) = [1, 1 − 0.9^6 = 0.468559];
     # log w = floor·lr·signal/P/K = [0.1, 0.640261]; mixture = 0.8·softmax(log w) + 0.1 = [0.394502, 0.605498];
@@ -165,7 +164,7 @@ def test_online_exp3_update_by_hand_with_rewards_weighted_by_how_likely_a_skill_
 def test_exp3_reward_estimate_is_unbiased_under_the_real_sampler(form):
     """Monte Carlo with the stream's own sampling: rewards observed only for skills in the batch, weighted by
     1 / P(seen), average to the true rewards; weighting by 1 / (per-row rate) inflates the rare skill's >10×."""
-    from skilltrain.callbacks.skill_reweighting import observation_probability
+    from skilltrain.callbacks.data_sampling import observation_probability
     from skilltrain.data.stream import TrainStream
 
     if form == "control":
@@ -194,9 +193,9 @@ def test_exp3_finds_the_best_arm_of_a_bandit():
 
     m = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=4", "data.alpha=1.5")))
     stream = TrainStream(m.task, None, 16, seed=0)
-    iv = SkillReweighting(SkillReweightingConfig(mode="online", algorithm="exp3", update_every=1, ema=0.0, lr=10.0,
-                                                 floor=0.1), m.task)
-    trainer = type("T", (), {"datamodule": type("D", (), {"stream": stream})()})()
+    iv = intervention("skill_reweighting", m.task, mode="online", algorithm="exp3", update_every=1, ema=0.0, lr=10.0,
+                                                 floor=0.1)
+    trainer = type("T", (), {"datamodule": type("D", (), {"set_skill_rates": lambda self, r: stream.set_rates(r)})()})()
     true = torch.tensor([0.9, 0.3, 0.2, 0.1], dtype=torch.float64)
     g = torch.Generator().manual_seed(1)
     shares = []
@@ -213,12 +212,12 @@ def test_exp3_finds_the_best_arm_of_a_bandit():
 
 def test_online_average_of_a_skill_starts_when_it_is_first_seen():
     ctrl = SkillModule(to_container(load("recipe=multitask_parity", "data.n_tasks=3", "data.alpha=0.0")))
-    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=3, ema=0.5, lr=1.0, floor=0.1), ctrl.task)
+    iv = intervention("skill_reweighting", ctrl.task, mode="online", update_every=3, ema=0.5, lr=1.0, floor=0.1)
     nan = float("nan")
     (rates,) = _online_updates(iv, ctrl, [[0.6, 0.3, nan], [0.6, 0.3, nan], [0.6, 0.3, 0.9]])
     assert torch.allclose(iv.signal_ema, torch.tensor([0.6, 0.3, 0.9], dtype=torch.float64))  # not 0.5 · 0.9
     assert rates.argmax() == 2  # the late skill's high loss counts in full: it gets the most data
-    iv = SkillReweighting(SkillReweightingConfig(mode="online", update_every=1), ctrl.task)
+    iv = intervention("skill_reweighting", ctrl.task, mode="online", update_every=1)
     (rates,) = _online_updates(iv, ctrl, [[0.6, 0.3, nan]])  # never seen yet: counted as average, not as zero
     ema = torch.tensor([0.6, 0.3, 0.45], dtype=torch.float64)  # the unseen skill enters at the mean of the seen
     lr, floor = iv.params.lr, iv.params.floor
@@ -249,13 +248,13 @@ def test_learned_router_mixes_with_its_probability_and_learns_from_the_task_loss
 
 def test_modular_routing_replaces_the_mlp_with_modules():
     m = SkillModule(to_container(load("recipe=compositional", "model.widths=[30,30]")))
-    oracle = ModularRouting(ModularRoutingConfig(), m.task)
+    oracle = intervention("modular_routing", m.task)
     oracle.setup(None, m, "fit")
     assert isinstance(m.model, ModularMLP) and m.model.hidden[0].out_features == 30
     assert m.model.head.weight.dtype == torch.float64
     assert all(isinstance(layer, MaskedLinear) for layer in m.model.hidden)
     m2 = SkillModule(to_container(load("recipe=compositional", "model.widths=[30,30]")))
-    learned = ModularRouting(ModularRoutingConfig(mode="learned", n_experts=3, balance=0.1), m2.task)
+    learned = intervention("modular_routing", m2.task, mode="learned", n_experts=3, balance=0.1)
     learned.setup(None, m2, "fit")
     assert isinstance(m2.model, MixtureMLP)
     m2(torch.randint(0, 2, (16, 32)).double())
@@ -265,8 +264,8 @@ def test_modular_routing_replaces_the_mlp_with_modules():
 
 def test_two_interventions_compose_as_equalise_then_tilt(tmp_path):
     m, losses, mask, stats = tiny()
-    reweight = SkillReweighting(SkillReweightingConfig(), m.task)
-    rescale = GradientRescaling(GradientRescalingConfig(), m.task)
+    reweight = intervention("skill_reweighting", m.task)
+    rescale = intervention("gradient_rescaling", m.task)
     w = reweight.loss_weights(m, losses, mask, stats) * rescale.loss_weights(m, losses, mask, stats)
     loss = m.reduce(losses * w, mask)
     assert torch.allclose(loss, torch.tensor(0.55 + 5.5, dtype=loss.dtype), atol=1e-6)  # Σ_k w_k · L_k / sg(L_k)
@@ -285,7 +284,7 @@ class _Sampler(Intervention):
 def test_two_interventions_that_own_the_data_are_refused():
     m, *_ = tiny()
     with pytest.raises(Exception, match="both change the data; they cannot be combined"):
-        check_composition([SkillReweighting(SkillReweightingConfig(mode="online"), m.task), _Sampler(None, m.task)],
+        check_composition([intervention("skill_reweighting", m.task, mode="online"), _Sampler(None, m.task)],
                           load("recipe=domino_2task"))
 
 

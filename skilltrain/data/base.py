@@ -126,6 +126,29 @@ class Task:
     def describe(self) -> str:
         return f"{type(self).__name__}({self.n_skills} skills, {self.form} form, {self.loss})"
 
+    @staticmethod
+    def from_skills(skills: list[str], *, form: str = "control", loss: str = "ce", n_classes: int = 2,
+                    frequencies: list[float] | None = None, accuracy: bool | None = None) -> Task:
+        """A task that only describes data made elsewhere (your own LightningDataModule), for `SkillModule` and the
+        interventions: its skill names, data form, loss, classes per output and skill frequencies (default: equal;
+        control form: sampling probabilities, normalised; outputs form: loss-mask rates in (0, 1]). Regression
+        skills (loss="mse") have no accuracy unless `accuracy=True` (outputs > 0.5 against 0/1 targets)."""
+        require(form in FORMS, "form", f"must be one of {', '.join(FORMS)}, got {form!r}")
+        require(loss in LOSSES, "loss", f"must be one of {', '.join(LOSSES)}, got {loss!r}")
+        require(len(skills) >= 1 and len(set(skills)) == len(skills), "skills", "must be distinct names, at least one")
+        task = _DescribedTask(DataConfig(name="external", frequencies=frequencies), 0)
+        task.form, task.loss, task.n_classes = form, loss, n_classes
+        task.accuracy = loss == "ce" if accuracy is None else accuracy
+        task.finish(list(skills), [1.0] * len(skills))
+        return task
+
+
+class _DescribedTask(Task):
+    """See `Task.from_skills`: skills without a sampler."""
+
+    def sample(self, n, generator, skill=None):
+        raise NotImplementedError("a task made by Task.from_skills describes data made elsewhere; it has no sampler")
+
 
 def zipf(n: int, alpha: float) -> list[float]:
     """Zipf frequencies p_i ∝ i^(−alpha), i = 1..n, normalised."""

@@ -63,6 +63,10 @@ class SkillDataModule(L.LightningDataModule):
         chunks = [take(shard, slice(i, i + EVAL_CHUNK)) for i in range(0, n, EVAL_CHUNK)]
         return DataLoader(chunks, batch_size=None, shuffle=False, generator=torch.Generator())
 
+    def set_skill_rates(self, rates) -> None:
+        """Each skill's share of the next batches: what data-sampling interventions set (skilltrain.data.stream)."""
+        self.stream.set_rates(rates)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         return self.stream.batch(batch) if isinstance(batch, int) else batch
 

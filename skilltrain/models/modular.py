@@ -90,6 +90,14 @@ class ModularMLP(nn.Module):
         for j, outs in enumerate(sizes[1:]):
             self.register_buffer(f"gate{j}", block_mask([1] * k, outs).T.contiguous(), persistent=False)
 
+    def block_norms(self) -> torch.Tensor:
+        """[K]: each skill's module's size, the norm of its hidden units' incoming weights over all hidden layers."""
+        total = 0
+        for j, layer in enumerate(self.hidden):
+            squares = (layer.weight * layer.mask).detach().pow(2).sum(1)  # per hidden unit
+            total = total + getattr(self, f"gate{j}").to(squares) @ squares
+        return total.sqrt()
+
     def forward(self, x: torch.Tensor, skill: torch.Tensor | None = None) -> torch.Tensor:
         x = flatten_input(x, self.vocab_size, self.head.weight.dtype)
         for j, layer in enumerate(self.hidden):

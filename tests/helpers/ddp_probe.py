@@ -29,7 +29,7 @@ class Probe(L.Callback):
         if "skill" in batch:  # this rank's own batch: how many samples of each skill it drew
             row["local_counts"] = torch.bincount(batch["skill"], minlength=len(pl_module.skills)).tolist()
         for iv in pl_module.interventions:
-            for key in ("weights", "rates", "mixture"):
+            for key in ("skill_weights", "stream_rates", "mixture"):
                 value = getattr(iv, key, None)
                 if isinstance(value, torch.Tensor):
                     row[f"{iv.name}.{key}"] = value.tolist()

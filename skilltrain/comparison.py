@@ -187,6 +187,7 @@ def plan(args: list[str]) -> Plan:
                         f"logger.wandb.group=compare-{directory.name}", f"logger.wandb.job_type={arm}"]
             try:
                 cfg = load_config(run_args)  # every run's config is valid before any runs
+                _check_visible_to_runs(cfg)
             except UserError as e:
                 raise UserError(f"arm {arm}: {e}") from None
             result.runs.append(Run(arm, seed, run_args, run_dir))
@@ -197,6 +198,22 @@ def plan(args: list[str]) -> Plan:
                 f"must train the same skills and measure them alike as arm {first} (skills and metric.*), "
                 f"to be compared: {what} vs {measured[first]}")
     return result
+
+
+def _check_visible_to_runs(cfg) -> None:
+    """Every run is a new process: what it uses must be built in, or come from a plugin it loads too. An entry
+    registered by this process's own code would make every run of the arm fail; refuse it here, in one line."""
+    from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS, THIS_PROCESS
+
+    used = [(TASKS, cfg.data.name, None), (MODELS, cfg.model.name, None), (OPTIMIZERS, cfg.optim.name, None)]
+    used += [(INTERVENTIONS, name, getattr(params, "mode", None)) for name, params in cfg.interventions.items()]
+    for registry, name, mode in used:
+        entry = registry.get(name)
+        source = entry.mode_sources.get(mode, entry.source) if entry.modes else entry.source
+        if source == THIS_PROCESS:
+            raise UserError(f"{registry.key}: {registry.kind} '{name}' is registered by this process only, and each run of "
+                            "a comparison is a new process; put it in a plugin (plugins=[my_plugin.py], its own "
+                            "run guarded by `if __name__ == \"__main__\":`)")
 
 
 def _what_is_measured(cfg) -> dict:
@@ -233,8 +250,8 @@ def _command(run: Run) -> list[str]:
 class Runner:
     """Runs the planned fits in worker processes, with a progress display; Ctrl-C stops them cleanly."""
 
-    def __init__(self, plan: Plan):
-        self.plan = plan
+    def __init__(self, plan: Plan, show: bool = True):
+        self.plan, self.show = plan, show
         self.threads = max(1, (os.cpu_count() or 1) // plan.settings.workers)
         self.running: dict[int, subprocess.Popen] = {}
         self.lock = threading.Lock()
@@ -279,7 +296,7 @@ class Runner:
         done_before = len(self.plan.runs) - len(todo)
         print(f"{done_before} runs finished earlier (kept), {len(todo)} to run", file=sys.stderr, flush=True)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, transient=False) as progress:
+        with Progress(*columns, transient=False, disable=not self.show) as progress:
             task = progress.add_task("runs", total=len(self.plan.runs), completed=done_before)
             with ThreadPoolExecutor(max_workers=self.plan.settings.workers) as pool:
                 futures = [pool.submit(self.run_one, run, cmd, logs / f"{run.arm}-seed{run.seed}.log") for run, cmd in todo]
@@ -419,36 +436,91 @@ def _check_directory(plan: Plan) -> None:
                         "arms, seeds or overrides differ); choose another compare.out_dir")
 
 
-def compare(args: list[str]) -> int:
+@dataclass
+class ComparisonResult:
+    """What a comparison left: its directory, the statistics (comparison.json's content: per skill and arm the
+    median learn step, censoring, paired speedup with its confidence interval and p-value), whether every run
+    finished, and `error` when an arm has no finished run (then there is nothing to compare it by)."""
+
+    directory: Path
+    statistics: dict = field(default_factory=dict)
+    finished: bool = False
+    error: str | None = None
+    commands: list[str] = field(default_factory=list)  # compare.dry_run=true: the runs' fit commands
+
+    @property
+    def table(self) -> list[dict]:
+        """The statistics as flat rows (comparison.csv's), one per quantity × skill × arm."""
+        from skilltrain.analysis.stats import csv_rows
+
+        return csv_rows(self.statistics) if self.statistics else []
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.error else 0
+
+
+def run_comparison(args: list[str], show: bool = True) -> ComparisonResult:
+    """Plan, run (or resume) and analyse a comparison; `show` prints progress and the table. A Ctrl-C or SIGTERM
+    stops the running fits at their next step and raises KeyboardInterrupt (rerun to continue)."""
     the_plan = plan(args)
     _check_directory(the_plan)
     if the_plan.settings.dry_run:
+        commands = []
         for run in the_plan.runs:
             command = _command(run)
-            print(f"python -m skilltrain {shlex.join(command)}" if command else f"# finished: {run.run_dir}")
-        return 0
+            commands.append(f"python -m skilltrain {shlex.join(command)}" if command else f"# finished: {run.run_dir}")
+        return ComparisonResult(the_plan.directory, commands=commands)
     the_plan.directory.mkdir(parents=True, exist_ok=True)
     (the_plan.directory / "plan.json").write_text(the_plan.identity)
     print(f"comparison: {the_plan.directory} · {len(the_plan.arms)} arms × {len(the_plan.seeds)} seeds", file=sys.stderr)
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # preempted or disconnected: stop the fits too, never orphan them
-        signal.signal(sig, _raise_interrupt)
-    try:
-        finished = Runner(the_plan).run()
-    except KeyboardInterrupt:
-        print(f"interrupted; run the same command again to continue: finished runs are kept ({the_plan.directory})",
-              file=sys.stderr)
-        return 130
+    with _stop_on_termination():
+        try:
+            finished = Runner(the_plan, show).run()
+        except KeyboardInterrupt:
+            print(f"interrupted; run the same command again to continue: finished runs are kept ({the_plan.directory})",
+                  file=sys.stderr)
+            raise
     result = analyse(the_plan)
-    print_comparison(result, the_plan.directory)
-    if not finished:
-        print("note: some runs did not finish (see above); rerun the same command to retry them", file=sys.stderr)
-    print(f"comparison_dir: {the_plan.directory}", flush=True)
+    if show:
+        print_comparison(result, the_plan.directory)
+    error = None
     empty = [arm for arm in the_plan.arms if not any(r.arm == arm and r.state == "done" for r in the_plan.runs)]
     if empty:  # an arm without a single finished run has no statistics: that is a failed comparison, not a result
         first = next((r for r in the_plan.runs if r.arm == empty[0] and r.state == "failed"), None)
         why = f"seed {first.seed}: {first.note}" if first else "no run"
         more = f"; arms {', '.join(empty[1:])} have none either" if len(empty) > 1 else ""
-        print(f"error: arm {empty[0]} has no finished run ({why}){more}; logs in {the_plan.directory}/logs",
-              file=sys.stderr)
-        return 1
-    return 0
+        error = f"arm {empty[0]} has no finished run ({why}){more}; logs in {the_plan.directory}/logs"
+    return ComparisonResult(the_plan.directory, result, finished, error)
+
+
+@contextlib.contextmanager
+def _stop_on_termination():
+    """SIGTERM and SIGHUP (preempted, disconnected) stop the fits like Ctrl-C, never orphaning them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def compare(args: list[str]) -> int:
+    """The `compare` command: exit code 0, 1 (an arm without a finished run), 130 (interrupted)."""
+    try:
+        result = run_comparison(args)
+    except KeyboardInterrupt:
+        return 130
+    for line in result.commands:
+        print(line)
+    if result.commands:
+        return 0
+    if not result.finished:
+        print("note: some runs did not finish (see above); rerun the same command to retry them", file=sys.stderr)
+    print(f"comparison_dir: {result.directory}", flush=True)
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+    return result.exit_code

@@ -1,0 +1,148 @@
+"""Users' own tasks, models, optimizers and interventions, loaded into every process skilltrain starts.
+
+Two ways in:
+
+- `plugins=[my_module, path/to/file.py]` (a config key): each a module name or a path to a `.py` file, imported
+  before the config is resolved, by every command (`fit`, `compare` and each run it starts, `list`, `print-config`,
+  `export-data`) and recorded in the run's config.yaml, so that a resume imports them again.
+- installed packages declare an entry point in the group `skilltrain.plugins` (pyproject.toml:
+  `[project.entry-points."skilltrain.plugins"] mine = "my_package.skilltrain_plugin"`); it is loaded whenever a
+  registry is first used, with no key. The entry point names a module (imported) or a function (called).
+
+A plugin registers its entries with the public decorators (`skilltrain.register_intervention`, …). One that fails
+to import, or registers a name twice, is one `error:` line naming the plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+from skilltrain.errors import UserError
+
+GROUP = "skilltrain.plugins"
+
+_loading: list[str] = []  # the plugin being imported (innermost last): what its registrations are credited to
+_loaded: dict[str, str] = {}  # spec (a module name or an absolute file path) → the module it was imported as
+_entry_points_loaded = False
+
+
+def current_source(obj: object) -> str:
+    """Where a registration comes from: the plugin being loaded, skilltrain itself, or this process only."""
+    from skilltrain.registry import BUILTIN, THIS_PROCESS
+
+    module = getattr(obj, "__module__", "") or ""
+    if module == "skilltrain" or module.startswith("skilltrain."):
+        return BUILTIN  # (also when a plugin's import is what first imports a built-in module)
+    return _loading[-1] if _loading else THIS_PROCESS
+
+
+@contextlib.contextmanager
+def _crediting(source: str) -> Iterator[None]:
+    _loading.append(source)
+    try:
+        yield
+    finally:
+        _loading.pop()
+
+
+def resolve(spec: str) -> str:
+    """A plugin spec as it is recorded: a `.py` path made absolute (a resume may start elsewhere), a module as is."""
+    spec = str(spec).strip()
+    if spec.endswith(".py") or "/" in spec:
+        return str(Path(spec).expanduser().resolve())
+    return spec
+
+
+def load_plugins(specs) -> list[str]:
+    """Import each plugin once (per process); the resolved specs, in order. One-line errors name the plugin."""
+    resolved = []
+    for spec in specs or []:
+        if not isinstance(spec, str) or not spec.strip():
+            raise UserError(f"plugins: expected module names or paths to .py files, got {spec!r}")
+        key = resolve(spec)
+        resolved.append(key)
+        if key in _loaded:
+            continue
+        _loaded[key] = _import(spec, key)
+    return resolved
+
+
+def _import(spec: str, key: str) -> str:
+    from skilltrain.registry import RegistrationError
+
+    is_file = key.startswith("/")
+    label = f"plugin {spec}"
+    if is_file:
+        path = Path(key)
+        if not path.is_file():
+            raise UserError(f"plugins: no plugin file '{spec}'")
+        main = sys.modules.get("__main__")
+        if getattr(main, "__file__", None) and Path(main.__file__).resolve() == path:
+            return "__main__"  # the running script itself: it has registered its entries already
+        name = f"skilltrain_plugin_{path.stem}_{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
+    else:
+        name = spec
+    try:
+        with _crediting(label):
+            if not is_file:
+                importlib.import_module(spec)
+            else:
+                module_spec = importlib.util.spec_from_file_location(name, key)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module  # dataclasses and pickling look classes up by module
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    sys.modules.pop(name, None)
+                    raise
+    except RegistrationError as e:
+        raise UserError(f"plugins: {spec}: {e}") from None
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"plugins: cannot import '{spec}' ({_where(e, key if is_file else None)})") from None
+    return name
+
+
+_OWN_FILES = {__file__, importlib.__file__, metadata.__file__}
+
+
+def _where(e: Exception, path: str | None) -> str:
+    """`TypeError: message (file.py:12)`: the error and the line of the plugin that raised it."""
+    text = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}".rstrip(": ")
+    frames = [f for f in traceback.extract_tb(e.__traceback__)
+              if (f.filename == path if path else not f.filename.startswith("<") and f.filename not in _OWN_FILES)]
+    if frames:
+        text += f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}"
+    return text
+
+
+def load_entry_points() -> None:
+    """Import (or call) every `skilltrain.plugins` entry point of the installed packages, once per process."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from skilltrain.registry import RegistrationError
+
+    for ep in metadata.entry_points(group=GROUP):
+        label = f"entry point {ep.name} ({ep.value})"
+        try:
+            with _crediting(label):
+                loaded = ep.load()
+                if callable(loaded) and not isinstance(loaded, type(sys)):
+                    loaded()
+        except RegistrationError as e:
+            raise UserError(f"plugins: {label}: {e}") from None
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"plugins: cannot load {label} ({_where(e, None)})") from None

@@ -104,6 +104,17 @@ def check_composition(interventions: list[Intervention], cfg) -> None:
             raise UserError(f"interventions: {' and '.join(owners)} both change the {part}; they cannot be combined")
 
 
+CARD_SECTIONS = ("What it does.", "Formula.", "Parameters.", "When it helps.", "When it hurts.")
+
+
+def card_problems(cls: type) -> list[str]:
+    """What a method's card (its class docstring) lacks: each of `CARD_SECTIONS` starts a paragraph of it."""
+    doc = cls.__doc__ or ""
+    paragraphs = [" ".join(p.split()) for p in doc.split("\n\n")]
+    return [f"{cls.__name__}: its docstring has no '{s}' paragraph" for s in CARD_SECTIONS
+            if not any(p.startswith(s) for p in paragraphs)]
+
+
 def build_intervention(name: str, params: Any, task) -> Intervention:
     """The registered intervention `name` (its mode's class, when it has modes) for `task`."""
     from skilltrain.registry import INTERVENTIONS

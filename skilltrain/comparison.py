@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from skilltrain.config import _load_yaml, load_config, parse_overrides, recipe_sections, require
+from skilltrain.config import _load_yaml, load_config, load_config_plugins, parse_overrides, recipe_sections, require
 from skilltrain.errors import UserError, unknown
 from skilltrain.registry import INTERVENTIONS
 from skilltrain.run import recipe_stem
@@ -160,6 +160,8 @@ def plan(args: list[str]) -> Plan:
         seeds = list(seeds_given)
     require(len(set(seeds)) == len(seeds), "seeds", "must be distinct")
     recipe = str(cli.get("recipe") or load_config([]).recipe)
+    common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare", "out_dir")]
+    load_config_plugins(common)  # a plugin's interventions can be arms
     recipe_arms, recipe_compare = recipe_sections(recipe)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(CompareSettings), recipe_compare, settings_given)
@@ -172,7 +174,6 @@ def plan(args: list[str]) -> Plan:
     if settings.baseline not in arms:
         raise unknown("baseline arm", settings.baseline, arms, key="compare.baseline")
 
-    common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare", "out_dir")]
     identity = json.dumps([recipe, sorted(common), arms, seeds], sort_keys=True)
     tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
     directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{tag}")

@@ -138,6 +138,7 @@ class RunConfig:
 
 METRICS = {"acc": "accuracy; learned when ≥ threshold", "loss": "loss (MSE for regression); learned when ≤ threshold"}
 SCHEDULERS = ("constant", "cosine", "linear", "step", "exponential")
+BUDGET_SCHEDULERS = ("cosine", "linear")  # shaped by trainer.max_steps
 SPLITS = ("train", "val")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -181,7 +182,11 @@ def _recipe_file(recipe: str) -> tuple[str, DictConfig]:
     if recipe.endswith((".yaml", ".yml")) or "/" in recipe:
         path = Path(recipe)
         require(path.is_file(), "recipe", f"no recipe file at '{recipe}'")
-        return f"recipe file {recipe}", _load_yaml(path.read_text(), f"recipe file {recipe}")
+        layer = _load_yaml(path.read_text(), f"recipe file {recipe}")
+        if isinstance(layer.get("plugins"), ListConfig):  # a plugin file named by a recipe file: next to the recipe
+            layer.plugins = [str(path.parent / p) if str(p).endswith(".py") and not Path(str(p)).is_absolute()
+                             else str(p) for p in layer.plugins]
+        return f"recipe file {recipe}", layer
     if recipe not in recipe_names():
         raise unknown("recipe", recipe, recipe_names(), key="recipe")
     text = resources.files("skilltrain.recipes").joinpath(f"{recipe}.yaml").read_text()
@@ -324,6 +329,14 @@ def load_config(args: list[str] | None = None) -> DictConfig:
     cli = parse_overrides(list(args or []))
     if cli.get("ckpt_path"):
         return _resume_config(cli)
+    recipe, layers = _layers(cli)
+    cfg = _typed(layers)
+    cfg.recipe = recipe
+    return cfg
+
+
+def _layers(cli: DictConfig) -> tuple[str, list[tuple[str, DictConfig]]]:
+    """(recipe, the config layers in order: defaults, recipe, presets, command line), untyped."""
     defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
     recipe = OmegaConf.select(OmegaConf.merge(defaults, cli), "recipe")
     require(isinstance(recipe, str) and recipe, "recipe", f"is required (one of: {', '.join(recipe_names())})")
@@ -332,10 +345,16 @@ def load_config(args: list[str] | None = None) -> DictConfig:
     require(isinstance(presets, (list, ListConfig)), "presets", "expected a list such as [debug]")
     layers += [_preset_layer(str(p)) for p in presets]
     layers.append(("the command line", cli))
+    return recipe, layers
 
-    cfg = _typed(layers)
-    cfg.recipe = recipe
-    return cfg
+
+def load_config_plugins(args: list[str]) -> list[str]:
+    """Import the plugins that `key=value` arguments (and the recipe and presets they name) ask for, before
+    anything else reads the registries (compare resolves its arms' names first)."""
+    _, layers = _layers(parse_overrides(list(args)))
+    plugins = OmegaConf.merge(*[layer for _, layer in layers]).get("plugins") or []
+    require(isinstance(plugins, (list, ListConfig)), "plugins", "expected a list such as [my_plugin.py]")
+    return load_plugins(list(plugins))
 
 
 # What may change when a run is resumed: how long and how it runs, not what it trains.
@@ -370,6 +389,10 @@ def _resume_config(cli: DictConfig) -> DictConfig:
         if before.get(key) != after.get(key):
             raise UserError(f"{key}: cannot change when resuming a run (this run was trained with its config.yaml); "
                             "change only trainer.*, logger.* or checkpoint.*, or start a new run")
+    if cfg.optim.scheduler in BUDGET_SCHEDULERS and cfg.trainer.max_steps != saved.trainer.max_steps:
+        raise UserError(f"trainer.max_steps: cannot change when resuming a run whose optim.scheduler="
+                        f"{cfg.optim.scheduler} decays over its {saved.trainer.max_steps} steps (the rest of the run "
+                        "would follow another schedule); resume with the same budget, or start a new run")
     return cfg
 
 

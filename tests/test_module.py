@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import load
@@ -94,3 +95,23 @@ def test_signgd_steps_by_the_sign_of_each_gradient():
         opt.step()
         for p, b in zip(params, before):
             assert torch.allclose(p.detach() - b, -0.01 * p.grad.sign(), rtol=1e-4, atol=1e-9), grads
+
+
+@pytest.mark.parametrize("name, at_10, at_end", [("cosine", 0.01, 0.001), ("linear", 0.01, 0.001),
+                                                 ("step", 0.01, 0.01 * 0.5 ** 7), ("constant", 0.01, 0.01)])
+def test_learning_rate_schedules_warm_up_then_follow_torch(name, at_10, at_end):
+    """lr per optimizer step from configure_optimizers: linear warm-up over 10 steps from lr·0.001, then the
+    scheduler (cosine and linear reach lr·min_ratio at trainer.max_steps = 80; step halves every 10 steps)."""
+    m = module("recipe=compositional", "optim.lr=0.01", f"optim.scheduler={name}", "optim.warmup_steps=10",
+               "optim.min_lr_ratio=0.1", "optim.step_size=10", "optim.gamma=0.5", "trainer.max_steps=80")
+    config = m.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(80):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(1e-5) and lrs[5] == pytest.approx(1e-5 + 0.5 * (0.01 - 1e-5))
+    assert lrs[10] == pytest.approx(at_10) and lrs[80] == pytest.approx(at_end, rel=1e-6)
+    assert all(b <= a + 1e-12 for a, b in zip(lrs[10:], lrs[11:]))  # never rises after the warm-up

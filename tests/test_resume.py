@@ -10,52 +10,19 @@ import time
 
 import pytest
 import torch
-from conftest import fit_quietly, load, run_cli
+from conftest import SHORT_RUN, fit_quietly, load, run_cli, same_run
 
 from skilltrain.run import fit
 
-# A short run that exercises the minibatch stream, evaluations, loss masks and periodic checkpoints.
-BASE = ("recipe=domino_2task", "data.n_samples=2000", "data.batch_size=256", "data.frequencies=[1.0,0.3]",
-        "trainer.log_every_n_steps=5", "trainer.val_check_interval=10", "checkpoint.every_n_steps=20", "seed=2")
+BASE = SHORT_RUN
 
+# Interventions resume exactly too: tests/test_every_intervention.py, for every registered mode.
 ARMS = {
     "baseline": (),
-    "inverse_frequency": ("interventions.skill_reweighting={}",),
-    "self": ("interventions.skill_reweighting.mode=self",),
-    "balanced_sampling": ("interventions.skill_reweighting.mode=balanced_sampling",),
-    "online_eg": ("interventions.skill_reweighting.mode=online", "interventions.skill_reweighting.update_every=3"),
-    "online_exp3": ("interventions.skill_reweighting.mode=online", "interventions.skill_reweighting.algorithm=exp3",
-                    "interventions.skill_reweighting.signal=progress", "interventions.skill_reweighting.update_every=3"),
-    "loss_normalize": ("interventions.gradient_rescaling={}",),
-    "grad_norm": ("interventions.gradient_rescaling.mode=grad_norm", "interventions.gradient_rescaling.target=gradnorm"),
-    "sign": ("interventions.gradient_rescaling.mode=sign",),
-    "oracle": ("interventions.modular_routing={}",),
-    "learned": ("interventions.modular_routing.mode=learned",),
     "dropout_transformer": ("data.token_form=true", "model.name=transformer", "model.width=16", "model.heads=2",
                             "model.depth=1", "model.dropout=0.1"),
+    "step_schedule_with_warmup": ("optim.scheduler=step", "optim.step_size=7", "optim.warmup_steps=10"),
 }
-
-
-def same_run(a, b):
-    """Identical final weights, optimizer state, callback states, metrics.csv and summary results."""
-    ca = torch.load(a / "checkpoints/last.ckpt", weights_only=True)
-    cb = torch.load(b / "checkpoints/last.ckpt", weights_only=True)
-    assert ca["global_step"] == cb["global_step"]
-    assert ca["state_dict"].keys() == cb["state_dict"].keys()
-    assert all(torch.equal(ca["state_dict"][k], cb["state_dict"][k]) for k in ca["state_dict"])
-    for sa, sb in zip(ca["optimizer_states"][0]["state"].values(), cb["optimizer_states"][0]["state"].values()):
-        assert all(torch.equal(x, y) for x, y in zip(sa.values(), sb.values()))
-    for key, state in ca["callbacks"].items():
-        if key.startswith("intervention/"):
-            other = cb["callbacks"][key]
-            for name, value in state.items():
-                assert (torch.equal(value, other[name]) if isinstance(value, torch.Tensor) else value == other[name]), name
-    assert ca["callbacks"]["SkillProgress"]["train_curve"] == cb["callbacks"]["SkillProgress"]["train_curve"]
-    assert ca["callbacks"]["SkillProgress"]["val_curve"] == cb["callbacks"]["SkillProgress"]["val_curve"]
-    assert (a / "metrics.csv").read_text() == (b / "metrics.csv").read_text()
-    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
-    for key in ("skills", "all_learned_step", "learn_order", "steps", "status"):
-        assert sa[key] == sb[key], key
 
 
 @pytest.mark.parametrize("arm", list(ARMS), ids=list(ARMS))
@@ -162,3 +129,13 @@ def test_overwrite_replaces_a_run_only_when_asked(tmp_path):
     assert (tmp_path / "run/marker").exists()
     fit_quietly("recipe=compositional", "trainer.max_steps=10", "overwrite=true", out_dir=tmp_path / "run")
     assert not (tmp_path / "run/marker").exists() and (tmp_path / "run/summary.json").exists()
+
+
+def test_a_schedule_shaped_by_the_budget_keeps_its_budget_on_resume(tmp_path, capsys):
+    """A cosine schedule decays over trainer.max_steps: extending the run would make the rest follow another curve."""
+    from skilltrain.cli import main
+
+    fit_quietly(*BASE, "optim.scheduler=cosine", "optim.warmup_steps=5", "trainer.max_steps=30", out_dir=tmp_path / "run")
+    assert main(["fit", "ckpt_path=last", f"out_dir={tmp_path}/run", "trainer.max_steps=60"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trainer.max_steps: cannot change when resuming a run whose optim.scheduler=cosine" in err

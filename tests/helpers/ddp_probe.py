@@ -19,6 +19,10 @@ from skilltrain.config import load_config
 from skilltrain.run import fit
 
 
+def _plain(value):
+    return value.tolist() if isinstance(value, torch.Tensor) else value
+
+
 class Probe(L.Callback):
     def __init__(self, out: Path):
         self.out, self.rows = out, []
@@ -33,6 +37,7 @@ class Probe(L.Callback):
                 value = getattr(iv, key, None)
                 if isinstance(value, torch.Tensor):
                     row[f"{iv.name}.{key}"] = value.tolist()
+            row[f"{iv.name}.state"] = {k: _plain(v) for k, v in iv.state_dict().items()}
         stream = trainer.datamodule.stream
         row["stream_rates"] = stream.rates.tolist()
         self.rows.append(row)

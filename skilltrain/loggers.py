@@ -20,6 +20,9 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
+from skilltrain.errors import UserError
+from skilltrain.plugins import instantiate
+
 
 def resolve_wandb_mode(mode: str) -> str:
     if mode != "auto":
@@ -93,15 +96,29 @@ class RunCSVLogger(CSVLogger):
 
 
 def build_loggers(cfg, run_dir: Path, run_id: str, resume_at: dict | None = None) -> list[Logger]:
+    """CSV, TensorBoard and any other Lightning logger the config names (one-line errors), then W&B."""
     loggers: list[Logger] = []
     if cfg.logger.csv:
         loggers.append(RunCSVLogger(run_dir, resume_at))
+    if cfg.logger.tensorboard:
+        loggers.append(_tensorboard(run_dir))
+    loggers += [instantiate(spec, f"logger.extra[{i}]", Logger) for i, spec in enumerate(cfg.logger.extra)]
     mode = resolve_wandb_mode(cfg.logger.wandb.mode)
     if mode != "disabled":
         wandb_logger = _start_wandb(cfg.logger.wandb, run_dir, run_id, mode)
         if wandb_logger is not None:
             loggers.append(wandb_logger)
     return loggers
+
+
+def _tensorboard(run_dir: Path) -> Logger:
+    """Event files in <run_dir>/tensorboard (`tensorboard --logdir <run_dir>/tensorboard`)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    try:
+        return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    except ModuleNotFoundError:
+        raise UserError("logger.tensorboard: needs the tensorboard package (pip install 'skilltrain[tensorboard]')") from None
 
 
 def _start_wandb(w, run_dir: Path, run_id: str, mode: str) -> Logger | None:
@@ -113,13 +130,17 @@ def _start_wandb(w, run_dir: Path, run_id: str, mode: str) -> Logger | None:
     import wandb
     from lightning.pytorch.loggers import WandbLogger
 
+    if rank_zero_only.rank != 0:
+        return WandbLogger(save_dir=str(run_dir))  # a placeholder: only rank 0 logs
+    sweep = bool(os.environ.get("WANDB_SWEEP_ID"))  # started by `wandb agent`: the run and its id are the agent's
     for attempt in [mode, "offline"] if mode == "online" else [mode]:
         try:
-            logger = WandbLogger(project=w.project, entity=w.entity, name=w.name or run_dir.name, group=w.group,
-                                 job_type=w.job_type, tags=list(w.tags), save_dir=str(run_dir), id=run_id, mode=attempt,
-                                 resume="allow", settings=wandb.Settings(init_timeout=w.init_timeout, silent=True))
-            logger.experiment  # noqa: B018  (starts the run now, on rank 0; a placeholder on the others)
-            return logger
+            # the run is started here, not by WandbLogger (which would pass wandb.init settings it no longer takes)
+            run = wandb.init(project=w.project, entity=w.entity, name=w.name or run_dir.name, group=w.group,
+                             job_type=w.job_type, tags=list(w.tags), dir=str(run_dir), mode=attempt, resume="allow",
+                             **({} if sweep else {"id": run_id}),
+                             settings=wandb.Settings(init_timeout=w.init_timeout, silent=True))
+            return WandbLogger(experiment=run, save_dir=str(run_dir))
         except Exception as e:  # wandb raises many kinds (CommError, UsageError, timeouts, …)
             with contextlib.suppress(Exception):
                 wandb.teardown()  # release the failed run (its id) before the next attempt

@@ -146,3 +146,36 @@ def load_entry_points() -> None:
             raise
         except Exception as e:
             raise UserError(f"plugins: cannot load {label} ({_where(e, None)})") from None
+
+
+def instantiate(spec, key: str, base: type | None = None):
+    """An object from Lightning CLI's form, `{class_path: my.module.MyClass, init_args: {...}}` (`class_path` may be
+    `path/to/file.py:MyClass`, imported like a plugin file); one-line errors naming `key`."""
+    from omegaconf import DictConfig, OmegaConf
+
+    spec = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else spec
+    if not isinstance(spec, dict) or not isinstance(spec.get("class_path"), str):
+        raise UserError(f"{key}: expected {{class_path: my.module.MyClass, init_args: {{...}}}}, got {spec!r}")
+    extra = sorted(set(spec) - {"class_path", "init_args"})
+    if extra:
+        raise UserError(f"{key}.{extra[0]}: unknown key (expected class_path and init_args)")
+    path, init_args = spec["class_path"], spec.get("init_args") or {}
+    if not isinstance(init_args, dict):
+        raise UserError(f"{key}.init_args: expected a mapping of keyword arguments, got {init_args!r}")
+    if ".py:" in path:
+        file, _, name = path.rpartition(":")
+        (resolved,) = load_plugins([file])
+        module_name = _loaded[resolved]
+    else:
+        module_name, _, name = path.rpartition(".")
+    try:
+        cls = getattr(sys.modules[module_name] if module_name in sys.modules else importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise UserError(f"{key}.class_path: cannot import '{path}' ({type(e).__name__}: {e})") from None
+    try:
+        obj = cls(**init_args)
+    except Exception as e:  # a wrong argument (TypeError) or a value the class refuses (its own exception)
+        raise UserError(f"{key}.init_args: {path}: {type(e).__name__}: {' '.join(str(e).split())}") from None
+    if base is not None and not isinstance(obj, base):
+        raise UserError(f"{key}.class_path: {path} made a {type(obj).__name__}, not a {base.__module__}.{base.__name__}")
+    return obj

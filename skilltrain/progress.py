@@ -1,57 +1,68 @@
-"""A progress bar in optimizer steps out of `trainer.max_steps`.
+"""Progress of a run in optimizer steps out of `trainer.max_steps`, with the loss and how many skills are learned.
 
-The training stream is endless, so Lightning's per-epoch bar has no total; this one counts steps, shows the loss
-and how many skills are learned so far. It redraws about every 1% of the run (every 10% when the output is not a
-terminal, so that logs stay short); a redraw every step costs measurable time on small models. Evaluations are
-short and get no bar of their own.
+In a terminal: one tqdm bar, redrawn about every 1% of the run (a redraw every step costs measurable time on small
+models). In a log file or a pipe (a cluster job, a comparison's run): a plain line every 10% of the run, no bar
+characters. Lightning's own bars are off (skilltrain passes `enable_progress_bar=False` to the Trainer and shows
+this instead when `trainer.enable_progress_bar=true`).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
-from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import _update_n
+import lightning as L
 
 from skilltrain.callbacks.skill_progress import SkillProgress
 
 
-class StepProgressBar(TQDMProgressBar):
-    def __init__(self, max_steps: int):
-        every = max_steps // 100 if sys.stdout.isatty() else max_steps // 10
-        super().__init__(refresh_rate=max(1, min(50, every) if sys.stdout.isatty() else every))
+class StepProgress(L.Callback):
+    def __init__(self, max_steps: int, stream=None):
+        self.max_steps = max_steps
+        self.stream = stream or sys.stderr
+        self.terminal = self.stream.isatty()
+        self.every = max(1, max_steps // 100 if self.terminal else max_steps // 10)
+        self.bar = None
+        self._started = 0.0
 
-    def on_train_epoch_start(self, trainer, *_) -> None:
-        super().on_train_epoch_start(trainer)
-        self.train_progress_bar.total = trainer.max_steps
-        self.train_progress_bar.n = trainer.global_step
-        self.train_progress_bar.set_description("train")
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        self._started = time.perf_counter()
+        if self.terminal:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.max_steps, initial=trainer.global_step, desc="train", unit="step",
+                            file=self.stream, dynamic_ncols=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if self.train_progress_bar is not None and self._should_update(step, trainer.max_steps):
-            _update_n(self.train_progress_bar, step)
-            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+        if not trainer.is_global_zero or (step % self.every and step != self.max_steps):
+            return
+        status = self._status(trainer, pl_module)
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix_str(status, refresh=True)
+        else:
+            elapsed = time.perf_counter() - self._started
+            print(f"step {step}/{self.max_steps} · {status} · {elapsed:.1f} s", file=self.stream, flush=True)
 
-    def on_validation_start(self, trainer, pl_module) -> None:
-        pass
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
-    def on_validation_batch_start(self, *args, **kwargs) -> None:
-        pass
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self.on_train_end(trainer, pl_module)
 
-    def on_validation_batch_end(self, *args, **kwargs) -> None:
-        pass
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        pass
-
-    def get_metrics(self, trainer, pl_module) -> dict:
-        metrics = {}
+    @staticmethod
+    def _status(trainer, pl_module) -> str:
+        parts = []
         loss = getattr(pl_module, "train_loss", None)
         if loss is not None:
-            metrics["loss"] = f"{float(loss):.4g}"
+            parts.append(f"loss {float(loss):.4g}")
         progress = next((c for c in trainer.callbacks if isinstance(c, SkillProgress)), None)
         if progress is not None:
             learned = sum(step is not None for step in progress.learned.values())
-            metrics["learned"] = f"{learned}/{len(progress.learned)}"
-        return metrics
+            parts.append(f"learned {learned}/{len(progress.learned)}")
+        return " · ".join(parts)

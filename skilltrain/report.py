@@ -15,13 +15,16 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from skilltrain.analysis.diagnostics import domino_diagnostics
-from skilltrain.callbacks.skill_progress import SkillProgress
+
+if TYPE_CHECKING:  # (importing it imports Lightning: `list` and `compare` use this module without training)
+    from skilltrain.callbacks.skill_progress import SkillProgress
 
 STATUSES = ("completed", "stopped", "diverged")
 
@@ -88,17 +91,14 @@ def write_json(path: Path, data: dict) -> None:
 
 def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, threshold: float, split: str) -> None:
     """Per-skill loss and accuracy against step (train solid, held-out dashed), learn steps marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from skilltrain.analysis.plots import colormap, figure
 
     k = len(progress.skills)
     train_curve = progress.full_train_curve()
     has_acc = any(not math.isnan(v) for row in train_curve for v in row[1 + k :])
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4), squeeze=False)
+    fig, axes = figure(1, 2 if has_acc else 1, (11 if has_acc else 6, 4))
     ax_loss, ax_acc = axes[0][0], (axes[0][1] if has_acc else None)
-    colors = plt.get_cmap("tab10" if k <= 10 else "viridis")
+    colors = colormap("tab10" if k <= 10 else "viridis")
     for i, skill in enumerate(progress.skills):
         color = colors(i if k <= 10 else i / max(1, k - 1))
         for rows, style, suffix in ((train_curve, "-", ""), (progress.val_curve, "--", " (held-out)")):
@@ -130,7 +130,6 @@ def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, th
     (ax_acc or ax_loss).legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def console() -> Console:

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from skilltrain.allocator import tune_cpu_allocator
 from skilltrain.config import require, to_container, to_yaml, val_every
 from skilltrain.errors import UserError
+from skilltrain.plugins import instantiate
 
 RUN_DIR_ENV = "SKILLTRAIN_RUN_DIR"
 
@@ -126,6 +128,7 @@ def _trainer(kwargs: dict, callbacks: list, run_dir: Path) -> L.Trainer:
             callbacks=callbacks,
             default_root_dir=str(run_dir),
             check_val_every_n_epoch=None,  # evaluate every trainer.val_check_interval steps of the endless stream
+            enable_progress_bar=False,  # skilltrain.progress shows steps, not Lightning's per-epoch bars
             enable_checkpointing=False,  # skilltrain.checkpointing writes the run's checkpoints
             use_distributed_sampler=False,  # the datamodule shards the eval set itself
         )
@@ -175,6 +178,16 @@ def build_interventions(cfg: DictConfig, task) -> list:
     return interventions
 
 
+def _warn_if_skills_cannot_be_told_apart(module) -> None:
+    task = module.task
+    if (task.form == "control" and task.n_skills > 1 and not task.skill_in_inputs and not module.per_skill_head
+            and not getattr(module.model, "routes_by_skill", False)):
+        print(f"warning: the inputs do not carry the skill ({task.n_skills} skills) and the output head is shared: "
+              "the model cannot tell the skills apart, and skills that map one input to different labels cannot be "
+              "learned; use model.head=per_skill (one output block per skill), or put the skill among the inputs",
+              file=sys.stderr)
+
+
 def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True) -> RunResult | None:
     """Train one run as configured (plus any extra Lightning `callbacks`). On rank 0: its directory and how it
     ended (None on the other ranks).
@@ -193,6 +206,8 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True
     data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
     datamodule = SkillDataModule(task, cfg.data.n_samples, cfg.data.batch_size, cfg.data.eval_samples, cfg.seed, data_seed)
     interventions = build_interventions(cfg, task)
+    _warn_if_skills_cannot_be_told_apart(module)
+    callbacks = [*callbacks, *(instantiate(spec, f"callbacks[{i}]", L.Callback) for i, spec in enumerate(cfg.callbacks))]
     ckpt_path, resume_at = resolve_checkpoint(cfg, run_dir) if cfg.ckpt_path else (None, None)
     # Everything is checked: only now may files change.
     if creates:
@@ -221,7 +236,7 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     from skilltrain.checkpointing import RunCheckpoints
     from skilltrain.guard import DivergenceGuard, TrainingDiverged
     from skilltrain.loggers import WandbSetup, build_loggers
-    from skilltrain.progress import StepProgressBar
+    from skilltrain.progress import StepProgress
     from skilltrain.report import build_summary, plot_curves, print_table, write_json
     from skilltrain.stopping import StopOnSigint
 
@@ -243,8 +258,8 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     if trainer_kwargs["strategy"] == "ddp" and any(iv.find_unused_parameters for iv in interventions):
         trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"  # an intervention leaves parameters unused
-    if trainer_kwargs["enable_progress_bar"]:
-        callbacks.append(StepProgressBar(cfg.trainer.max_steps))
+    if trainer_kwargs.pop("enable_progress_bar"):
+        callbacks.append(StepProgress(cfg.trainer.max_steps))
     os.environ[RUN_DIR_ENV] = str(run_dir)  # read by the processes the DDP launcher starts
     status, message, signum = "completed", None, None
     try:

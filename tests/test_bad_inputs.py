@@ -136,7 +136,7 @@ CASES = {
                                    "data.skill_column: skill 'or' has no rows in the training split"),
     "accuracy of a regression data set": (["fit", *HF, "data.path={ws}/good.parquet", "data.kind=regression"],
                                           "metric.name: task hf has regression skills without accuracy"),
-    "missing data file": (["fit", *HF, "data.path={ws}/nothing.parquet"], "data.path: no file matches"),
+    "missing data file": (["fit", *HF, "data.path={ws}/nothing.parquet"], "data.path: no file or directory"),
     # intervention parameters that only the run can check
     "more experts per sample than experts": (["fit", "interventions.modular_routing.mode=learned",
                                               "interventions.modular_routing.top_k=4"],

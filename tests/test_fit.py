@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import fit_quietly, load, run_cli
+from conftest import fit_quietly, run_cli
 
 from skilltrain.config import from_container
 
@@ -88,19 +88,6 @@ def test_multitask_parity_learns_frequent_tasks_first(tmp_path):
     assert all(s is not None for s in steps[:3]), steps
     assert steps[0] < steps[2]  # the most frequent task before the third
     assert summary["skills"]["task0"]["frequency"] > summary["skills"]["task3"]["frequency"]
-
-
-def test_wandb_offline_run_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    from skilltrain.run import fit
-
-    run = tmp_path / "run"
-    cfg = load("recipe=compositional", "trainer.max_steps=30", f"out_dir={run}", "trainer.enable_progress_bar=false",
-               "logger.wandb.mode=offline")
-    fit(cfg)
-    offline = list((run / "wandb").glob("offline-run-*"))
-    assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
-    assert (run / "metrics.csv").is_file()
 
 
 @pytest.mark.slow

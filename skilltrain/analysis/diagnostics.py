@@ -1,6 +1,6 @@
 """Domino diagnostics of one run: when each skill starts and finishes learning, and whether skills learn one at a time.
 
-The Domino effect (PAPER.md) is that skills are learned in sequence: one takes off as another finishes. These
+The Domino effect (docs/experiments.md) is that skills are learned in sequence: one takes off as another finishes. These
 functions turn a run's per-skill metric curves into learning windows [onset, completion] and summarise them:
 
 - onset: the first step from which the skill has made, and keeps, `ONSET_FRACTION` (10%) of its way from its

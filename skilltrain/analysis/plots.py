@@ -14,13 +14,21 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def figure(rows: int, cols: int, figsize: tuple[float, float], **kwargs):
+    """(figure, axes[rows][cols]) drawn on a figure's own Agg canvas: no pyplot and no global backend change in the
+    process that imports skilltrain (a user's notebook keeps its backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, cols, squeeze=False, **kwargs)
+
+
+def colormap(name: str):
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def read_curves(run_dir: Path, skills: Sequence[str], metric: str, split: str) -> tuple[list[int], list[list[float]]]:
@@ -42,11 +50,10 @@ def read_curves(run_dir: Path, skills: Sequence[str], metric: str, split: str) -
 def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[list[float]]]]], skills: Sequence[str],
                   metric: str, threshold: float) -> None:
     """One panel per skill: per arm, the median curve across seeds and the band between its quartiles."""
-    plt = _pyplot()
     cols = min(4, len(skills))
     rows = math.ceil(len(skills) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    colors = plt.get_cmap("tab10")
+    fig, axes = figure(rows, cols, (4 * cols, 3 * rows))
+    colors = colormap("tab10")
     for i, skill in enumerate(skills):
         ax = axes[i // cols][i % cols]
         for j, (arm, runs) in enumerate(curves.items()):
@@ -71,15 +78,14 @@ def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[li
     fig.suptitle("per-skill learning curves: median across seeds, band = quartiles", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def learn_step_distributions(path: Path, result: Mapping) -> None:
     """Per skill, every seed's learn step per arm; never-learned runs drawn at the budget as ×."""
-    plt = _pyplot()
     skills, arms = list(result["skills"]), list(result["arms"])
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(skills) * len(arms)), 4))
-    colors = plt.get_cmap("tab10")
+    fig, axes = figure(1, 1, (max(6, 1.2 * len(skills) * len(arms)), 4))
+    ax = axes[0][0]
+    colors = colormap("tab10")
     width = 0.8 / len(arms)
     for j, arm in enumerate(arms):
         for i, skill in enumerate(skills):
@@ -99,16 +105,14 @@ def learn_step_distributions(path: Path, result: Mapping) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def skill_timeline(path: Path, windows: Mapping[str, Mapping[str, tuple[float | None, float | None]]],
                    skills: Sequence[str]) -> None:
     """Per arm, per skill: a bar from the median onset to the median completion (the Domino picture)."""
-    plt = _pyplot()
     arms = list(windows)
-    fig, axes = plt.subplots(len(arms), 1, figsize=(8, 0.45 * len(skills) * len(arms) + 1), squeeze=False, sharex=True)
-    colors = plt.get_cmap("tab10" if len(skills) <= 10 else "viridis")
+    fig, axes = figure(len(arms), 1, (8, 0.45 * len(skills) * len(arms) + 1), sharex=True)
+    colors = colormap("tab10" if len(skills) <= 10 else "viridis")
     for a, arm in enumerate(arms):
         ax = axes[a][0]
         for i, skill in enumerate(skills):
@@ -126,4 +130,3 @@ def skill_timeline(path: Path, windows: Mapping[str, Mapping[str, tuple[float | 
     fig.suptitle("skill timeline: median onset → median completion across seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

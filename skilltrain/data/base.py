@@ -1,6 +1,6 @@
 """The task contract: what a skill-tagged sample looks like.
 
-A task declares its skills (names, frequencies) and makes samples. Two data forms (DESIGN.md):
+A task declares its skills (names, frequencies) and makes samples. Two data forms :
 
 - **outputs** form (the paper's Fig 2/16/19 runs): every sample carries all K targets, one output unit per skill;
   `y` is `[n, K]`. A skill's frequency p_k is a loss mask: at each step each sample carries skill k's loss with
@@ -75,6 +75,7 @@ class Task:
     loss: ClassVar[str]  # "mse" | "ce"
     accuracy: ClassVar[bool] = True  # False for regression skills: only their loss is measured
     head: ClassVar[str] = "shared"  # control form: "shared" or "per_skill" output head (model.head=auto follows this)
+    skill_in_inputs: bool = True  # control form: the inputs tell the skill (control bits, a task token)
     n_classes: int = 2  # classes per output (ce only)
     vocab_size: int | None = None  # token form: x holds ids in [0, vocab_size)
     seq_len: int | None = None  # token form: tokens per sample

@@ -1,7 +1,7 @@
 """Compositional skill structures: atomic sparse parities with composites, and dependency chains/graphs of skills.
 
 A composite's target is a function of its parts' targets, so a network that has learned the parts is close to the
-composite: the Domino effect along a dependency structure (PAPER.md exp. 2, generalised).
+composite: the Domino effect along a dependency structure (exp. 2 in docs/experiments.md, generalised).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ class HFConfig(DataConfig):
     name: str = "hf"
     path: str = MISSING  # save_to_disk directory, parquet/csv/json file(s), or a hub dataset name
     split: str = "train"  # the training split of a DatasetDict (a single Dataset or a file is used whole)
-    eval_split: str | None = None  # a held-out split of a DatasetDict; null: hold out data.eval_fraction per skill
+    eval_split: str | None = "auto"  # a held-out split; auto: eval/validation/test if the data has one; null: none
+    #                                (without a held-out split, data.eval_fraction of each skill's rows is held out)
     eval_fraction: float = 0.2
     input_columns: list[str] | None = None  # null: every numeric column but the label and skill columns
     label_column: str = "label"
@@ -65,6 +66,7 @@ def load_table(cfg: HFConfig):
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity(logging.CRITICAL)  # its own error lines would double ours
     path = cfg.path
+    _check_exists(path)
     try:
         if os.path.isdir(path):
             loaded = datasets.load_from_disk(path)
@@ -83,11 +85,37 @@ def load_table(cfg: HFConfig):
     if isinstance(loaded, datasets.DatasetDict):
         if cfg.split not in loaded:
             raise unknown("split", cfg.split, loaded.keys(), key="data.split")
-        if cfg.eval_split is not None and cfg.eval_split not in loaded:
-            raise unknown("split", cfg.eval_split, loaded.keys(), key="data.eval_split")
-        return loaded[cfg.split], (loaded[cfg.eval_split] if cfg.eval_split else None)
-    require(cfg.eval_split is None, "data.eval_split", f"'{path}' is a single table without splits")
+        eval_split = cfg.eval_split
+        if eval_split == "auto":
+            eval_split = next((s for s in EVAL_SPLITS if s in loaded and s != cfg.split), None)
+        elif eval_split is not None and eval_split not in loaded:
+            raise unknown("split", eval_split, loaded.keys(), key="data.eval_split")
+        return loaded[cfg.split], (loaded[eval_split] if eval_split else None)
+    require(cfg.eval_split in (None, "auto"), "data.eval_split", f"'{path}' is a single table without splits")
     return loaded, None
+
+
+EVAL_SPLITS = ("eval", "validation", "valid", "test")  # what eval_split=auto looks for, in this order
+
+
+def _check_exists(path: str) -> None:
+    """A local path that does not exist is one line at once; a name that could be a Hub dataset (`org/name`) is
+    looked up there with a short timeout, instead of the `datasets` library's long retries."""
+    if os.path.exists(path) or (os.path.splitext(path)[1] in FILE_TYPES and glob.glob(path)):
+        return
+    parts = path.split("/")
+    local = (path.startswith((".", "/", "~")) or os.path.splitext(path)[1] != "" or len(parts) > 2
+             or (len(parts) == 2 and os.path.isdir(parts[0])))
+    if local:
+        raise UserError(f"data.path: no file or directory '{path}'")
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().dataset_info(path, timeout=10)
+    except Exception as e:  # not on the Hub, or the Hub unreachable (offline)
+        why = "not found on the Hugging Face Hub" if "404" in str(e) or "NotFound" in type(e).__name__ else \
+              f"the Hugging Face Hub did not answer ({type(e).__name__})"
+        raise UserError(f"data.path: no local file or directory '{path}', and as a Hub dataset: {why}") from None
 
 
 @TASKS.register("hf", "your own data: a Hugging Face dataset / parquet / csv / json table with a skill column", HFConfig)
@@ -128,6 +156,7 @@ class HFTask(Task):
         else:
             self.x = [a.to(dtype) for a in self.x]
         self.n_inputs = self.x[0].shape[1]
+        self.skill_in_inputs = _inputs_tell_skills(x[0], ids[0], len(names))
         counts = torch.bincount(self.ids[0], minlength=len(names))
         for k, name in enumerate(names):
             require(counts[k] > 0, "data.skill_column", f"skill '{name}' has no rows in the training split")
@@ -227,6 +256,15 @@ class HFTask(Task):
     @staticmethod
     def _pick(pool: dict, idx: torch.Tensor) -> dict:
         return {k: v[idx] for k, v in pool.items()}
+
+
+def _inputs_tell_skills(x: np.ndarray, ids: np.ndarray, k: int) -> bool:
+    """Whether some input features are constant within each skill and, together, different for every skill (control
+    bits, a task token, the skill id itself): then a shared head can tell the skills apart."""
+    rows = [x[ids == s] for s in range(k)]
+    rows = [r for r in rows if len(r)]
+    constant = np.logical_and.reduce([(r == r[:1]).all(axis=0) for r in rows])
+    return bool(constant.any()) and len({r[0, constant].tobytes() for r in rows}) == len(rows)
 
 
 def _numeric(feature) -> bool:

@@ -1,4 +1,4 @@
-"""Modular addition of PAPER.md experiment 5 (grokking): all p² pairs (a, b), a fixed train / held-out split."""
+"""Modular addition of exp. 5 in docs/experiments.md (grokking): all p² pairs (a, b), a fixed train / held-out split."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sparse-parity tasks of PAPER.md experiments 1–3.
+"""Sparse-parity tasks of experiments 1–3 (docs/experiments.md).
 
 Bits are indexed from 1 in skill names, as in the paper: skill "x1x2" is x1 ⊕ x2.
 """

@@ -1,4 +1,4 @@
-"""Two-skill regression of PAPER.md experiment 4 (Fig 19): a frequent and a rare skill on separate outputs."""
+"""Two-skill regression of exp. 4 in docs/experiments.md (Fig 19): a frequent and a rare skill on separate outputs."""
 
 from __future__ import annotations
 

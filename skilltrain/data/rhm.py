@@ -1,4 +1,4 @@
-"""The Random Hierarchy Model (Cagnetta, Petrini, Wyart et al.; PAPER.md experiment 6).
+"""The Random Hierarchy Model (Cagnetta, Petrini, Wyart et al.; exp. 6 in docs/experiments.md).
 
 A class symbol is rewritten L times: at each level every symbol has m production rules (synonyms), each an s-tuple of
 the v lower-level symbols, and the rules of one level are distinct tuples, so no tuple belongs to two symbols of a

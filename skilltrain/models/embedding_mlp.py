@@ -1,4 +1,4 @@
-"""Token embeddings, concatenated, into an MLP: the grokking network of PAPER.md exp. 5.
+"""Token embeddings, concatenated, into an MLP: the grokking network of exp. 5 (docs/experiments.md).
 
 tokens [B, T] → a learnable embedding per token (one table, N(0, 1) init) → concatenate → MLP → outputs.
 """

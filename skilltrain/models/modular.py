@@ -1,4 +1,4 @@
-"""A modular MLP: one block-diagonal sub-network per skill (PAPER.md exp. 4, the Domino model's remedy).
+"""A modular MLP: one block-diagonal sub-network per skill (exp. 4 in docs/experiments.md, the Domino model's remedy).
 
 Every hidden layer is split into K blocks, one per skill; weights between blocks are masked to exactly zero (the
 mask multiplies the weight in the forward pass, so masked entries also get exactly zero gradient). Skill k's

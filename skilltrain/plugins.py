@@ -86,7 +86,12 @@ def _import(spec: str, key: str) -> str:
             raise UserError(f"plugins: no plugin file '{spec}'")
         main = sys.modules.get("__main__")
         if getattr(main, "__file__", None) and Path(main.__file__).resolve() == path:
-            return "__main__"  # the running script itself: it has registered its entries already
+            # the running script itself: it has registered its entries already; they are a plugin's now (the
+            # processes a comparison starts import this file as one)
+            from skilltrain.registry import credit
+
+            credit("__main__", label)
+            return "__main__"
         name = f"skilltrain_plugin_{path.stem}_{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
     else:
         name = spec

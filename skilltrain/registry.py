@@ -109,6 +109,17 @@ class Registry:
         return [e.name for e in self.entries()]
 
 
+def credit(module: str, source: str) -> None:
+    """Credit the entries that code in `module` registered in this process to `source` (a plugin)."""
+    for registry in (TASKS, MODELS, OPTIMIZERS, INTERVENTIONS):
+        for entry in registry._entries.values():
+            if getattr(entry.obj, "__module__", None) == module and entry.source == THIS_PROCESS:
+                entry.source = source
+            for mode, obj in entry.modes.items():
+                if getattr(obj, "__module__", None) == module and entry.mode_sources[mode] == THIS_PROCESS:
+                    entry.mode_sources[mode] = source
+
+
 def lazy(target: str) -> Callable[..., Any]:
     """A stand-in for `"module:Class"` that imports it only when called: registering it instead of the class keeps
     `list`, `print-config` and config validation from importing what the class needs (Lightning, for interventions)."""

@@ -1,0 +1,61 @@
+"""Every file in examples/ runs as its docstring says (small sizes), so the examples cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import EXAMPLES, run_cli
+
+
+def run_script(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.mark.slow
+def test_own_intervention_as_a_plugin_in_fit_and_in_compare_through_the_api(tmp_path):
+    fit = run_cli("fit", "recipe=domino_2task", f"plugins=[{EXAMPLES}/own_intervention.py]",
+                  "interventions.loss_power.power=2", "trainer.max_steps=30", f"out_dir={tmp_path}/run")
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    assert "intervention/loss_power/weight/x3x4" in (tmp_path / "run/metrics.csv").read_text().splitlines()[0]
+    result = run_script(str(EXAMPLES / "own_intervention.py"), "--seeds", "2", "--steps", "300", "--out-dir",
+                        str(tmp_path / "c"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rare skill x3x4: median learn step" in result.stdout
+    comparison = json.loads((tmp_path / "c/comparison.json").read_text())
+    assert comparison["arms"] == ["baseline", "loss_power"] and comparison["seeds"]["loss_power"] == [1, 2]
+
+
+@pytest.mark.slow
+def test_own_model_as_a_plugin(tmp_path):
+    result = run_cli("fit", "recipe=compositional", f"plugins=[{EXAMPLES}/own_model.py]", "model.name=residual_mlp",
+                     "model.width=16", "data.n_samples=500", "trainer.max_steps=20", f"out_dir={tmp_path}/run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    import torch
+
+    state = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    assert "model.blocks.1.1.weight" in state  # two residual blocks, as the example's defaults say
+
+
+@pytest.mark.slow
+def test_own_task_with_its_recipe(tmp_path):
+    result = run_cli("fit", f"recipe={EXAMPLES}/majority.yaml", "trainer.max_steps=300", f"out_dir={tmp_path}/run",
+                     cwd=tmp_path)  # the recipe finds its plugin next to itself, from any directory
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert list(summary["skills"]) == ["vote0", "vote1", "vote2", "vote3"]
+    assert summary["skills"]["vote0"]["learned_step"] is not None  # the most frequent vote is learned early
+
+
+@pytest.mark.slow
+def test_plain_lightning_script(tmp_path):
+    result = run_script(str(EXAMPLES / "plain_lightning.py"), "--max-steps", "600", "--intervention",
+                        "gradient_rescaling", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines() if line.startswith(("frequent", "rare")))
+    assert lines["frequent"].startswith("learned at step ") and lines["rare"].startswith("learned at step ")
+    assert "None" not in lines["frequent"] and "None" not in lines["rare"]

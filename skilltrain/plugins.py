@@ -45,10 +45,19 @@ def current_source(obj: object) -> str:
 
 
 @contextlib.contextmanager
-def _crediting(source: str) -> Iterator[None]:
+def _loading_plugin(source: str, shown: str, path: str | None = None) -> Iterator[None]:
+    """Credit what is registered inside to `source`; a failure is one UserError line naming the plugin (`shown`)."""
+    from skilltrain.registry import RegistrationError
+
     _loading.append(source)
     try:
         yield
+    except RegistrationError as e:
+        raise UserError(f"plugins: {shown}: {e}") from None
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"plugins: cannot import '{shown}' ({_where(e, path)})") from None
     finally:
         _loading.pop()
 
@@ -76,8 +85,6 @@ def load_plugins(specs) -> list[str]:
 
 
 def _import(spec: str, key: str) -> str:
-    from skilltrain.registry import RegistrationError
-
     is_file = key.startswith("/")
     label = f"plugin {spec}"
     if is_file:
@@ -95,25 +102,18 @@ def _import(spec: str, key: str) -> str:
         name = f"skilltrain_plugin_{path.stem}_{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
     else:
         name = spec
-    try:
-        with _crediting(label):
-            if not is_file:
-                importlib.import_module(spec)
-            else:
-                module_spec = importlib.util.spec_from_file_location(name, key)
-                module = importlib.util.module_from_spec(module_spec)
-                sys.modules[name] = module  # dataclasses and pickling look classes up by module
-                try:
-                    module_spec.loader.exec_module(module)
-                except BaseException:
-                    sys.modules.pop(name, None)
-                    raise
-    except RegistrationError as e:
-        raise UserError(f"plugins: {spec}: {e}") from None
-    except UserError:
-        raise
-    except Exception as e:
-        raise UserError(f"plugins: cannot import '{spec}' ({_where(e, key if is_file else None)})") from None
+    with _loading_plugin(label, spec, key if is_file else None):
+        if not is_file:
+            importlib.import_module(spec)
+        else:
+            module_spec = importlib.util.spec_from_file_location(name, key)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module  # dataclasses and pickling look classes up by module
+            try:
+                module_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
     return name
 
 
@@ -136,21 +136,12 @@ def load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    from skilltrain.registry import RegistrationError
-
     for ep in metadata.entry_points(group=GROUP):
         label = f"entry point {ep.name} ({ep.value})"
-        try:
-            with _crediting(label):
-                loaded = ep.load()
-                if callable(loaded) and not isinstance(loaded, type(sys)):
-                    loaded()
-        except RegistrationError as e:
-            raise UserError(f"plugins: {label}: {e}") from None
-        except UserError:
-            raise
-        except Exception as e:
-            raise UserError(f"plugins: cannot load {label} ({_where(e, None)})") from None
+        with _loading_plugin(label, label):
+            loaded = ep.load()
+            if callable(loaded) and not isinstance(loaded, type(sys)):
+                loaded()
 
 
 def instantiate(spec, key: str, base: type | None = None):

@@ -85,11 +85,11 @@ class BalancedSampling(DataSampling):
 
     Parameters. `exponent`.
 
-    When it helps. Many skills with a wide frequency range: `multitask_parity` learns all ten skills 4.9× sooner,
-    the rare parity of `domino_2task` 2.1–3.5× sooner.
+    When it helps. Many skills with a wide frequency range (`multitask_parity`), and a rare skill beside a frequent
+    one (`domino_2task`). Measured, with intervals: callbacks/README.md.
 
-    When it hurts. The most frequent skill gets less data and is learned later (5× later on `multitask_parity`,
-    still early). Refused for a full-batch control-form pool, which draws every row every step.
+    When it hurts. The most frequent skill gets less data and is learned later (several times later on
+    `multitask_parity`, still early). Refused for a full-batch control-form pool, which draws every row every step.
     """
 
     def initial_mixture(self) -> torch.Tensor:
@@ -161,10 +161,10 @@ class OnlineEG(OnlineMixing):
 
     Parameters. `signal`, `lr`, `ema`, `floor`, `update_every`.
 
-    When it helps. The best arm measured on `multitask_parity`: all ten skills learned 5.2× sooner; the rare parity of
-    `domino_2task` 2.0–2.7× sooner.
+    When it helps. Many skills with a wide frequency range: the best arm measured on `multitask_parity`, and the
+    rare parity of `domino_2task`. Measured, with intervals: callbacks/README.md.
 
-    When it hurts. The frequent skill is learned later (0.57–0.8×): data moved to the lagging skills is taken from it.
+    When it hurts. The frequent skill is learned later: data moved to the lagging skills is taken from it.
     """
 
     def update(self, signal, seen, rows):
@@ -185,10 +185,11 @@ class OnlineEXP3(OnlineMixing):
 
     Parameters. `signal`, `lr`, `ema`, `floor`, `update_every`.
 
-    When it helps. The rare parity of `domino_2task` 2.3–3.2× sooner.
+    When it helps. Rare skills: the rare parity of `domino_2task`, the rare multitask skills. Measured, with
+    intervals: callbacks/README.md.
 
-    When it hurts. Its weights start uniform and move slowly (step floor · lr / K), so the frequent skill is learned
-    later (0.67–0.69× on `domino_2task`).
+    When it hurts. Its weights start uniform and move slowly (step floor · lr / K), so it behaves much like balanced
+    sampling, and the frequent skill is learned later.
     """
 
     def __init__(self, params, task):

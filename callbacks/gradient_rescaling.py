@@ -27,6 +27,7 @@ DESCRIPTION = "equal update budget per skill: loss_normalize (Σ L_k/sg(L_k)) | 
 class GradientRescalingConfig:
     mode: str = "loss_normalize"  # loss_normalize | grad_norm | sign
     eps: float = 1.0e-8  # loss_normalize: L_k / (sg(L_k) + eps)
+    learned_threshold: float | None = None  # loss_normalize: a skill past it is learned (null: metric.threshold)
     target: str = "mean"  # grad_norm: mean (the mean norm for every skill) | gradnorm (GradNorm's target)
     alpha: float = 1.0  # grad_norm with target=gradnorm: strength of the pull toward lagging skills
 

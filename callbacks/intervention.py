@@ -95,8 +95,12 @@ class Intervention(L.Callback):
 
 
 def check_composition(interventions: list[Intervention], cfg) -> None:
-    """Each intervention's own checks, then: at most one intervention may own the model, and one the data."""
+    """What each declares it touches, its own checks, then: at most one may own the model, and one the data."""
     for iv in interventions:
+        wrong = sorted(set(iv.touches) - set(TOUCHES))
+        if not iv.touches or wrong:
+            raise UserError(f"interventions.{iv.name}: {type(iv).__name__}.touches must name what it changes, some of "
+                            f"{', '.join(TOUCHES)}; got {sorted(iv.touches)}")
         iv.check(cfg)
     for part in EXCLUSIVE:
         owners = [iv.name for iv in interventions if part in iv.touches]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from skilltrain.callbacks.intervention import Intervention
+from skilltrain.callbacks.skill_progress import MIN_SAMPLES
 from skilltrain.config import require
 
 
@@ -46,10 +47,10 @@ class InverseFrequency(LossWeighting):
 
     Parameters. None.
 
-    When it helps. When a rare skill is starved of gradient: the rare parity of `domino_2task` is learned 2–3×
-    sooner, the 1%-rare regression skill 2.2× sooner.
+    When it helps. When a rare skill is starved of gradient (the rare parity of `domino_2task`, the 1%-rare
+    regression skill). Measured, with intervals: callbacks/README.md.
 
-    When it hurts. The update budget is moved, not grown: the frequent skill is learned about 20% later.
+    When it hurts. The update budget is moved, not grown: the frequent skill is learned later.
     """
 
     def __init__(self, params, task):
@@ -74,7 +75,7 @@ class SelfReweighting(LossWeighting):
 
     When it helps. When skills differ in how far they are from learned and the loss says so.
 
-    When it hurts. It barely helps on parity skills (1.1–1.3×, intervals include 1): a parity skill's loss stays flat
+    When it hurts. It barely helps on parity skills (intervals include no speedup): a parity skill's loss stays flat
     at chance until it is learned, so loss size says little about what is learnable next.
     """
 
@@ -94,31 +95,39 @@ class LossNormalize(LossWeighting):
     Formula. L = Σ_{k not learned} L_k / sg(L_k + eps) + Σ_{k learned} share_k · L_k: every skill still to learn
     contributes a gradient ∇L_k / L_k, an equal budget in log-loss; a learned skill goes back to its natural weight.
     As per-skill weights on the loss matrix: 1 / (share_k · (L_k + eps)), or 1 once learned, with L_k and share_k
-    all-reduced across ranks. "Learned" is read off the training statistics: a skill counts as learned while the
-    moving average (factor 0.9) of its training metric is past the run's `metric.threshold` (accuracy, or the loss
-    for `metric.name=loss`); a skill that falls back below it is normalised again.
+    all-reduced across ranks. "Learned" is read off the training statistics with the evidence rule of the learn steps:
+    the skill's training metric (accuracy, or the loss for `metric.name=loss`) averaged over its most recent
+    ~`metric.min_samples` samples (an exponentially weighted pool: each step's n samples discount the pool by
+    exp(−n / min_samples); in a full batch, the step itself), once the pool holds that many, is past the run's
+    `metric.threshold` (`learned_threshold` overrides it); a skill that falls back is normalised again.
 
-    Parameters. `eps`.
+    Parameters. `eps`, `learned_threshold`.
 
-    When it helps. It is the strongest intervention measured here for a rare skill: the rare parity of `domino_2task`
-    2.5–3.4× sooner, the rare regression skill 3.4× sooner while the frequent one is faster too.
+    When it helps. The strongest intervention measured here for a rare skill (the rare parity of `domino_2task`, the
+    rare regression skill, whose frequent partner is faster too), and for many Zipf skills. Measured, with
+    intervals: callbacks/README.md.
 
     When it hurts. Normalising a skill that is already learned gives it a full share forever (its weight 1/L_k grows
-    as L_k → 0) and starves the skills still to come: the first version did, and left 2 of 10 multitask skills
-    unlearned in 3 of 5 seeds; learned skills now return to their natural weight. Until a skill is recognised as
+    as L_k → 0) and starves the skills still to come (a first version did, and left multitask skills unlearned);
+    learned skills therefore return to their natural weight. Until a skill is recognised as
     learned, its weight still grows, and rounding differences are amplified (DDP and one process drift apart).
     """
 
-    EMA = 0.9  # smoothing of the training metric that decides "learned" (minibatches are noisy)
-
     def __init__(self, params, task):
         super().__init__(params, task)
-        self.metric, self.threshold = ("acc", 0.9) if task.accuracy else ("loss", None)  # run config: see check
-        self.progress: torch.Tensor | None = None  # EMA of each skill's training metric
+        self.metric = "acc" if task.accuracy else "loss"  # the run's metric.* once `check` has seen the config
+        self.threshold = params.learned_threshold if params.learned_threshold is not None else (
+            0.9 if task.accuracy else None)  # a user's own Trainer with regression skills: set learned_threshold
+        self.min_samples = MIN_SAMPLES
+        self.pooled: torch.Tensor | None = None  # [2, K]: discounted Σ metric·n and Σ n of each skill's samples
 
     def check(self, cfg) -> None:
         if cfg is not None:
-            self.metric, self.threshold = cfg.metric.name, cfg.metric.threshold
+            self.metric = cfg.metric.name
+            # a full batch measures the whole training set every step: one step is the evidence, as for learn steps
+            self.min_samples = 1 if cfg.data.batch_size is None else cfg.metric.min_samples
+            if self.params.learned_threshold is None:
+                self.threshold = cfg.metric.threshold
 
     def loss_weights(self, module, losses, mask, stats):
         share = torch.nan_to_num(stats["mask_share"])
@@ -129,24 +138,25 @@ class LossNormalize(LossWeighting):
         return self.skill_weights.to(losses)
 
     def _learned(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
-        value = stats[self.metric].detach()
-        if self.progress is None:
-            self.progress = value.clone()
-        self.progress = self.progress.to(value)  # (restored from a checkpoint on the CPU)
-        seen = ~value.isnan()
-        fresh = self.progress.isnan() & seen
-        smoothed = self.EMA * self.progress + (1 - self.EMA) * value
-        self.progress = torch.where(fresh, value, torch.where(seen, smoothed, self.progress))
+        """Per skill, whether its recent samples (about min_samples of them) put it past the threshold. On the
+        device, from all-reduced statistics: no synchronisation, the same on every rank."""
+        count = stats["count"].detach()
+        value = torch.nan_to_num(stats[self.metric].detach()) * count
+        if self.pooled is None:
+            self.pooled = torch.zeros(2, len(count), dtype=count.dtype, device=count.device)
+        keep = torch.exp(-count / self.min_samples)  # a full batch of ≫ min_samples samples replaces the pool
+        self.pooled = self.pooled.to(count) * keep + torch.stack([value, count])
         if self.threshold is None:
-            return torch.zeros_like(seen)
-        done = self.progress >= self.threshold if self.metric == "acc" else self.progress <= self.threshold
-        return done & ~self.progress.isnan()
+            return torch.zeros_like(count, dtype=torch.bool)
+        mean = self.pooled[0] / self.pooled[1].clamp(min=1e-12)
+        enough = self.pooled[1] >= (1 - 1 / torch.e) * self.min_samples  # what min_samples samples leave in the pool
+        return enough & (mean >= self.threshold if self.metric == "acc" else mean <= self.threshold)
 
     def state_dict(self) -> dict:
-        return {"progress": self.progress}
+        return {"pooled": self.pooled}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.progress = state_dict["progress"]
+        self.pooled = state_dict["pooled"]
 
 
 class GradNormWeighting(LossWeighting):
@@ -161,10 +171,11 @@ class GradNormWeighting(LossWeighting):
 
     Parameters. `target`, `alpha`.
 
-    When it helps. Skills whose gradients differ in scale by orders of magnitude (1.8–2.2× for the rare parity).
+    When it helps. Skills whose gradients differ in scale by orders of magnitude. Measured, with intervals:
+    callbacks/README.md.
 
-    When it hurts. It costs K extra backward passes per step (about 1 + 0.23·K here), and left the rare regression
-    skill unlearned in 4 of 10 seeds. Refused under float16 (the per-skill gradients are taken before the AMP loss
+    When it hurts. It costs K extra backward passes per step (bench/interventions.py), and it left the rare
+    regression skill unlearned in some seeds. Refused under float16 (the per-skill gradients are taken before the AMP loss
     scaler and would underflow).
     """
 

@@ -32,8 +32,6 @@ class ModularRoutingConfig:
         key = "interventions.modular_routing"
         require(self.n_experts is None or self.n_experts >= 2, f"{key}.n_experts", f"must be ≥ 2, got {self.n_experts}")
         require(self.top_k >= 1, f"{key}.top_k", f"must be ≥ 1, got {self.top_k}")
-        require(self.n_experts is None or self.top_k <= self.n_experts, f"{key}.top_k",
-                f"must be ≤ n_experts={self.n_experts}, got {self.top_k}")
         require(self.balance >= 0, f"{key}.balance", f"must be ≥ 0, got {self.balance}")
 
 

@@ -31,10 +31,12 @@ import time
 import lightning as L
 import torch
 
+MIN_SAMPLES = 200  # metric.min_samples's default (docs/measurement.md says why)
+
 
 class SkillProgress(L.Callback):
     def __init__(self, skills: list[str], metric: str = "acc", threshold: float = 0.9, split: str = "train",
-                 every: int = 10, min_samples: int = 1, full_batch: bool = False):
+                 every: int = 10, min_samples: int = MIN_SAMPLES, full_batch: bool = False):
         self.skills = list(skills)
         self.metric, self.threshold, self.split, self.every = metric, threshold, split, every
         self.min_samples = min_samples

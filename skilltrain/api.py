@@ -91,20 +91,14 @@ def intervention(name: str, task, **params):
         trainer = lightning.Trainer(callbacks=[skilltrain.intervention("gradient_rescaling", module.task)])
     """
     from skilltrain.callbacks.intervention import build_intervention
-    from skilltrain.config import _translate, _validate_section
+    from skilltrain.config import _translate, check_intervention_params
     from skilltrain.registry import INTERVENTIONS
 
     entry = INTERVENTIONS.get(name)
     schema = OmegaConf.structured(entry.schema) if entry.schema else OmegaConf.create({})
     try:
-        merged = OmegaConf.merge(schema, {k: v for k, v in params.items()})
+        values = OmegaConf.to_object(OmegaConf.merge(schema, params))
     except Exception as e:
         raise _translate(e, schema, "the parameters") from None
-    if entry.schema is None:
-        values = OmegaConf.to_container(merged)
-    else:
-        values = OmegaConf.to_object(merged)
-        if entry.modes:
-            entry.target(values.mode)
-        _validate_section(f"interventions.{name}", values)
+    check_intervention_params(name, values)
     return build_intervention(name, values, task)

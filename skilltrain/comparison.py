@@ -337,34 +337,33 @@ class Runner:
 def analyse(plan: Plan) -> dict:
     """Statistics, tables and plots from the runs' directories; returns comparison.json's content."""
     from skilltrain.analysis import plots
-    from skilltrain.analysis.stats import COUNTED, budget, censored_at_budget, compare_arms, to_csv, to_markdown
+    from skilltrain.analysis.stats import compare_arms, to_csv, to_markdown
     from skilltrain.report import write_json
 
     summaries = {arm: {run.seed: _summary(run.run_dir) for run in plan.runs if run.arm == arm} for arm in plan.arms}
     notes = {(run.arm, run.seed): run.note for run in plan.runs if run.state == "failed"}
-    result = compare_arms(summaries, plan.settings.baseline)
+    try:
+        result = compare_arms(summaries, plan.settings.baseline)
+    except ValueError as e:  # runs of this directory measured different skills or metrics (another version's runs)
+        raise UserError(f"compare: {e}; rerun them in a new compare.out_dir") from None
     for entry in result["excluded"]:
         if (entry["arm"], entry["seed"]) in notes and entry["reason"] == "missing":
             entry["reason"], entry["message"] = "failed", notes[(entry["arm"], entry["seed"])]
-    counted = {arm: {s: summ for s, summ in by_seed.items() if summ and summ.get("status") in COUNTED}
-               for arm, by_seed in summaries.items()}
-    used = {arm: {s: summ for s, summ in runs.items() if summ["status"] == "completed"} for arm, runs in counted.items()}
     skills = list(result["skills"])
-    result["learn_steps"] = {skill: {arm: [censored_at_budget(s["skills"][skill]["learned_step"], budget(s))
-                                           for s in runs.values()]
-                                     for arm, runs in counted.items()} for skill in skills}
     result.update({"recipe": plan.recipe, "arm_specs": plan.arms, "seeds_planned": plan.seeds,
                    "runs": {f"{r.arm}/seed{r.seed}": str(r.run_dir) for r in plan.runs}})
     out = plan.directory
     write_json(out / "comparison.json", result)
     (out / "comparison.csv").write_text(to_csv(result))
-    header = (f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n"
-              f"Learn step: first step with {result['metric']['split']} {result['metric']['name']} "
-              f"{'≥' if result['metric']['name'] == 'acc' else '≤'} {result['metric']['threshold']}.\n\n")
+    metric = result["metric"]
+    measured = (f"Learn step: first step with {metric['split']} {metric['name']} "
+                f"{'≥' if metric['name'] == 'acc' else '≤'} {metric['threshold']}." if metric else "No run finished.")
+    header = f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n{measured}\n\n"
     (out / "comparison.md").write_text(header + to_markdown(result))
-    if result["metric"] and skills:
-        metric = result["metric"]
+    if metric and skills:
         # curves of completed runs (a diverged run's curve is cut short); learn steps of every counted run
+        used = {arm: {s: summaries[arm][s] for s in seeds if s not in result["diverged"][arm]}
+                for arm, seeds in result["seeds"].items()}
         curves = {arm: [plots.read_curves(Path(plan.directory / arm / f"seed{s}"), skills, metric["name"], metric["split"])
                         for s in runs] for arm, runs in used.items()}
         plots.curves_by_arm(out / "curves.png", curves, skills, metric["name"], metric["threshold"])
@@ -390,6 +389,7 @@ def print_comparison(result: dict, directory: Path) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from skilltrain.analysis.stats import censored_cell, run_notes
     from skilltrain.report import console as make_console
 
     base = result["baseline"]
@@ -410,17 +410,11 @@ def print_comparison(result: dict, directory: Path) -> None:
                 f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]" if sp["ci"] else "")
             p = "" if sp is None or sp["p_value"] is None else f"{sp['p_value']:.3g}"
             iqr = f"{median} [{fmt(st['q1'])}, {fmt(st['q3'])}]"
-            censored = f"{st['n_censored']}/{st['n']}" + (f" ({st['n_diverged']} diverged)" if st.get("n_diverged") else "")
-            table.add_row(escape(skill), escape(arm), iqr, censored, speed, p)
+            table.add_row(escape(skill), escape(arm), iqr, censored_cell(st), speed, p)
     console = make_console()
     console.print(table)
-    for arm, seeds in result.get("diverged", {}).items():
-        if seeds:
-            console.print(f"[yellow]diverged[/] {escape(arm)} seed{'s' if len(seeds) > 1 else ''} "
-                          f"{', '.join(map(str, seeds))}: counted, skills not learned before diverging censored")
-    for entry in result["excluded"]:
-        console.print(f"[yellow]excluded[/] {escape(entry['arm'])} seed {entry['seed']}: {entry['reason']}"
-                      + (f" — {escape(entry['message'])}" if entry.get("message") else ""))
+    for note in run_notes(result):
+        console.print(escape(note), style="yellow")
     console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png")
 
 

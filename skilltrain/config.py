@@ -352,7 +352,11 @@ def load_config_plugins(args: list[str]) -> list[str]:
     """Import the plugins that `key=value` arguments (and the recipe and presets they name) ask for, before
     anything else reads the registries (compare resolves its arms' names first)."""
     _, layers = _layers(parse_overrides(list(args)))
-    plugins = OmegaConf.merge(*[layer for _, layer in layers]).get("plugins") or []
+    return _load_plugins_of(OmegaConf.merge(*[layer for _, layer in layers]))
+
+
+def _load_plugins_of(raw: DictConfig) -> list[str]:
+    plugins = raw.get("plugins") or []
     require(isinstance(plugins, (list, ListConfig)), "plugins", "expected a list such as [my_plugin.py]")
     return load_plugins(list(plugins))
 
@@ -408,9 +412,7 @@ def _typed(layers: list[tuple[str, DictConfig]]) -> DictConfig:
     _check_sections(layers, schema)
     layers = _without_disabled_interventions(layers)
     raw = OmegaConf.merge(*[layer for _, layer in layers])
-    plugins = raw.get("plugins") or []
-    require(isinstance(plugins, (list, ListConfig)), "plugins", "expected a list such as [my_plugin.py]")
-    resolved = load_plugins(list(plugins))
+    resolved = _load_plugins_of(raw)
     schema.data = _plugin_schema(TASKS, raw, "data")
     schema.model = _plugin_schema(MODELS, raw, "model")
     schema.optim = _optim_schema(raw)
@@ -520,13 +522,18 @@ def validate(cfg: DictConfig) -> None:
     if m.name == "acc" and not getattr(data, "accuracy", TASKS.get(cfg.data.name).obj.accuracy):  # a config may decide
         raise UserError(f"metric.name: task {cfg.data.name} has regression skills without accuracy; use metric.name=loss")
     sections = [("data", data), ("model", OmegaConf.to_object(cfg.model)), ("optim", OmegaConf.to_object(cfg.optim))]
-    for name, params in cfg.interventions.items():
-        entry = INTERVENTIONS.get(name)
-        if entry.modes:
-            entry.target(params.mode)  # a mode that is not registered: one line with the closest one
-        sections.append((f"interventions.{name}", OmegaConf.to_object(params)))
     for key, section in sections:
         _validate_section(key, section)
+    for name, params in cfg.interventions.items():
+        check_intervention_params(name, OmegaConf.to_object(params))
+
+
+def check_intervention_params(name: str, params: Any) -> None:
+    """An intervention's parameters: its mode is registered (one line with the closest one), its validate() passes."""
+    entry = INTERVENTIONS.get(name)
+    if entry.modes:
+        entry.target(params.mode)
+    _validate_section(f"interventions.{name}", params)
 
 
 def _validate_section(key: str, section: Any) -> None:

@@ -79,6 +79,7 @@ class RunCSVLogger(CSVLogger):
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         """As CSVLogger, but written to disk once rows span `flush_logs_every_n_steps` steps, whatever steps they
         fall on (CSVLogger writes at a step s with (s + 1) % n == 0, which rows at 0, 10, 20, … never meet)."""
+        step = len(self.experiment.metrics) if step is None else step
         self.experiment.log_metrics(metrics, step)
         if self._flushed_at is None:
             self._flushed_at = step

@@ -48,8 +48,10 @@ class SkillModule(L.LightningModule):
         `model` (x [, skill] → outputs: [B, task.n_outputs], or one block per skill with `per_skill_head=True`), the
         `task` that describes its data (`Task.from_skills`), and an `optimizer` factory (default: Adam, lr 1e-3)."""
         super().__init__()
-        if (config is None) == (model is None or task is None):
+        if config is not None and (model is not None or task is not None):
             raise TypeError("SkillModule takes a run config, or a model and a task (Task.from_skills), not both")
+        if config is None and (model is None or task is None):
+            raise TypeError("SkillModule needs a run config, or both a model and a task (Task.from_skills)")
         if config is not None:
             self.save_hyperparameters(logger=False)  # in the checkpoint; loggers get the config from skilltrain.loggers
             cfg = from_container(config)
@@ -143,7 +145,8 @@ class SkillModule(L.LightningModule):
             if extra is not None:
                 loss = loss + extra
         self.train_loss = loss.detach()
-        if self.global_step % self.trainer.log_every_n_steps == 0:  # steps 0, n, 2n, …: the curves' steps
+        every = self.trainer.log_every_n_steps
+        if every and self.global_step % every == 0:  # steps 0, n, 2n, …: the curves' steps
             values = {"train/loss": self.train_loss, **self._named(self.train_stats, "")}
             if self.cfg is not None and (self.cfg.optim.scheduler != "constant" or self.cfg.optim.warmup_steps):
                 values["train/lr"] = torch.as_tensor(self.trainer.optimizers[0].param_groups[0]["lr"])

@@ -181,7 +181,8 @@ def build_interventions(cfg: DictConfig, task) -> list:
 def _warn_if_skills_cannot_be_told_apart(module) -> None:
     task = module.task
     if (task.form == "control" and task.n_skills > 1 and not task.skill_in_inputs and not module.per_skill_head
-            and not getattr(module.model, "routes_by_skill", False)):
+            and not getattr(module.model, "routes_by_skill", False) and _external_rank() == 0
+            and not os.environ.get(RUN_DIR_ENV)):  # once: not again in the processes the DDP launcher starts
         print(f"warning: the inputs do not carry the skill ({task.n_skills} skills) and the output head is shared: "
               "the model cannot tell the skills apart, and skills that map one input to different labels cannot be "
               "learned; use model.head=per_skill (one output block per skill), or put the skill among the inputs",
@@ -312,6 +313,4 @@ class RunResult:
             return 3
         return 128 + self.signal if self.signal else 4
 
-
-FitResult = RunResult  # the name before skilltrain.RunResult
 

@@ -120,10 +120,13 @@ def test_out_dir_is_the_comparison_directory(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_an_arm_without_a_finished_run_fails_the_comparison(tmp_path):
-    result = run_cli("compare", *SMALL, "trainer.max_steps=20", "seeds=1", "arms.baseline={}",
-                     "arms.broken.overrides.trainer.precision=bogus", f"compare.out_dir={tmp_path}/c")
+@pytest.mark.parametrize("arms", [("arms.baseline={}",), ()], ids=["beside a good arm", "alone"])
+def test_an_arm_without_a_finished_run_fails_the_comparison(arms, tmp_path):
+    result = run_cli("compare", *SMALL, "trainer.max_steps=20", "seeds=1", *arms,
+                     "arms.broken.overrides.trainer.precision=bogus", "compare.baseline=" + ("baseline" if arms else "broken"),
+                     f"compare.out_dir={tmp_path}/c")
     assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: arm broken has no finished run (seed 1: exit code 2: error: trainer.precision"), last
     assert (tmp_path / "c/comparison.json").is_file()  # what could be measured is still written
@@ -154,7 +157,8 @@ def test_a_small_comparison_end_to_end_with_a_diverging_arm(tmp_path):
     assert unstable["speedup"]["median"] < 1 and comparison["budget"]["unstable"] == 400  # slower than any learned run
     rare = comparison["skills"]["x3x4"]
     assert rare["baseline"]["n"] == 2 and rare["rescaled"]["speedup"]["median"] > 1
-    assert "diverged unstable seeds 1, 2: counted" in result.stdout
+    assert "Diverged (counted: skills not learned before diverging are censored" in result.stdout
+    assert "unstable seeds 1, 2." in result.stdout
     md = (out / "comparison.md").read_text()
     assert "| x3x4 learn step | rescaled |" in md
     assert "| x3x4 learn step | unstable | >400 [>400, >400] | 2/2 (2 diverged) |" in md

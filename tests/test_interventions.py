@@ -323,3 +323,25 @@ def test_interventions_speed_the_rare_skill_on_domino(arm, domino_baseline, tmp_
     t_base, t_arm = (s["skills"]["x3x4"]["learned_step"] for s in (domino_baseline, run))
     assert t_base is not None and t_arm is not None and t_arm < t_base, (t_base, t_arm)
     assert run["interventions"] == [arm.split(".")[1].split("=")[0]]
+
+
+def test_loss_normalize_returns_a_skill_to_its_natural_weight_once_enough_samples_show_it_learned():
+    """A skill seen on one sample a step, right every time, is not 'learned' on a few lucky samples: its weight stays
+    normalised (1 / (share · L)) until about min_samples samples agree; then it is 1, the plain loss's."""
+    task = tiny()[0].task
+    iv = intervention("gradient_rescaling", task, learned_threshold=0.9)  # as a user's own Trainer would build it
+    iv.min_samples = 20
+
+    def step(acc_rare, n_rare):
+        stats = {"mask_share": torch.tensor([1.0, 0.1], dtype=torch.float64),
+                 "mask_loss": torch.tensor([0.5, 0.25], dtype=torch.float64),
+                 "acc": torch.tensor([0.5, acc_rare], dtype=torch.float64),
+                 "count": torch.tensor([10.0, n_rare], dtype=torch.float64)}
+        return iv.loss_weights(None, torch.zeros(2, 2, dtype=torch.float64), None, stats)
+
+    normalised = torch.tensor([1 / (1.0 * (0.5 + 1e-8)), 1 / (0.1 * (0.25 + 1e-8))], dtype=torch.float64)
+    for _ in range(5):  # five lucky samples: not evidence
+        assert torch.allclose(step(1.0, 1.0), normalised)
+    weights = [step(1.0, 1.0)[1].item() for _ in range(20)]
+    assert weights[-1] == 1.0 and weights[0] != 1.0  # learned once ~min_samples samples were pooled
+    assert step(0.0, 30.0)[1].item() != 1.0  # forgotten (a batch of errors): normalised again

@@ -57,7 +57,8 @@ def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: st
 
     Returns {"baseline", "arms", "seeds": {arm: [seeds used]}, "metric", "budget": {arm: max steps},
     "confidence", "skills": {skill: {arm: stats}}, "all_learned": {arm: stats}, "wall_seconds": {arm: stats},
-    "diverged": {arm: [seeds]}, "excluded": [{"arm", "seed", "reason", ["message"]}]}, where stats is
+    "learn_steps": {skill: {arm: [[step, censored], …]}}, "diverged": {arm: [seeds]},
+    "excluded": [{"arm", "seed", "reason", ["message"]}]}, where stats is
     `{"n", "n_censored", "n_diverged", "median",
     "median_censored", "q1", "q1_censored", "q3", "q3_censored"}` plus, for every arm but the baseline,
     "speedup": {"n_pairs", "n_arm_censored", "n_baseline_censored", "n_both_censored", "n_undefined", "median",
@@ -101,6 +102,8 @@ def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: st
                    for skill in skills},
         "all_learned": compare(lambda s: censored_at_budget(s["all_learned_step"], budget(s))),
         "wall_seconds": compare(lambda s: (float(s["wall_seconds"]), False), among=completed),
+        "learn_steps": {skill: {arm: [censored_at_budget(s["skills"][skill]["learned_step"], budget(s))
+                                      for s in used[arm].values()] for arm in arms} for skill in skills},
         "diverged": {arm: [seed for seed, s in used[arm].items() if s["status"] == "diverged"] for arm in arms},
         "excluded": excluded,
     }
@@ -123,8 +126,10 @@ def _common_setup(used: Mapping[str, Mapping[Seed, Summary]]) -> tuple[list[str]
     for s in summaries[1:]:
         if list(s["skills"]) != skills:
             raise ValueError(f"runs disagree on the skills: {skills} vs {list(s['skills'])} (seed {s['seed']})")
-        if dict(s["metric"]) != metric:
-            raise ValueError(f"runs disagree on the learn-step metric: {metric} vs {s['metric']} (seed {s['seed']})")
+        other = dict(s["metric"])
+        shared = set(metric) & set(other)  # (summaries written before metric.min_samples existed lack it)
+        if any(metric[k] != other[k] for k in shared):
+            raise ValueError(f"runs disagree on the learn-step metric: {metric} vs {other} (seed {s['seed']})")
     return skills, metric
 
 
@@ -234,22 +239,33 @@ def to_markdown(result: Mapping) -> str:
             speedup = f"{sp['median']:.2f}×{dagger} [{ci}]"
             p = "—" if sp["p_value"] is None else f"{sp['p_value']:.2g}"
         arm_label = f"{arm} (baseline)" if arm == baseline else arm
-        censored = f"{st['n_censored']}/{st['n']}" + (f" ({st['n_diverged']} diverged)" if st.get("n_diverged") else "")
-        lines.append(f"| {label} | {arm_label} | {iqr} | {censored} | {speedup} | {p} |")
+        lines.append(f"| {label} | {arm_label} | {iqr} | {censored_cell(st)} | {speedup} | {p} |")
     notes = [
         "Median [IQR] over seeds; a run that never learned within its budget (in steps) enters at the budget and is "
         "counted as censored; a quantile that depends on such runs is shown as >budget.",
         f"Speedup: t_{baseline} / t_arm per paired seed, median with a {level} percentile-bootstrap CI; p: two-sided "
         "Wilcoxon signed-rank test on log speedups; † some pairs censored (the ratio is then moved toward 1).",
     ]
+    return "\n".join(lines) + "\n\n" + "\n".join(notes + run_notes(result)) + "\n"
+
+
+def censored_cell(st: Mapping) -> str:
+    """`censored/runs`, and how many of those runs diverged."""
+    return f"{st['n_censored']}/{st['n']}" + (f" ({st['n_diverged']} diverged)" if st.get("n_diverged") else "")
+
+
+def run_notes(result: Mapping) -> list[str]:
+    """The runs that diverged (counted) and those excluded (not counted), with their reasons: one line each."""
+    notes = []
     diverged = [f"{arm} seeds {', '.join(map(str, seeds))}" for arm, seeds in result.get("diverged", {}).items() if seeds]
     if diverged:
         notes.append("Diverged (counted: skills not learned before diverging are censored at the budget; not in "
                      "wall-clock): " + "; ".join(diverged) + ".")
     if result["excluded"]:
         notes.append("Excluded (not in any statistic): " + "; ".join(
-            f"{e['arm']} seed {e['seed']} ({e['reason']})" for e in result["excluded"]) + ".")
-    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+            f"{e['arm']} seed {e['seed']} ({e['reason']}{' — ' + e['message'] if e.get('message') else ''})"
+            for e in result["excluded"]) + ".")
+    return notes
 
 
 def _fmt(st: Mapping, name: str, quantity: str, budget: int | None) -> str:

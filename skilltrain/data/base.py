@@ -1,6 +1,6 @@
 """The task contract: what a skill-tagged sample looks like.
 
-A task declares its skills (names, frequencies) and makes samples. Two data forms :
+A task declares its skills (names, frequencies) and makes samples. Two data forms (docs/extending.md, "the batch contract"):
 
 - **outputs** form (the paper's Fig 2/16/19 runs): every sample carries all K targets, one output unit per skill;
   `y` is `[n, K]`. A skill's frequency p_k is a loss mask: at each step each sample carries skill k's loss with

@@ -108,14 +108,18 @@ def _check_exists(path: str) -> None:
              or (len(parts) == 2 and os.path.isdir(parts[0])))
     if local:
         raise UserError(f"data.path: no file or directory '{path}'")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return  # offline by choice: `datasets` loads it from its cache, or says it is not there
     try:
         from huggingface_hub import HfApi
 
         HfApi().dataset_info(path, timeout=10)
-    except Exception as e:  # not on the Hub, or the Hub unreachable (offline)
-        why = "not found on the Hugging Face Hub" if "404" in str(e) or "NotFound" in type(e).__name__ else \
-              f"the Hugging Face Hub did not answer ({type(e).__name__})"
-        raise UserError(f"data.path: no local file or directory '{path}', and as a Hub dataset: {why}") from None
+    except Exception as e:  # not on the Hub, or the Hub unreachable
+        if "404" in str(e) or "NotFound" in type(e).__name__:
+            raise UserError(f"data.path: no local file or directory '{path}', and no such dataset on the Hugging Face "
+                            "Hub") from None
+        raise UserError(f"data.path: no local file or directory '{path}', and the Hugging Face Hub did not answer "
+                        f"({type(e).__name__}); to load it from the cache, set HF_HUB_OFFLINE=1") from None
 
 
 @TASKS.register("hf", "your own data: a Hugging Face dataset / parquet / csv / json table with a skill column", HFConfig)

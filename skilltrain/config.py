@@ -386,6 +386,11 @@ def _resume_config(cli: DictConfig) -> DictConfig:
     saved_path = run_dir / "config.yaml"
     require(saved_path.is_file(), "ckpt_path", f"'{run_dir}' has no config.yaml: not a skilltrain run directory")
     saved = _load_yaml(saved_path.read_text(), str(saved_path))
+    defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
+    lacking = sorted(_dotted_keys(defaults) - _dotted_keys(saved))
+    require(not lacking, "ckpt_path", f"'{run_dir}' was written by an older skilltrain (its config.yaml has no "
+            f"{', '.join(lacking[:3])}{', …' if len(lacking) > 3 else ''}); resume it with the version that made it, "
+            "or start a new run")
     cli = OmegaConf.merge(cli, {"out_dir": str(run_dir)})
     cfg = _typed([(str(saved_path), saved), ("the command line", cli)])
     before, after = identity(OmegaConf.to_container(saved)), identity(to_container(cfg))
@@ -398,6 +403,18 @@ def _resume_config(cli: DictConfig) -> DictConfig:
                         f"{cfg.optim.scheduler} decays over its {saved.trainer.max_steps} steps (the rest of the run "
                         "would follow another schedule); resume with the same budget, or start a new run")
     return cfg
+
+
+def _dotted_keys(node: DictConfig, prefix: str = "") -> set[str]:
+    """Every key of a config, dotted (`metric.min_samples`); plugins' sections (data, model, …) are not walked."""
+    keys = set()
+    for key in node:
+        dotted = f"{prefix}{key}"
+        keys.add(dotted)
+        value = node._get_node(key)
+        if isinstance(value, DictConfig) and key not in ("data", "model", "interventions"):
+            keys |= _dotted_keys(value, dotted + ".")
+    return keys
 
 
 def from_container(container: dict, source: str = "a saved config") -> DictConfig:

@@ -139,3 +139,14 @@ def test_a_schedule_shaped_by_the_budget_keeps_its_budget_on_resume(tmp_path, ca
     assert main(["fit", "ckpt_path=last", f"out_dir={tmp_path}/run", "trainer.max_steps=60"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "trainer.max_steps: cannot change when resuming a run whose optim.scheduler=cosine" in err
+
+
+def test_a_run_written_by_an_older_skilltrain_is_refused_in_one_line(tmp_path, capsys):
+    from skilltrain.cli import main
+
+    fit_quietly(*BASE, "trainer.max_steps=10", out_dir=tmp_path / "run")
+    config = (tmp_path / "run/config.yaml").read_text()
+    (tmp_path / "run/config.yaml").write_text(config.replace("  min_samples: 200\n", "").replace("plugins: []\n", ""))
+    assert main(["fit", "ckpt_path=last", f"out_dir={tmp_path}/run", "trainer.max_steps=20"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "was written by an older skilltrain (its config.yaml has no metric.min_samples, plugins)" in err

@@ -26,6 +26,7 @@ class DataSampling(Intervention):
     def __init__(self, params, task):
         super().__init__(params, task)
         self.frequencies = torch.tensor(task.frequencies, dtype=torch.float64)
+        self.total_frequency = float(sum(task.frequencies))
         self.mixture = self.initial_mixture()
         self.stream_rates = self.to_stream_rates(self.mixture)
 
@@ -39,7 +40,7 @@ class DataSampling(Intervention):
     def to_stream_rates(self, mixture: torch.Tensor) -> torch.Tensor:
         """A mixture over skills as the stream's rates: probabilities (control) or loss-mask rates (outputs)."""
         q = mixture / mixture.sum()
-        return q if self.task.form == "control" else (q * self.frequencies.sum()).clamp(max=1.0)
+        return q if self.task.form == "control" else (q * self.total_frequency).clamp(max=1.0)
 
     def check(self, cfg) -> None:
         if cfg is not None and self.task.form == "control" and cfg.data.batch_size is None:
@@ -48,21 +49,19 @@ class DataSampling(Intervention):
 
     # ---- hooks ----------------------------------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module) -> None:
-        self._apply(trainer)
+        datamodule = trainer.datamodule
+        if not hasattr(datamodule, "set_skill_rates"):
+            raise UserError(f"interventions.{self.name}: changes the skill rates of the data, but the datamodule "
+                            f"{type(datamodule).__name__} has no set_skill_rates(rates) method")
+        datamodule.set_skill_rates(self.stream_rates)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         mixture = self.rates(pl_module.train_stats)
         if mixture is not None:
             self.mixture = mixture
             self.stream_rates = self.to_stream_rates(mixture)
-            self._apply(trainer)
-
-    def _apply(self, trainer) -> None:
-        datamodule = trainer.datamodule
-        if not hasattr(datamodule, "set_skill_rates"):
-            raise UserError(f"interventions.{self.name}: changes the skill rates of the data, but the datamodule "
-                            f"{type(datamodule).__name__} has no set_skill_rates(rates) method")
-        datamodule.set_skill_rates(self.stream_rates)
+            # on the device, unchecked: a training step reads nothing back (set_skill_rates for a user's DataModule)
+            getattr(trainer.datamodule, "update_skill_rates", trainer.datamodule.set_skill_rates)(self.stream_rates)
 
     def logged(self) -> dict[str, float | torch.Tensor]:
         return {f"rate/{s}": r for s, r in zip(self.skills, self.stream_rates.tolist())}
@@ -114,9 +113,12 @@ class OnlineMixing(DataSampling):
         self.steps = 0
 
     def rates(self, stats):
+        """On the device of the statistics: nothing is read back to the host."""
         self.steps += 1
-        loss = stats["mask_loss"].detach().cpu()
+        loss = stats["mask_loss"].detach()
         seen = torch.isfinite(loss)
+        if self.mixture.device != loss.device:  # the first step on a GPU, or state restored from a checkpoint
+            self._to(loss.device)
         if self.signal_ema is None:  # NaN until a skill is first seen; its average then starts at that loss
             self.signal_ema = torch.full_like(loss, float("nan"))
             self.signal_at_update = self.signal_ema.clone()
@@ -126,19 +128,27 @@ class OnlineMixing(DataSampling):
         if self.steps % self.params.update_every:
             return None
         known = ~self.signal_ema.isnan()
-        if self.params.signal == "loss":
-            ema = torch.where(known, self.signal_ema, self.signal_ema[known].mean() if known.any() else 1.0)
+        if self.params.signal == "loss":  # a skill not seen yet counts as average (1 when none is known)
+            known_mean = torch.where(known, self.signal_ema, 0).sum() / known.sum().clamp(min=1)
+            ema = torch.where(known, self.signal_ema, torch.where(known.any(), known_mean, 1.0))
             signal = ema / ema.mean().clamp(min=1e-12)
         else:
             drop = (self.signal_at_update - self.signal_ema) / self.signal_at_update.clamp(min=1e-12)
             signal = torch.nan_to_num(drop, nan=0.0).clamp(min=0)
         self.signal_at_update = self.signal_ema.clone()
-        mixture = self.update(signal, seen, float(stats["rows"]))
+        mixture = self.update(signal, seen, stats["rows"])
         floor, k = self.params.floor, len(signal)
         return (1 - floor) * mixture + floor / k
 
-    def update(self, signal: torch.Tensor, seen: torch.Tensor, rows: float) -> torch.Tensor:
+    def update(self, signal: torch.Tensor, seen: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def _to(self, device) -> None:
+        """Move the state to the statistics' device, once (after a resume, or on the first step)."""
+        for key in ("signal_ema", "signal_at_update", "mixture", "stream_rates", "log_weights"):
+            value = getattr(self, key, None)
+            if isinstance(value, torch.Tensor):
+                setattr(self, key, value.to(device))
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "signal_ema": self.signal_ema, "signal_at_update": self.signal_at_update,
@@ -210,7 +220,7 @@ class OnlineEXP3(OnlineMixing):
         self.log_weights = state_dict["log_weights"]
 
 
-def observation_probability(rates: torch.Tensor, rows: float) -> torch.Tensor:
+def observation_probability(rates: torch.Tensor, rows: float | torch.Tensor) -> torch.Tensor:
     """P(skill k is in a batch of `rows` rows) = 1 − (1 − r_k)^rows, with r_k each row's chance to carry skill k: its
     sampling probability (control form) or its loss-mask rate (outputs form). Rows drawn by an epoch-shuffled walk
     through a pool are seen a little more surely than independent draws; the difference is negligible once

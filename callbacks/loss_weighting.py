@@ -59,7 +59,9 @@ class InverseFrequency(LossWeighting):
         self.skill_weights = (1 / p) * p.sum() / len(p)
 
     def loss_weights(self, module, losses, mask, stats):
-        return self.skill_weights.to(losses)
+        if self.skill_weights.device != losses.device:  # once: the weights live on the training device
+            self.skill_weights = self.skill_weights.to(losses.device)
+        return self.skill_weights.to(losses.dtype)
 
 
 class SelfReweighting(LossWeighting):
@@ -83,7 +85,7 @@ class SelfReweighting(LossWeighting):
         share = torch.nan_to_num(stats["mask_share"])
         mean = (torch.nan_to_num(stats["mask_loss"]) * share).sum() / share.sum().clamp(min=1e-12)
         self.skill_weights = stats["mask_loss"] / mean.clamp(min=1e-12)
-        return losses.detach() / mean.clamp(min=1e-12).to(losses)
+        return losses.detach() / mean.clamp(min=1e-12).to(losses.dtype)
 
 
 class LossNormalize(LossWeighting):
@@ -135,7 +137,7 @@ class LossNormalize(LossWeighting):
                                  .clamp(max=1e300), torch.zeros_like(share))
         learned = self._learned(stats)
         self.skill_weights = torch.where(learned, torch.ones_like(normalised), normalised)
-        return self.skill_weights.to(losses)
+        return self.skill_weights.to(losses.dtype)
 
     def _learned(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per skill, whether its recent samples (about min_samples of them) put it past the threshold. On the
@@ -144,8 +146,10 @@ class LossNormalize(LossWeighting):
         value = torch.nan_to_num(stats[self.metric].detach()) * count
         if self.pooled is None:
             self.pooled = torch.zeros(2, len(count), dtype=count.dtype, device=count.device)
+        if self.pooled.device != count.device:  # (restored from a checkpoint on the CPU)
+            self.pooled = self.pooled.to(count.device)
         keep = torch.exp(-count / self.min_samples)  # a full batch of ≫ min_samples samples replaces the pool
-        self.pooled = self.pooled.to(count) * keep + torch.stack([value, count])
+        self.pooled = self.pooled * keep + torch.stack([value, count])
         if self.threshold is None:
             return torch.zeros_like(count, dtype=torch.bool)
         mean = self.pooled[0] / self.pooled[1].clamp(min=1e-12)
@@ -200,18 +204,22 @@ class GradNormWeighting(LossWeighting):
         grads = module.trainer.strategy.reduce(torch.stack(grads), reduce_op="mean")  # the ranks' mean gradient
         norms = grads.norm(dim=1).double()
         present = norms > 0
-        mean = norms[present].mean() if present.any() else norms.new_tensor(1.0)
-        target = torch.full_like(norms, float(mean))
+        n_present = present.sum()  # (masked means on the device: nothing is read back to the host)
+        mean = torch.where(n_present > 0, torch.where(present, norms, 0).sum() / n_present.clamp(min=1), 1.0)
+        target = mean.expand_as(norms)
         if self.params.target == "gradnorm":
-            loss = stats["mask_loss"].detach().double().cpu()
+            loss = stats["mask_loss"].detach().double()
             if self.initial_loss is None:
                 self.initial_loss = loss.clone()
+            if self.initial_loss.device != loss.device:  # (restored from a checkpoint on the CPU)
+                self.initial_loss = self.initial_loss.to(loss.device)
             self.initial_loss = torch.where(torch.isfinite(self.initial_loss), self.initial_loss, loss)  # first seen
-            rate = torch.nan_to_num(loss / self.initial_loss.clamp(min=1e-12), nan=1.0).to(norms)
-            target = target * (rate / rate[present].mean().clamp(min=1e-12)) ** self.params.alpha
+            rate = torch.nan_to_num(loss / self.initial_loss.clamp(min=1e-12), nan=1.0)
+            rate_mean = torch.where(present, rate, 0).sum() / n_present.clamp(min=1)
+            target = target * (rate / rate_mean.clamp(min=1e-12)) ** self.params.alpha
         self.grad_norms = norms
         self.skill_weights = torch.where(present, target / norms.clamp(min=1e-300), torch.zeros_like(norms))
-        return self.skill_weights.to(losses)
+        return self.skill_weights.to(losses.dtype)
 
     def logged(self) -> dict[str, float | torch.Tensor]:
         values = super().logged()

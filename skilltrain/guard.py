@@ -30,14 +30,16 @@ class DivergenceGuard(L.Callback):
             self.bad_skills = torch.zeros(len(self.skills), dtype=torch.bool, device=loss.device)
         if self.first_loss is None:
             self.first_loss = torch.full_like(skill_loss, float("nan"))
-        first = self.first_loss.to(skill_loss.device)  # (restored from a checkpoint on the CPU)
+        first = self.first_loss
+        if first.device != skill_loss.device:  # (restored from a checkpoint on the CPU)
+            first = first.to(skill_loss.device)
         self.first_loss = torch.where(first.isnan() & present, skill_loss.detach(), first)  # a skill's first loss
         bad = present & ~torch.isfinite(skill_loss)
         if self.factor is not None:
             bad |= present & (skill_loss > self.factor * self.first_loss.nan_to_num(nan=float("inf")).clamp(min=1e-12))
         step_bad = bad.any()  # from all-reduced statistics only, so that every rank decides alike
         first = (self.bad_step < 0) & step_bad
-        self.bad_step = torch.where(first, torch.as_tensor(pl_module.train_stats_step, device=loss.device), self.bad_step)
+        self.bad_step = torch.where(first, torch.full_like(self.bad_step, pl_module.train_stats_step), self.bad_step)
         self.bad_skills = torch.where(first, bad, self.bad_skills)
         if (pl_module.train_stats_step + 1) % self.every == 0:
             self.check()

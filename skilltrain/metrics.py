@@ -1,9 +1,52 @@
-"""Per-skill loss and accuracy as one torchmetrics Metric with vector states (summed across DDP ranks)."""
+"""Per-skill loss and accuracy: `skill_statistics` for each training step (one packed buffer, one all-reduce), and
+`SkillMetrics`, a torchmetrics Metric with vector states that accumulates a held-out evaluation over its batches."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torchmetrics import Metric
+
+STATS = ("loss_sum", "correct_sum", "count", "mask_loss_sum", "mask_count")  # [K] each, then rows: the packed buffer
+
+
+def skill_statistics(losses: torch.Tensor, correct: torch.Tensor | None, present: torch.Tensor | None,
+                     mask: torch.Tensor | None, accuracy: bool = True,
+                     all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """One batch's per-skill statistics, as `SkillMetrics.values()` gives them ("loss", "acc", "count", "mask_loss",
+    "mask_share" [K] and "rows"), from sums packed in one float64 buffer of 5K + 1 numbers that `all_reduce` (a sum
+    across DDP ranks) synchronises in one call. All on the device: nothing is read back to the host."""
+    losses = losses.detach().double()
+    n, k = losses.shape
+    parts = [losses.sum(0) if present is None else torch.where(present, losses, 0).sum(0)]
+    if correct is None:
+        parts.append(losses.new_zeros(k))
+    else:
+        parts.append((correct if present is None else correct & present).sum(0).to(losses.dtype))
+    parts.append(losses.new_full((k,), n) if present is None else present.sum(0).to(losses.dtype))
+    parts.append(losses.sum(0) if mask is None else torch.where(mask, losses, 0).sum(0))
+    parts.append(losses.new_full((k,), n) if mask is None else mask.sum(0).to(losses.dtype))
+    parts.append(losses.new_full((1,), n))
+    packed = torch.cat(parts)
+    if all_reduce is not None:
+        packed = all_reduce(packed)
+    loss_sum, correct_sum, count, mask_loss_sum, mask_count = packed[:-1].view(5, k)
+    return _derived(loss_sum, correct_sum, count, mask_loss_sum, mask_count, packed[-1], accuracy)
+
+
+def _derived(loss_sum, correct_sum, count, mask_loss_sum, mask_count, rows, accuracy: bool) -> dict[str, torch.Tensor]:
+    """Means from sums; NaN for a skill no sample carried, and for the accuracy of regression skills."""
+    nan = torch.full_like(count, float("nan"))
+    seen, masked = count > 0, mask_count > 0
+    return {
+        "loss": torch.where(seen, loss_sum / count.clamp(min=1), nan),
+        "acc": torch.where(seen, correct_sum / count.clamp(min=1), nan) if accuracy else nan,
+        "count": count,
+        "mask_loss": torch.where(masked, mask_loss_sum / mask_count.clamp(min=1), nan),
+        "mask_share": mask_count / rows.clamp(min=1),
+        "rows": rows,
+    }
 
 
 class SkillMetrics(Metric):
@@ -58,16 +101,8 @@ class SkillMetrics(Metric):
         how many samples carried each skill (what its loss and accuracy rest on); NaN for a skill no sample carried,
         and for the accuracy of regression skills. (torchmetrics squeezes a one-skill result to a
         scalar on the way out: read it through `values()`.)"""
-        nan = torch.full_like(self.count, float("nan"))
-        seen, masked = self.count > 0, self.mask_count > 0
-        return {
-            "loss": torch.where(seen, self.loss_sum / self.count.clamp(min=1), nan),
-            "acc": torch.where(seen, self.correct_sum / self.count.clamp(min=1), nan) if self.accuracy else nan,
-            "count": self.count.clone(),
-            "mask_loss": torch.where(masked, self.mask_loss_sum / self.mask_count.clamp(min=1), nan),
-            "mask_share": self.mask_count / self.rows.clamp(min=1),
-            "rows": self.rows,
-        }
+        return _derived(self.loss_sum, self.correct_sum, self.count.clone(), self.mask_loss_sum, self.mask_count,
+                        self.rows, self.accuracy)
 
     def values(self) -> dict[str, torch.Tensor]:
         """`compute()` (synchronised across ranks) as [K] vectors, then reset for the next batch or evaluation."""

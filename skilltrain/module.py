@@ -10,7 +10,8 @@
 so skill k's share of the gradient is proportional to its frequency, as in the paper. (Under DDP, B is the global
 batch over the number of processes, so that DDP's averaging of gradients gives exactly the one-process loss even
 when a full-batch pool does not split evenly across ranks.) Per-skill loss and accuracy
-are computed every step from the same matrices (`SkillMetrics`, synchronised across DDP ranks) and logged as
+are computed every step from the same matrices (`skill_statistics`: one packed all-reduce across DDP ranks, nothing
+read back to the host) and logged as
 `skill/<name>/{loss,acc}` (train) and `skill/<name>/{val_loss,val_acc}` (held-out).
 
 Two ways to build one:
@@ -34,7 +35,7 @@ from omegaconf import OmegaConf
 from skilltrain.config import from_container, val_every
 from skilltrain.data import build_task
 from skilltrain.data.base import Task
-from skilltrain.metrics import SkillMetrics
+from skilltrain.metrics import SkillMetrics, skill_statistics
 from skilltrain.models import DTYPES, build_model
 from skilltrain.models import per_skill_head as _per_skill_head
 from skilltrain.optim import build_optimizer, build_scheduler
@@ -66,13 +67,13 @@ class SkillModule(L.LightningModule):
         self.per_skill_head = per_skill_head
         self.make_optimizer = optimizer
         self.skills = self.task.skills
-        self.train_metrics = SkillMetrics(self.task.n_skills, self.task.accuracy)
         self.val_metrics = SkillMetrics(self.task.n_skills, self.task.accuracy)
         self.keys = {part: [f"skill/{s}/{part}" for s in self.skills] for part in ("loss", "acc", "val_loss", "val_acc")}
         # Latest per-skill train statistics ({"loss": [K], "acc": [K]}, all ranks alike) and the step they measure.
         self.train_stats: dict[str, torch.Tensor] = {}
         self.train_stats_step = -1
         self.train_loss: torch.Tensor | None = None
+        self.logged: dict[str, float] = {}  # the latest logged values, on the host
         self.interventions: list = []  # the trainer's Intervention callbacks, found at fit start
         self.val_stats: dict[str, torch.Tensor] = {}
 
@@ -112,6 +113,14 @@ class SkillModule(L.LightningModule):
         # where, not a product: a non-finite loss stays in its own skill's column
         return torch.where(onehot, per_sample[:, None], 0), correct, onehot, onehot
 
+    def _all_reduce(self, packed: torch.Tensor) -> torch.Tensor:
+        """Sum across DDP ranks (every rank weighs by the same statistics); nothing to do in one process."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # a module used outside a Trainer
+            return packed
+        return packed if trainer.world_size == 1 else trainer.strategy.reduce(packed, reduce_op="sum")
+
     @staticmethod
     def reduce(losses: torch.Tensor, mask: torch.Tensor | None, rows: float | torch.Tensor | None = None) -> torch.Tensor:
         """Σ_b Σ_k M·L / rows, rows = the batch size (this rank's, unless given)."""
@@ -130,8 +139,7 @@ class SkillModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses, correct, mask, present = self.loss_matrix(batch)
-        self.train_metrics.update(losses, correct, present, mask)
-        self.train_stats = self.train_metrics.values()  # all-reduced: what interventions weigh by
+        self.train_stats = skill_statistics(losses, correct, present, mask, self.task.accuracy, self._all_reduce)
         self.train_stats_step = self.global_step
         weights = None
         for intervention in self.interventions:
@@ -177,6 +185,7 @@ class SkillModule(L.LightningModule):
         do not need, and costs as much as a training step of the paper's MLPs.
         """
         values = dict(zip(metrics, torch.stack([v.double().to(self.device) for v in metrics.values()]).tolist()))
+        self.logged.update(values)  # host copies: what progress displays read, without touching the device
         for logger in self.loggers:
             logger.log_metrics(values, step=self.global_step)
 

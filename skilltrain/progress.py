@@ -2,8 +2,9 @@
 
 In a terminal: one tqdm bar, redrawn about every 1% of the run (a redraw every step costs measurable time on small
 models). In a log file or a pipe (a cluster job, a comparison's run): a plain line every 10% of the run, no bar
-characters. Lightning's own bars are off (skilltrain passes `enable_progress_bar=False` to the Trainer and shows
-this instead when `trainer.enable_progress_bar=true`).
+characters. The loss shown is the one last logged (at a step n, 2n, … with n = `trainer.log_every_n_steps`), read
+from the host: the display never reads the device. Lightning's own bars are off (skilltrain passes
+`enable_progress_bar=False` to the Trainer and shows this instead when `trainer.enable_progress_bar=true`).
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ class StepProgress(L.Callback):
     @staticmethod
     def _status(trainer, pl_module) -> str:
         parts = []
-        loss = getattr(pl_module, "train_loss", None)
+        loss = getattr(pl_module, "logged", {}).get("train/loss")
         if loss is not None:
-            parts.append(f"loss {float(loss):.4g}")
+            parts.append(f"loss {loss:.4g}")
         progress = next((c for c in trainer.callbacks if isinstance(c, SkillProgress)), None)
         if progress is not None:
             learned = sum(step is not None for step in progress.learned.values())

@@ -10,6 +10,7 @@ from skilltrain.api import intervention
 from skilltrain.callbacks.intervention import Intervention, check_composition
 from skilltrain.cli import main
 from skilltrain.config import to_container
+from skilltrain.metrics import skill_statistics
 from skilltrain.models.modular import MaskedLinear, ModularMLP
 from skilltrain.models.moe import MixtureMLP
 from skilltrain.module import SkillModule
@@ -32,8 +33,7 @@ def tiny(*args):
     batch = m.task.sample(6, g)
     batch["loss_mask"] = torch.tensor([[1, 1], [1, 0], [1, 0], [1, 1], [1, 0], [1, 0]], dtype=torch.bool)
     losses, correct, mask, present = m.loss_matrix(batch)
-    m.train_metrics.update(losses, correct, present, mask)
-    stats = m.train_metrics.values()
+    stats = skill_statistics(losses, correct, present, mask)
     return m, losses, mask, stats
 
 

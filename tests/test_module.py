@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import load
 
 from skilltrain.config import to_container
-from skilltrain.metrics import SkillMetrics
+from skilltrain.metrics import SkillMetrics, skill_statistics
 from skilltrain.module import SkillModule
 
 
@@ -115,3 +115,19 @@ def test_learning_rate_schedules_warm_up_then_follow_torch(name, at_10, at_end):
     assert lrs[0] == pytest.approx(1e-5) and lrs[5] == pytest.approx(1e-5 + 0.5 * (0.01 - 1e-5))
     assert lrs[10] == pytest.approx(at_10) and lrs[80] == pytest.approx(at_end, rel=1e-6)
     assert all(b <= a + 1e-12 for a, b in zip(lrs[10:], lrs[11:]))  # never rises after the warm-up
+
+
+def test_the_packed_step_statistics_equal_the_metric_object_in_both_forms():
+    """skill_statistics (one buffer, one all-reduce per step) gives SkillMetrics' numbers, bit for bit."""
+    g = torch.Generator().manual_seed(3)
+    losses = torch.rand(7, 3, generator=g, dtype=torch.float64)
+    correct = torch.rand(7, 3, generator=g) > 0.5
+    onehot = F.one_hot(torch.tensor([0, 2, 2, 1, 0, 0, 2]), 3).bool()
+    for present, mask in ((None, torch.rand(7, 3, generator=g) > 0.3), (onehot, onehot), (None, None)):
+        metric = SkillMetrics(3)
+        metric.update(losses, correct, present, mask)
+        expected = metric.values()
+        got = skill_statistics(losses, correct, present, mask)
+        assert expected.keys() == got.keys()
+        for key in expected:
+            assert torch.equal(expected[key].nan_to_num(-1), got[key].nan_to_num(-1)), key

@@ -67,6 +67,10 @@ class SkillDataModule(L.LightningDataModule):
         """Each skill's share of the next batches: what data-sampling interventions set (skilltrain.data.stream)."""
         self.stream.set_rates(rates)
 
+    def update_skill_rates(self, rates) -> None:
+        """`set_skill_rates` in a training step: trusted rates, no check, nothing read back from the device."""
+        self.stream.update_rates(rates)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         return self.stream.batch(batch) if isinstance(batch, int) else batch
 

@@ -84,6 +84,7 @@ class TrainStream:
             pool = take(pool, slice(rank, None, world_size))  # full batch under DDP: the ranks' shards make the pool
         self.pool = None if pool is None else {k: v.to(self.device) for k, v in pool.items()}
         self.consumed = 0  # batches trained on so far; the next batch is batch `consumed`
+        self._rows_per_skill: torch.Tensor | None = None
         self._perms: dict[int, torch.Tensor] = {}
         self.set_rates(task.frequencies)
 
@@ -113,11 +114,30 @@ class TrainStream:
             r = r / r.sum()
             natural = torch.tensor(self.task.frequencies, dtype=torch.float64)
             if self.pool is not None and not torch.allclose(r, natural):
-                # resample the pool: a row of skill k is drawn with weight rate_k / (rows of skill k)
-                skills = self.pool["skill"]
-                per_row = (r.to(self.device) / torch.bincount(skills, minlength=self.task.n_skills).clamp(min=1))
-                self._pool_weights = per_row[skills]
+                self._pool_weights = self._row_weights(r)  # resample the pool with per-row weights
         self.rates = r
+
+    def update_rates(self, rates: torch.Tensor) -> None:
+        """`set_rates` for a data-sampling intervention's every step: `rates` is a valid tensor already, on any device;
+        nothing is checked or read back to the host (a pool is resampled with per-row weights from now on)."""
+        r = rates.to(torch.float64)
+        if r.device != self.device:
+            r = r.to(self.device)
+        if self.task.form == "outputs":
+            self._mask_rates = r = r.clamp(max=1.0)
+        else:
+            r = r / r.sum()
+            if self.pool is not None:
+                self._pool_weights = self._row_weights(r)
+        self.rates = r
+
+    def _row_weights(self, rates: torch.Tensor) -> torch.Tensor:
+        """Per pool row: its skill's rate over the skill's rows (a row of skill k is drawn with rate_k / n_k)."""
+        if self._rows_per_skill is None:
+            self._rows_per_skill = torch.bincount(self.pool["skill"], minlength=self.task.n_skills).clamp(min=1)
+        if rates.device != self.device:
+            rates = rates.to(self.device)
+        return (rates / self._rows_per_skill)[self.pool["skill"]]
 
     # ---- batches --------------------------------------------------------------------------------------------
     def batch(self, index: int) -> dict[str, torch.Tensor]:
@@ -132,7 +152,8 @@ class TrainStream:
                 idx = torch.multinomial(self._pool_weights, self.batch_size, replacement=True, generator=g)
             out = take(self.pool, idx)
         elif self.task.form == "control":
-            skill = torch.multinomial(self.rates.to(self.device), self.batch_size, replacement=True, generator=g)
+            rates = self.rates if self.rates.device == self.device else self.rates.to(self.device)
+            skill = torch.multinomial(rates, self.batch_size, replacement=True, generator=g)
             out = self.task.sample(self.batch_size, g, skill)
         else:
             out = self.task.sample(self.batch_size, g)

@@ -55,6 +55,7 @@ class CompareSettings:
     out_dir: str | None = None  # null: runs/compare/<recipe>-<hash of the command>
     baseline: str = "baseline"  # the arm the others are compared with
     dry_run: bool = False  # print the runs' fit commands and stop
+    stop_early: bool = True  # each run ends once every skill is learned (stop.when_all_learned; censoring unaffected)
 
     def validate(self) -> None:
         require(self.workers >= 1, "compare.workers", f"must be ≥ 1, got {self.workers}")
@@ -186,6 +187,8 @@ def plan(args: list[str]) -> Plan:
             run_dir = directory / arm / f"seed{seed}"
             run_args = [*common, *arm_args, f"seed={seed}", f"out_dir={run_dir}", "trainer.enable_progress_bar=false",
                         f"logger.wandb.group=compare-{directory.name}", f"logger.wandb.job_type={arm}"]
+            if settings.stop_early and not any(a.startswith("stop.when_all_learned=") for a in [*common, *arm_args]):
+                run_args.insert(len(common), "stop.when_all_learned=true")
             try:
                 cfg = load_config(run_args)  # every run's config is valid before any runs
                 _check_visible_to_runs(cfg)

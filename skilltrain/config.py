@@ -60,6 +60,15 @@ class TrainerConfig:
     detect_anomaly: bool = MISSING
     max_time: str | None = MISSING
     profiler: str | None = MISSING
+    threads: Any = MISSING  # skilltrain's, not Lightning's: torch CPU threads, "auto" (by work size and free cores) or N
+
+
+@dataclass
+class StopConfig:
+    """Ending a run before trainer.max_steps (comparisons and the benchmark turn it on: compare.stop_early)."""
+
+    when_all_learned: bool = MISSING  # end once every skill is learned, after `patience` more steps
+    patience: int = MISSING  # steps kept after the last skill is learned (the curves' tail)
 
 
 @dataclass
@@ -133,6 +142,7 @@ class RunConfig:
     metric: MetricConfig = field(default_factory=MetricConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
     interventions: dict[str, Any] = field(default_factory=dict)  # registered name → its parameters
 
 
@@ -363,7 +373,7 @@ def _load_plugins_of(raw: DictConfig) -> list[str]:
 
 # What may change when a run is resumed: how long and how it runs, not what it trains.
 RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path", "overwrite", "diverge_factor", "plugins",
-                      "callbacks")
+                      "callbacks", "stop")
 
 
 def run_dir_of_checkpoint(ckpt_path: str, out_dir: str | None) -> Path:
@@ -501,6 +511,9 @@ def validate(cfg: DictConfig) -> None:
     require(t.max_steps >= 1, "trainer.max_steps", f"must be ≥ 1, got {t.max_steps}")
     require(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", f"must be ≥ 1, got {t.log_every_n_steps}")
     require(t.val_check_interval >= 1, "trainer.val_check_interval", f"must be ≥ 1 (steps), got {t.val_check_interval}")
+    require(t.threads == "auto" or (isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads >= 1),
+            "trainer.threads", f"must be auto or a number of threads ≥ 1, got {t.threads}")
+    require(cfg.stop.patience >= 0, "stop.patience", f"must be ≥ 0, got {cfg.stop.patience}")
     require(t.accumulate_grad_batches == 1, "trainer.accumulate_grad_batches",
             f"must be 1: skilltrain measures, checkpoints and intervenes per optimizer step (use a larger "
             f"data.batch_size, or more processes), got {t.accumulate_grad_batches}")

@@ -239,7 +239,8 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     from skilltrain.loggers import WandbSetup, build_loggers
     from skilltrain.progress import StepProgress
     from skilltrain.report import build_summary, plot_curves, print_table, write_json
-    from skilltrain.stopping import StopOnSigint
+    from skilltrain.stopping import StopOnSigint, StopWhenAllLearned
+    from skilltrain.threads import choose_threads, using_threads
 
     task = module.task
 
@@ -248,15 +249,19 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
                              cfg.metric.min_samples, full_batch=datamodule.full_batch)
     guard = DivergenceGuard(task.skills, cfg.diverge_factor, every)
     stopper = StopOnSigint(every)
+    early = StopWhenAllLearned(progress, cfg.stop.patience) if cfg.stop.when_all_learned else None
     callbacks = [
         *callbacks,
         *interventions,
         progress,
+        *([early] if early else []),
         guard,
         stopper,
         RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, val_every(cfg), guard),
     ]
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    threads = choose_threads(trainer_kwargs.pop("threads"), sum(p.numel() for p in module.parameters()),
+                             datamodule.rows_per_step() * (task.seq_len or 1))
     if trainer_kwargs["strategy"] == "ddp" and any(iv.find_unused_parameters for iv in interventions):
         trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"  # an intervention leaves parameters unused
     if trainer_kwargs.pop("enable_progress_bar"):
@@ -264,7 +269,7 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     os.environ[RUN_DIR_ENV] = str(run_dir)  # read by the processes the DDP launcher starts
     status, message, signum = "completed", None, None
     try:
-        with _quiet_lightning():
+        with _quiet_lightning(), using_threads(threads):
             trainer = _trainer(trainer_kwargs, callbacks, run_dir)  # its flags are checked before W&B starts
             trainer.loggers = build_loggers(cfg, run_dir, run_id, resume_at)
             if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
@@ -282,7 +287,10 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     if not trainer.is_global_zero:
         return None
     steps = trainer.global_step
-    if status == "completed" and steps < cfg.trainer.max_steps:
+    if status == "completed" and early is not None and early.fired_at is not None:
+        message = (f"every skill learned by step {max(progress.learned.values())}; ended at step {steps} "
+                   f"(stop.when_all_learned, stop.patience={cfg.stop.patience})")
+    elif status == "completed" and steps < cfg.trainer.max_steps:
         status, message = "stopped", f"stopped at step {steps} (trainer.max_time or a callback)"
     summary = build_summary(cfg, task.frequencies, progress, steps, status, run_id, message)
     write_json(run_dir / "summary.json", summary)

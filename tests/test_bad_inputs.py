@@ -58,6 +58,10 @@ CASES = {
     "integer expected": (["fit", "seed=abc"], "seed: expected an integer, got 'abc'"),
     "number expected": (["fit", "optim.lr=fast"], "optim.lr: expected a number, got 'fast'"),
     "section as a scalar": (["fit", "trainer=5"], "trainer: expected a mapping of trainer.* keys, got '5'"),
+    "threads": (["fit", "trainer.threads=0"], "trainer.threads: must be auto or a number of threads ≥ 1, got 0"),
+    "threads word": (["fit", "trainer.threads=many"], "trainer.threads: must be auto or a number of threads ≥ 1, got many"),
+    "negative patience": (["fit", "stop.patience=-1"], "stop.patience: must be ≥ 0, got -1"),
+    "unknown scheduler": (["fit", "optim.scheduler=cosin"], "optim.scheduler: unknown scheduler 'cosin' (did you mean 'cosine'?"),
     "data as a scalar": (["fit", "data=3"], "data: expected a mapping of data.* keys, got '3'"),
     "interventions as a scalar": (["fit", "interventions=3"], "interventions: expected a mapping of interventions.* keys"),
     # unknown names

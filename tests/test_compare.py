@@ -108,6 +108,15 @@ def test_a_comparison_directory_is_continued_only_by_its_own_command(capsys, tmp
     assert err.count("\n") == 1 and "holds a comparison made by another command" in err
 
 
+def test_comparison_runs_end_once_every_skill_is_learned_unless_asked_not_to(tmp_path):
+    p = plan(["recipe=domino_2task", "seeds=1", "arms=[baseline]", f"out_dir={tmp_path}/a"])
+    assert "stop.when_all_learned=true" in p.runs[0].args
+    p = plan(["recipe=domino_2task", "seeds=1", "arms=[baseline]", "compare.stop_early=false", f"out_dir={tmp_path}/b"])
+    assert not any(a.startswith("stop.") for a in p.runs[0].args)
+    p = plan(["recipe=domino_2task", "seeds=1", "arms=[baseline]", "stop.when_all_learned=false", f"out_dir={tmp_path}/c"])
+    assert "stop.when_all_learned=false" in p.runs[0].args and "stop.when_all_learned=true" not in p.runs[0].args
+
+
 def test_out_dir_is_the_comparison_directory(capsys, tmp_path):
     p = plan(["recipe=domino_2task", "seeds=2", "arms=[baseline]", f"out_dir={tmp_path}/mine"])
     assert p.directory == tmp_path / "mine"

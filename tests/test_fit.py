@@ -100,3 +100,27 @@ def test_unreachable_wandb_falls_back_to_offline_and_training_goes_on(tmp_path):
     assert "Traceback" not in result.stderr
     assert list((tmp_path / "run/wandb").glob("offline-run-*")) and (tmp_path / "run/metrics.csv").is_file()
     assert json.loads((tmp_path / "run/summary.json").read_text())["status"] == "completed"
+
+
+def test_a_run_can_end_once_every_skill_is_learned(tmp_path):
+    summary = fit_quietly("recipe=compositional", "stop.when_all_learned=true", "stop.patience=20", out_dir=tmp_path / "run")
+    assert summary["status"] == "completed" and summary["all_learned_step"] == 415  # seed 0, as without stopping
+    assert summary["steps"] == 435 and summary["max_steps"] == 1000  # 20 steps of patience after the last skill
+    assert summary["message"].startswith("every skill learned by step 415; ended at step 435")
+    rows = (tmp_path / "run/metrics.csv").read_text().splitlines()
+    assert max(int(r.split(",")[rows[0].split(",").index("step")]) for r in rows[1:]) < 440
+
+
+def test_threads_are_chosen_by_the_work_and_restored_after_a_fit(tmp_path):
+    from skilltrain.threads import SMALL_WORK, choose_threads, free_cores
+
+    assert choose_threads("auto", 1_800, 8_000) == 1  # the main job: 1.4e7 < SMALL_WORK
+    assert choose_threads("auto", 100_000, 512 * 33) == free_cores() and 100_000 * 512 * 33 > SMALL_WORK
+    assert choose_threads(3, 10, 10) == 3
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit_quietly("recipe=compositional", "trainer.max_steps=5", "trainer.threads=1", out_dir=tmp_path / "run")
+        assert torch.get_num_threads() == 2  # a fit in a user's process leaves the process as it found it
+    finally:
+        torch.set_num_threads(before)

@@ -49,7 +49,8 @@ def read_curves(run_dir: Path, skills: Sequence[str], metric: str, split: str) -
 
 def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[list[float]]]]], skills: Sequence[str],
                   metric: str, threshold: float) -> None:
-    """One panel per skill: per arm, the median curve across seeds and the band between its quartiles."""
+    """One panel per skill: per arm, the median curve across seeds and the band between its quartiles. A run that
+    ended early (every skill learned: stop.when_all_learned) holds its last value to the longest run's end."""
     cols = min(4, len(skills))
     rows = math.ceil(len(skills) / cols)
     fig, axes = figure(rows, cols, (4 * cols, 3 * rows))
@@ -59,9 +60,8 @@ def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[li
         for j, (arm, runs) in enumerate(curves.items()):
             if not runs:
                 continue
-            length = min(len(steps) for steps, _ in runs)
-            steps = runs[0][0][:length]
-            values = np.array([c[i][:length] for _, c in runs], dtype=float)
+            steps = max((s for s, _ in runs), key=len)
+            values = np.array([c[i] + c[i][-1:] * (len(steps) - len(c[i])) for _, c in runs], dtype=float)
             with np.errstate(all="ignore"):
                 lo, mid, hi = np.nanpercentile(values, [25, 50, 75], axis=0)
             ax.plot(steps, mid, color=colors(j % 10), lw=1.5, label=f"{arm} (n={len(runs)})")
@@ -75,7 +75,8 @@ def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[li
     for k in range(len(skills), rows * cols):
         axes[k // cols][k % cols].axis("off")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("per-skill learning curves: median across seeds, band = quartiles", fontsize=10)
+    fig.suptitle("per-skill learning curves: median across seeds, band = quartiles (a run that ended early holds its "
+                 "last value)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

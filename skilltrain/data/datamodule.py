@@ -63,6 +63,12 @@ class SkillDataModule(L.LightningDataModule):
         chunks = [take(shard, slice(i, i + EVAL_CHUNK)) for i in range(0, n, EVAL_CHUNK)]
         return DataLoader(chunks, batch_size=None, shuffle=False, generator=torch.Generator())
 
+    def rows_per_step(self) -> int:
+        """Training rows each step (each process in full batch takes its share of the pool)."""
+        if self.full_batch:
+            return len((self.pool if self.pool is not None else self.stream.pool)["y"])
+        return self.batch_size
+
     def set_skill_rates(self, rates) -> None:
         """Each skill's share of the next batches: what data-sampling interventions set (skilltrain.data.stream)."""
         self.stream.set_rates(rates)

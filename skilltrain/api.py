@@ -21,7 +21,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from skilltrain.comparison import ComparisonResult, _flatten
+from skilltrain.comparison import ComparisonResult
+from skilltrain.comparison.plan import _flatten
 from skilltrain.errors import UserError
 from skilltrain.run import RunResult
 

@@ -157,6 +157,11 @@ WANDB_MODES = ("auto", "online", "offline", "disabled")
 # Layers
 
 
+def recipe_stem(recipe: str) -> str:
+    """A recipe's name, also for a recipe given as a file path (for directory names)."""
+    return Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe
+
+
 def recipe_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in resources.files("skilltrain.recipes").iterdir() if p.name.endswith(".yaml"))
 

@@ -30,15 +30,11 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.allocator import tune_cpu_allocator
-from skilltrain.config import require, to_container, to_yaml, val_every
+from skilltrain.config import recipe_stem, require, to_container, to_yaml, val_every
 from skilltrain.errors import UserError
 from skilltrain.plugins import instantiate
 
 RUN_DIR_ENV = "SKILLTRAIN_RUN_DIR"
-
-
-def recipe_stem(recipe: str) -> str:
-    return Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe
 
 
 def _external_rank() -> int:
@@ -283,6 +279,7 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
         status, message, signum = "stopped", f"stopped by SIGTERM at step {trainer.global_step}", 15
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
+        _finish_wandb(locals().get("trainer"))
 
     if not trainer.is_global_zero:
         return None
@@ -299,6 +296,17 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     if show:
         print_table(summary)
     return RunResult(run_dir, status, summary, message, signum)
+
+
+def _finish_wandb(trainer) -> None:
+    """End the run's W&B run with the fit: the next fit in this process (a comparison's worker, a user's loop)
+    starts its own."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in getattr(trainer, "loggers", None) or []:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            with contextlib.suppress(Exception):
+                logger.experiment.finish()
 
 
 @dataclasses.dataclass

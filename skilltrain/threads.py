@@ -17,10 +17,12 @@ SMALL_WORK = 5e7  # parameters × rows per step below which one thread is fastes
 
 
 def free_cores() -> int:
-    """The cores this process may use, less the 1-minute load average (other processes' work), at least 1."""
+    """The cores this process may use, less the 1-minute load average (other processes' work), at least 1, and no
+    more than a comparison's share (SKILLTRAIN_MAX_THREADS: cores / compare.workers)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, round(cores - busy)))
+    share = int(os.environ.get("SKILLTRAIN_MAX_THREADS") or cores)
+    return max(1, min(cores, share, round(cores - busy)))
 
 
 def choose_threads(setting, parameters: int, rows: int) -> int:

@@ -200,3 +200,27 @@ def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path)
     a = json.loads((tmp_path / "whole/comparison.json").read_text())
     b = json.loads((tmp_path / "cut/comparison.json").read_text())
     assert a["skills"] == b["skills"] and a["all_learned"] == b["all_learned"]
+
+
+@pytest.mark.slow
+def test_a_worker_runs_fit_after_fit_and_nothing_leaks_between_them(tmp_path):
+    """The same run twice in one long-lived worker process, a different one in between: identical results."""
+    import torch
+
+    from skilltrain.comparison.launch import Worker
+
+    worker = Worker({**__import__("os").environ, "WANDB_MODE": "disabled"}, tmp_path / "worker.log")
+    try:
+        common = ["trainer.max_steps=60", "data.batch_size=256", "trainer.enable_progress_bar=false"]
+        runs = [("a", ["recipe=domino_2task", "seed=3", "interventions.skill_reweighting.mode=online", *common]),
+                ("between", ["recipe=multitask_parity", "data.n_tasks=3", "seed=5", *common]),
+                ("again", ["recipe=domino_2task", "seed=3", "interventions.skill_reweighting.mode=online", *common])]
+        for name, args in runs:
+            assert worker.run([*args, f"out_dir={tmp_path}/{name}"], tmp_path / f"{name}.log") == 0, \
+                (tmp_path / f"{name}.log").read_text()[-2000:]
+        assert worker.alive() and "run_dir:" in (tmp_path / "again.log").read_text()
+    finally:
+        worker.close()
+    first, again = (torch.load(tmp_path / n / "checkpoints/last.ckpt", weights_only=True) for n in ("a", "again"))
+    assert all(torch.equal(first["state_dict"][k], again["state_dict"][k]) for k in first["state_dict"])
+    assert (tmp_path / "a/metrics.csv").read_text() == (tmp_path / "again/metrics.csv").read_text()

@@ -1,0 +1,173 @@
+"""Where a comparison's runs execute, on this machine: `compare.workers` runs at a time.
+
+A run goes to a long-lived worker process (skilltrain.worker), which pays the imports of torch, Lightning and W&B
+once and then runs fit after fit in-process; a run that starts several processes itself (DDP: its strategy,
+devices or nodes say so) gets a `python -m skilltrain fit` process of its own. Each run's output goes to
+`<comparison>/logs/<arm>-seed<s>.log`. Every process runs in its own session, so that a Ctrl-C in the terminal
+reaches only `compare`, which then stops each running fit once, cleanly, at its next step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from skilltrain.comparison.plan import Plan, Run, _command, _summary
+
+
+class Worker:
+    """One skilltrain.worker process: requests on its stdin, answers on a pipe of its own."""
+
+    def __init__(self, env: dict, log: Path):
+        read, write = os.pipe()
+        with open(log, "a") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "skilltrain.worker", str(write)], stdin=subprocess.PIPE,
+                                         stdout=out, stderr=subprocess.STDOUT, pass_fds=(write,), env=env, text=True,
+                                         start_new_session=True)
+        os.close(write)
+        self.replies = os.fdopen(read)
+
+    def run(self, args: list[str], log: Path) -> int | None:
+        """The run's exit code, or None when the worker died (it is then of no further use)."""
+        try:
+            self.proc.stdin.write(json.dumps({"args": args, "log": str(log)}) + "\n")
+            self.proc.stdin.flush()
+            answer = self.replies.readline()
+        except (BrokenPipeError, OSError):
+            return None
+        return json.loads(answer)["exit"] if answer else None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.stdin.close()  # end of requests: the worker returns
+            self.proc.wait(timeout=30)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.replies.close()
+
+
+class Runner:
+    """Runs the planned fits, `compare.workers` at a time, with a progress display; Ctrl-C stops them cleanly."""
+
+    def __init__(self, plan: Plan, show: bool = True):
+        self.plan, self.show = plan, show
+        self.threads = max(1, (os.cpu_count() or 1) // plan.settings.workers)
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
+                    "SKILLTRAIN_MAX_THREADS": str(self.threads)}  # trainer.threads=auto takes no more than its share
+        self.running: dict[int, subprocess.Popen] = {}  # pid → the process a run is in (a worker or its own)
+        self.idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
+        self.workers: list[Worker] = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.logs = plan.directory / "logs"
+
+    def _worker(self) -> Worker:
+        with contextlib.suppress(queue.Empty):
+            return self.idle.get_nowait()
+        worker = Worker(self.env, self.logs / f"worker{len(self.workers)}.log")
+        self.workers.append(worker)
+        return worker
+
+    def run_one(self, run: Run, command: list[str], log_path: Path) -> None:
+        log_path.write_text("")
+        with self.lock:  # no run starts once stopping began, and every started run is known to `stop`
+            if self.stopping:
+                return
+            worker = None if run.own_process else self._worker()
+            if worker is None:
+                with open(log_path, "a") as log:
+                    proc = subprocess.Popen([sys.executable, "-m", "skilltrain", *command], stdout=log,
+                                            stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+            else:
+                proc = worker.proc
+            self.running[proc.pid] = proc
+        if worker is None:
+            code = proc.wait()
+        else:
+            code = worker.run(command[1:], log_path)  # command: ["fit", *args]
+        with self.lock:
+            self.running.pop(proc.pid, None)
+        if worker is not None:
+            if code is not None and worker.alive():
+                self.idle.put(worker)
+            else:
+                worker.close()  # it crashed, or ended itself after a crash: a fresh one serves the next run
+        self._record(run, code, log_path)
+
+    @staticmethod
+    def _record(run: Run, code: int | None, log_path: Path) -> None:
+        summary = _summary(run.run_dir)
+        status = summary.get("status") if summary else None
+        if status in ("completed", "diverged"):
+            run.state, run.note = "done", status
+        elif status == "stopped":
+            run.state, run.note = "failed", "stopped (rerun the command to resume it)"
+        else:
+            tail = [line for line in log_path.read_text().splitlines() if line.strip()][-1:] or ["no output"]
+            what = "its worker process died" if code is None else f"exit code {code}"
+            run.state, run.note = "failed", f"{what}: {tail[0][:200]}"
+
+    def run(self) -> bool:
+        """Run what is left; True when every run finished (completed or diverged)."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.logs.mkdir(parents=True, exist_ok=True)
+        todo = []
+        for run in self.plan.runs:
+            command = _command(run)
+            if command:
+                todo.append((run, command))
+            else:
+                run.state, run.note = "done", "finished earlier"
+        done_before = len(self.plan.runs) - len(todo)
+        print(f"{done_before} runs finished earlier (kept), {len(todo)} to run", file=sys.stderr, flush=True)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, transient=False, disable=not self.show) as progress:
+                task = progress.add_task("runs", total=len(self.plan.runs), completed=done_before)
+                with ThreadPoolExecutor(max_workers=self.plan.settings.workers) as pool:
+                    futures = [pool.submit(self.run_one, run, cmd, self.logs / f"{run.arm}-seed{run.seed}.log")
+                               for run, cmd in todo]
+                    try:
+                        pending = set(futures)
+                        while pending:
+                            finished = {f for f in pending if f.done()}
+                            for f in finished:
+                                f.result()
+                                progress.advance(task)
+                            pending -= finished
+                            failed = sum(r.state == "failed" for r in self.plan.runs)
+                            diverged = sum(r.note == "diverged" for r in self.plan.runs)
+                            progress.update(task, description=f"runs · {len(self.running)} running · {diverged} "
+                                                              f"diverged · {failed} failed")
+                            time.sleep(0.2)
+                    except KeyboardInterrupt:
+                        self.stop()
+                        for f in futures:
+                            f.cancel()
+                        raise
+        finally:
+            for worker in self.workers:
+                worker.close()
+        return all(r.state == "done" for r in self.plan.runs)
+
+    def stop(self) -> None:
+        """Ask every running fit (all its processes: DDP ranks too) to stop at its next step, and start no more."""
+        print("\nstopping the running fits at their next step (their checkpoints are kept) …", file=sys.stderr)
+        with self.lock:
+            self.stopping = True
+            for proc in self.running.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)

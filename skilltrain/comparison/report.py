@@ -1,0 +1,94 @@
+"""A comparison's statistics, tables and plots, from its runs' directories, and the console table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from skilltrain.comparison.plan import Plan, _summary
+from skilltrain.errors import UserError
+
+
+def analyse(plan: Plan) -> dict:
+    """Statistics, tables and plots from the runs' directories; returns comparison.json's content."""
+    from skilltrain.analysis import plots
+    from skilltrain.analysis.stats import compare_arms, to_csv, to_markdown
+    from skilltrain.report import write_json
+
+    summaries = {arm: {run.seed: _summary(run.run_dir) for run in plan.runs if run.arm == arm} for arm in plan.arms}
+    notes = {(run.arm, run.seed): run.note for run in plan.runs if run.state == "failed"}
+    try:
+        result = compare_arms(summaries, plan.settings.baseline)
+    except ValueError as e:  # runs of this directory measured different skills or metrics (another version's runs)
+        raise UserError(f"compare: {e}; rerun them in a new compare.out_dir") from None
+    for entry in result["excluded"]:
+        if (entry["arm"], entry["seed"]) in notes and entry["reason"] == "missing":
+            entry["reason"], entry["message"] = "failed", notes[(entry["arm"], entry["seed"])]
+    skills = list(result["skills"])
+    result.update({"recipe": plan.recipe, "arm_specs": plan.arms, "seeds_planned": plan.seeds,
+                   "runs": {f"{r.arm}/seed{r.seed}": str(r.run_dir) for r in plan.runs}})
+    out = plan.directory
+    write_json(out / "comparison.json", result)
+    (out / "comparison.csv").write_text(to_csv(result))
+    metric = result["metric"]
+    measured = (f"Learn step: first step with {metric['split']} {metric['name']} "
+                f"{'≥' if metric['name'] == 'acc' else '≤'} {metric['threshold']}." if metric else "No run finished.")
+    header = f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n{measured}\n\n"
+    (out / "comparison.md").write_text(header + to_markdown(result))
+    if metric and skills:
+        # curves of completed runs (a diverged run's curve is cut short); learn steps of every counted run
+        used = {arm: {s: summaries[arm][s] for s in seeds if s not in result["diverged"][arm]}
+                for arm, seeds in result["seeds"].items()}
+        curves = {arm: [plots.read_curves(Path(plan.directory / arm / f"seed{s}"), skills, metric["name"], metric["split"])
+                        for s in runs] for arm, runs in used.items()}
+        plots.curves_by_arm(out / "curves.png", curves, skills, metric["name"], metric["threshold"])
+        plots.learn_step_distributions(out / "learn_steps.png", result)
+        plots.skill_timeline(out / "timeline.png", _median_windows(used, skills), skills)
+    return result
+
+
+def _median_windows(used: dict, skills: list[str]) -> dict:
+    """Per arm and skill: (median onset, median completion) over the seeds that learned it."""
+    windows = {}
+    for arm, runs in used.items():
+        windows[arm] = {}
+        for skill in skills:
+            pairs = [(s["domino"]["onset"][skill], s["domino"]["completion"][skill]) for s in runs.values()
+                     if s.get("domino") and s["domino"]["completion"][skill] is not None]
+            windows[arm][skill] = ((float(np.median([p[0] for p in pairs])), float(np.median([p[1] for p in pairs])))
+                                   if pairs else (None, None))
+    return windows
+
+
+def print_comparison(result: dict, directory: Path) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from skilltrain.analysis.stats import censored_cell, run_notes
+    from skilltrain.report import console as make_console
+
+    base = result["baseline"]
+    table = Table(title=escape(f"{result['recipe']}: speedup vs {base} (paired over seeds; median [95% CI], Wilcoxon p)"))
+    for column in ("skill", "arm", "median learn step [IQR]", "not learned", "speedup [CI]", "p"):
+        table.add_column(column, justify="left" if column in ("skill", "arm") else "right")
+
+    def fmt(v):
+        return "—" if v is None else f"{v:.0f}"
+
+    rows = [(skill, by_arm) for skill, by_arm in result["skills"].items()] + [("all skills", result["all_learned"])]
+    for skill, by_arm in rows:
+        for arm in result["arms"]:
+            st = by_arm[arm]
+            median = ">budget" if st.get("median_censored") else fmt(st["median"])
+            sp = st.get("speedup")
+            speed = "" if sp is None or sp["median"] is None else f"{sp['median']:.2f}×" + (
+                f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]" if sp["ci"] else "")
+            p = "" if sp is None or sp["p_value"] is None else f"{sp['p_value']:.3g}"
+            iqr = f"{median} [{fmt(st['q1'])}, {fmt(st['q3'])}]"
+            table.add_row(escape(skill), escape(arm), iqr, censored_cell(st), speed, p)
+    console = make_console()
+    console.print(table)
+    for note in run_notes(result):
+        console.print(escape(note), style="yellow")
+    console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png")

@@ -224,3 +224,24 @@ def test_a_worker_runs_fit_after_fit_and_nothing_leaks_between_them(tmp_path):
     first, again = (torch.load(tmp_path / n / "checkpoints/last.ckpt", weights_only=True) for n in ("a", "again"))
     assert all(torch.equal(first["state_dict"][k], again["state_dict"][k]) for k in first["state_dict"])
     assert (tmp_path / "a/metrics.csv").read_text() == (tmp_path / "again/metrics.csv").read_text()
+
+
+@pytest.mark.slow
+def test_a_comparison_through_submitit_as_a_job_array(tmp_path):
+    """compare.launcher=submitit with submitit's local executor: the same submission a SLURM cluster would get (a
+    job array, one fit per job, logs in the comparison directory); run again, it collects without resubmitting."""
+    args = ["compare", *SMALL, "trainer.max_steps=200", "seeds=2", "arms=[baseline,gradient_rescaling]",
+            "compare.launcher=submitit", "compare.slurm.cluster=local", "compare.slurm.time=10",
+            f"compare.out_dir={tmp_path}/c"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "0 runs finished earlier (kept), 4 submitted, 0 waited for" in result.stderr
+    comparison = json.loads((tmp_path / "c/comparison.json").read_text())
+    assert comparison["excluded"] == [] and comparison["seeds"] == {"baseline": [1, 2], "gradient_rescaling": [1, 2]}
+    jobs = json.loads((tmp_path / "c/jobs.json").read_text())
+    assert sorted(jobs) == ["baseline/seed1", "baseline/seed2", "gradient_rescaling/seed1", "gradient_rescaling/seed2"]
+    assert list((tmp_path / "c/jobs").glob("*/*_log.out"))  # the scheduler's logs, in the comparison directory
+    again = run_cli(*args)
+    assert again.returncode == 0 and "4 runs finished earlier (kept), 0 submitted" in again.stderr
+    bad = run_cli(*args[:-2], "compare.slurm.cluster=slrum", f"compare.out_dir={tmp_path}/d")
+    assert bad.returncode == 2 and "compare.slurm.cluster: unknown cluster 'slrum' (did you mean 'slurm'?" in bad.stderr

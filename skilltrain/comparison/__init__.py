@@ -33,6 +33,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from skilltrain.comparison.cluster import SubmititLauncher
 from skilltrain.comparison.launch import Runner
 from skilltrain.comparison.plan import CompareSettings, Plan, Run, _check_directory, _command, plan
 from skilltrain.comparison.report import analyse, print_comparison
@@ -82,9 +83,10 @@ def run_comparison(args: list[str], show: bool = True) -> ComparisonResult:
     the_plan.directory.mkdir(parents=True, exist_ok=True)
     (the_plan.directory / "plan.json").write_text(the_plan.identity)
     print(f"comparison: {the_plan.directory} · {len(the_plan.arms)} arms × {len(the_plan.seeds)} seeds", file=sys.stderr)
+    launcher = SubmititLauncher if the_plan.settings.launcher == "submitit" else Runner
     with _stop_on_termination():
         try:
-            finished = Runner(the_plan, show).run()
+            finished = launcher(the_plan, show).run()
         except KeyboardInterrupt:
             print(f"interrupted; run the same command again to continue: finished runs are kept ({the_plan.directory})",
                   file=sys.stderr)

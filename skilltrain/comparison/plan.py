@@ -8,12 +8,37 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from skilltrain.config import _load_yaml, load_config, load_config_plugins, parse_overrides, recipe_sections, recipe_stem, require
 from skilltrain.errors import UserError, unknown
 from skilltrain.registry import INTERVENTIONS
+
+LAUNCHERS = ("local", "submitit")
+
+
+@dataclass
+class SlurmSettings:
+    """`compare.slurm.*`: how compare.launcher=submitit asks the scheduler for each run's job."""
+
+    cluster: str | None = None  # null: SLURM when it is there; local: this machine (submitit's local executor)
+    partition: str | None = None
+    time: int = 60  # minutes a job may run
+    cpus_per_task: int = 2
+    gpus_per_task: int = 0
+    mem: int | None = None  # GB per job
+    array_parallelism: int = 64  # jobs of the array running at once
+    additional_parameters: dict[str, Any] = field(default_factory=dict)  # any other sbatch option: {qos: high}
+
+    def validate(self) -> None:
+        if self.cluster not in (None, "slurm", "local"):
+            raise unknown("cluster", str(self.cluster), ("slurm", "local"), key="compare.slurm.cluster")
+        require(self.time >= 1, "compare.slurm.time", f"must be ≥ 1 (minutes), got {self.time}")
+        require(self.cpus_per_task >= 1, "compare.slurm.cpus_per_task", f"must be ≥ 1, got {self.cpus_per_task}")
+        require(self.gpus_per_task >= 0, "compare.slurm.gpus_per_task", f"must be ≥ 0, got {self.gpus_per_task}")
+        require(self.array_parallelism >= 1, "compare.slurm.array_parallelism", f"must be ≥ 1, got {self.array_parallelism}")
 
 
 @dataclass
@@ -23,9 +48,14 @@ class CompareSettings:
     baseline: str = "baseline"  # the arm the others are compared with
     dry_run: bool = False  # print the runs' fit commands and stop
     stop_early: bool = True  # each run ends once every skill is learned (stop.when_all_learned; censoring unaffected)
+    launcher: str = "local"  # local (worker processes on this machine) | submitit (jobs on a cluster's scheduler)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
     def validate(self) -> None:
         require(self.workers >= 1, "compare.workers", f"must be ≥ 1, got {self.workers}")
+        if self.launcher not in LAUNCHERS:
+            raise unknown("launcher", self.launcher, LAUNCHERS, key="compare.launcher")
+        self.slurm.validate()
 
 
 @dataclass

@@ -1,0 +1,123 @@
+"""A comparison's runs as jobs on a cluster's scheduler, through submitit (`compare.launcher=submitit`).
+
+The runs still to do are submitted as one job array (`compare.slurm.*`: partition, time, cpus_per_task,
+gpus_per_task, mem, array_parallelism, additional_parameters); each job is one `fit`, writing into its run directory
+in the comparison directory (which must be on a filesystem the nodes share). `compare` waits with a progress
+display; the scheduler's logs are in `<comparison>/jobs/`, and `jobs.json` maps each run to its job. Stopping
+`compare` (Ctrl-C) leaves the jobs to the scheduler: run the same command again to wait for them and collect, and
+to resubmit the runs whose jobs ended without finishing them.
+
+`compare.slurm.cluster=local` runs the same submission on this machine (submitit's local executor): no SLURM needed,
+which is how the tests exercise this path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from skilltrain.comparison.plan import Plan, Run, _command, _summary
+from skilltrain.errors import UserError
+
+
+def fit_job(args: list[str]) -> int:
+    """What one job runs: `python -m skilltrain fit <args>`, in the job's process; its exit code."""
+    from skilltrain.cli import main
+
+    return main(["fit", *args])
+
+
+class SubmititLauncher:
+    def __init__(self, plan: Plan, show: bool = True):
+        self.plan, self.show = plan, show
+        self.folder = plan.directory / "jobs"
+        self.record = plan.directory / "jobs.json"
+
+    def _executor(self):
+        try:
+            import submitit
+        except ImportError:
+            raise UserError("compare.launcher: submitit is not installed (pip install 'skilltrain[slurm]')") from None
+        s = self.plan.settings.slurm
+        executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=s.cluster)
+        parameters = {"name": f"skilltrain-{self.plan.directory.name}", "timeout_min": s.time, "cpus_per_task": s.cpus_per_task,
+                      "gpus_per_node": s.gpus_per_task, "mem_gb": s.mem, "tasks_per_node": 1,
+                      "slurm_partition": s.partition, "slurm_array_parallelism": s.array_parallelism,
+                      "slurm_additional_parameters": dict(s.additional_parameters or {}) or None}
+        try:
+            executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
+        except (NameError, AssertionError, ValueError) as e:
+            raise UserError(f"compare.slurm: {' '.join(str(e).split())[:300]}") from None
+        return executor
+
+    def run(self) -> bool:
+        """Submit what is left (or wait for the jobs submitted before), then wait; True when every run finished."""
+        for run in self.plan.runs:
+            if run.own_process:
+                raise UserError(f"compare.launcher=submitit runs each fit as one task; arm {run.arm} asks for several "
+                                "processes (DDP): run it with compare.launcher=local, or on one device")
+        executor = self._executor()
+        recorded = json.loads(self.record.read_text()) if self.record.is_file() else {}
+        jobs, submit = {}, []
+        for run in self.plan.runs:
+            key = f"{run.arm}/seed{run.seed}"
+            command = _command(run)
+            if not command:
+                run.state, run.note = "done", "finished earlier"
+            elif key in recorded and not self._job(executor, recorded[key]).done():
+                jobs[key] = self._job(executor, recorded[key])  # still queued or running: wait for it
+            else:
+                submit.append((key, run, command))
+        with executor.batch():  # one job array
+            submitted = [(key, executor.submit(fit_job, command[1:])) for key, _, command in submit]
+        jobs.update(submitted)
+        recorded.update({key: job.job_id for key, job in submitted})
+        self.record.write_text(json.dumps(recorded, indent=1))
+        print(f"{sum(r.state == 'done' for r in self.plan.runs)} runs finished earlier (kept), {len(submitted)} "
+              f"submitted, {len(jobs) - len(submitted)} waited for · logs in {self.folder}", file=sys.stderr, flush=True)
+        self._wait(jobs)
+        runs = {f"{r.arm}/seed{r.seed}": r for r in self.plan.runs}
+        for key, job in jobs.items():
+            self._record(runs[key], job)
+        return all(r.state == "done" for r in self.plan.runs)
+
+    def _job(self, executor, job_id: str):
+        import submitit
+
+        job_class = submitit.LocalJob if executor.cluster == "local" else submitit.SlurmJob
+        return job_class(folder=self.folder / "%j", job_id=job_id)
+
+    def _wait(self, jobs: dict) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        done_before = len(self.plan.runs) - len(jobs)
+        with Progress(*columns, transient=False, disable=not self.show) as progress:
+            task = progress.add_task("jobs", total=len(self.plan.runs), completed=done_before)
+            try:
+                while True:
+                    finished = sum(job.done() for job in jobs.values())
+                    progress.update(task, completed=done_before + finished,
+                                    description=f"jobs · {len(jobs) - finished} queued or running")
+                    if finished == len(jobs):
+                        return
+                    time.sleep(1.0)
+            except KeyboardInterrupt:
+                print(f"\nthe jobs stay with the scheduler; run the same command again to collect them ({self.record})",
+                      file=sys.stderr)
+                raise
+
+    @staticmethod
+    def _record(run: Run, job) -> None:
+        summary = _summary(run.run_dir)
+        status = summary.get("status") if summary else None
+        if status in ("completed", "diverged"):
+            run.state, run.note = "done", status
+            return
+        try:
+            code = job.result()
+            why = f"exit code {code}"
+        except Exception as e:  # the job failed, timed out or was cancelled
+            why = " ".join(str(e).split())[-200:] or type(e).__name__
+        run.state, run.note = "failed", f"job {job.job_id}: {why}"

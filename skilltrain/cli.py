@@ -18,6 +18,8 @@ commands:
   compare        A/B comparison of interventions over paired seeds, with statistics, tables and plots
                    python -m skilltrain compare recipe=domino_2task seeds=5 arms=[baseline,gradient_rescaling]
                      compare.workers=2   (rerun the same command to resume; compare.dry_run=true prints the runs)
+  benchmark      every intervention mode on every task of a suite, over seeds: a leaderboard
+                   python -m skilltrain benchmark suite=quick compare.workers=2   (suites: conf/suites/)
   list           recipes, tasks, models, optimizers and interventions, one line each (plugins=[...]: theirs too)
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
@@ -59,6 +61,12 @@ def cmd_compare(args: list[str]) -> int:
     from skilltrain.comparison import compare
 
     return compare(args)
+
+
+def cmd_benchmark(args: list[str]) -> int:
+    from skilltrain.benchmark import benchmark
+
+    return benchmark(args)
 
 
 def cmd_export_data(args: list[str]) -> int:
@@ -113,8 +121,8 @@ def _plain(arg: str) -> str:
     return arg[2:] if arg.startswith("--") and "=" in arg else arg
 
 
-COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "list": cmd_list, "print-config": cmd_print_config,
-            "export-data": cmd_export_data}
+COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "benchmark": cmd_benchmark, "list": cmd_list,
+            "print-config": cmd_print_config, "export-data": cmd_export_data}
 
 
 def main(argv: list[str] | None = None) -> int:

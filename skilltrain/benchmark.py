@@ -1,0 +1,276 @@
+"""The skill-learning benchmark: every intervention mode (or a given arms set) on every task of a suite, over paired
+seeds, through `compare` — and a leaderboard.
+
+    python -m skilltrain benchmark suite=quick [seeds=3] [arms=all_modes] [compare.workers=2] [out_dir=DIR] [key=value …]
+
+A suite (`conf/suites/<name>.yaml`, or a path) names its tasks (a recipe and overrides each), its arms and its seeds.
+Each task is one comparison in `<benchmark>/<task>/` (resumable, with the same launchers: warm local workers, or
+`compare.launcher=submitit`); runs end once every skill is learned. An arm that cannot run on a task (a data-sampling
+arm on a full-batch pool, modules on a transformer) is left out of that task, with the reason, not failed.
+
+`leaderboard.md` / `leaderboard.json`, and `leaderboard.png`:
+- per task and arm: the paired speedup in steps to learn every skill (t_baseline / t_arm per seed, median, 95%
+  bootstrap CI), and how many runs never learned every skill (censored at the budget, never dropped);
+- per arm: the geometric mean of its per-task median speedups, with a 95% CI from a bootstrap that resamples the
+  seeds of every task (paired); and its cost per step (median seconds per step over the baseline's, same runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from skilltrain.config import _load_yaml, load_config, parse_overrides, require
+from skilltrain.errors import UserError
+
+BOOTSTRAP = 4000
+
+
+@dataclass
+class Suite:
+    name: str
+    arms: object  # an arms file name, a list of arm names, or a mapping (as compare's arms=)
+    seeds: int
+    tasks: dict[str, dict]  # task → {"recipe": …, "overrides": {key: value}}
+
+
+def suite_names() -> list[str]:
+    folder = resources.files("skilltrain.conf").joinpath("suites")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_suite(name: str) -> Suite:
+    if name in suite_names():
+        text, source = resources.files("skilltrain.conf").joinpath("suites", f"{name}.yaml").read_text(), f"suite '{name}'"
+    else:
+        path = Path(name)
+        require(path.is_file(), "suite", f"no suite '{name}' (shipped: {', '.join(suite_names())}; or a path to a YAML file)")
+        text, source = path.read_text(), f"suite file {name}"
+    raw = OmegaConf.to_container(_load_yaml(text, source))
+    extra = sorted(set(raw) - {"arms", "seeds", "tasks"})
+    require(not extra, f"suite.{extra[0] if extra else ''}", "unknown key (a suite has arms, seeds and tasks)")
+    tasks = raw.get("tasks") or {}
+    require(isinstance(tasks, dict) and tasks, "suite.tasks", f"{source} names no tasks")
+    for task, spec in tasks.items():
+        require(isinstance(spec, dict) and isinstance(spec.get("recipe"), str), f"suite.tasks.{task}",
+                "expected {recipe: <name>, overrides: {key: value}}")
+    return Suite(Path(name).stem, raw.get("arms", "all_modes"), int(raw.get("seeds", 3)), tasks)
+
+
+def _dotlist(overrides: dict) -> list[str]:
+    return [f"{k}={json.dumps(v, separators=(',', ':')) if not isinstance(v, str) else v}" for k, v in overrides.items()]
+
+
+def applicable(args: list[str], arm: str, spec: dict) -> str | None:
+    """None when `arm` can run with these arguments; else why not (its one-line error)."""
+    from skilltrain.comparison.plan import _flatten
+    from skilltrain.data import build_task
+    from skilltrain.models import DTYPES
+    from skilltrain.run import build_interventions
+
+    arm_args = _flatten("interventions", spec["interventions"]) if spec["interventions"] else []
+    arm_args += [a for k, v in spec["overrides"].items() for a in _flatten(str(k), v)]
+    try:
+        cfg = load_config([*args, *arm_args, "seed=1"])
+        data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+        build_interventions(cfg, build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype]))
+    except UserError as e:
+        return str(e)
+    return None
+
+
+def run_benchmark(args: list[str], show: bool = True) -> dict:
+    """Run (or resume) a suite; write and return the leaderboard."""
+    from skilltrain.comparison import run_comparison
+    from skilltrain.comparison.plan import _flatten, _resolve_arms
+
+    cli = parse_overrides(args)
+    suite_name = cli.pop("suite", None)
+    require(isinstance(suite_name, str) and suite_name, "suite", f"is required (one of: {', '.join(suite_names())})")
+    suite = load_suite(suite_name)
+    seeds = cli.pop("seeds", suite.seeds)
+    arms_given = cli.pop("arms", suite.arms)
+    out_dir = cli.pop("out_dir", None)
+    settings = [a for a in args if a.startswith("compare.")]
+    common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("suite", "seeds", "arms", "out_dir", "compare")]
+    require(isinstance(seeds, int) and seeds >= 1, "seeds", f"must be a number of seeds ≥ 1, got {seeds}")
+    arms = _resolve_arms(arms_given, {})
+    require("baseline" in arms, "arms", "a benchmark needs a baseline arm to measure speedups against")
+    identity = json.dumps([suite.name, suite.tasks, sorted(common), arms, seeds], sort_keys=True)
+    tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
+    directory = Path(out_dir or Path("runs") / "benchmark" / f"{suite.name}-{tag}")
+    directory.mkdir(parents=True, exist_ok=True)
+    tasks, skipped = {}, {}
+    for i, (task, spec) in enumerate(suite.tasks.items()):
+        task_args = [f"recipe={spec['recipe']}", *_dotlist(spec.get("overrides") or {}), *common]
+        runnable = {}
+        for arm, arm_spec in arms.items():
+            why = None if arm == "baseline" else applicable(task_args, arm, arm_spec)
+            if why:
+                skipped.setdefault(task, {})[arm] = why
+            else:
+                runnable[arm] = arm_spec
+        print(f"[{i + 1}/{len(suite.tasks)}] {task}: {len(runnable)} arms × {seeds} seeds"
+              + (f" ({len(skipped.get(task, {}))} arms do not apply)" if skipped.get(task) else ""), file=sys.stderr)
+        result = run_comparison([*task_args, f"seeds={seeds}", *_flatten("arms", runnable), *settings,
+                                 f"out_dir={directory / task}"], show=False)
+        if result.error:
+            raise UserError(f"task {task}: {result.error}")
+        tasks[task] = result
+    board = leaderboard(suite.name, {t: r.directory for t, r in tasks.items()}, list(arms), skipped)
+    (directory / "leaderboard.json").write_text(json.dumps(board, indent=1) + "\n")
+    (directory / "leaderboard.md").write_text(to_markdown(board))
+    plot(directory / "leaderboard.png", board)
+    if show:
+        print(to_markdown(board))
+    print(f"benchmark_dir: {directory}", flush=True)
+    return board
+
+
+# ---- the leaderboard -----------------------------------------------------------------------------------------
+
+
+def _runs(comparison_dir: Path) -> dict[str, dict[int, dict]]:
+    """arm → seed → summary, for the runs that count (completed or diverged) of one comparison."""
+    comparison = json.loads((comparison_dir / "comparison.json").read_text())
+    runs = {}
+    for key, run_dir in comparison["runs"].items():
+        arm, seed = key.rsplit("/seed", 1)
+        path = Path(run_dir) / "summary.json"
+        summary = json.loads(path.read_text()) if path.is_file() else None
+        if summary and summary["status"] in ("completed", "diverged"):
+            runs.setdefault(arm, {})[int(seed)] = summary
+    return runs
+
+
+def _time(summary: dict) -> tuple[float, bool]:
+    """Steps to learn every skill, or the budget (censored)."""
+    step = summary["all_learned_step"]
+    budget = summary.get("max_steps") or summary["steps"]
+    return (float(budget), True) if step is None else (float(max(step, 1)), False)
+
+
+def leaderboard(suite: str, comparisons: dict[str, Path], arms: list[str], skipped: dict) -> dict:
+    rng = np.random.default_rng(0)
+    per_task: dict[str, dict] = {}
+    log_ratios: dict[str, dict[str, np.ndarray]] = {arm: {} for arm in arms if arm != "baseline"}
+    cost: dict[str, dict[str, float]] = {arm: {} for arm in arms}
+    for task, directory in comparisons.items():
+        comparison = json.loads((directory / "comparison.json").read_text())
+        runs = _runs(directory)
+        base = runs.get("baseline", {})
+        per_task[task] = {}
+        for arm in arms:
+            if task in skipped and arm in skipped[task]:
+                per_task[task][arm] = {"applies": False, "why": skipped[task][arm]}
+                continue
+            st = comparison["all_learned"].get(arm)
+            if st is None:
+                continue
+            per_arm = runs.get(arm, {})
+            seconds = [s["wall_seconds"] / max(s["steps"], 1) for s in per_arm.values() if s["status"] == "completed"]
+            cost[arm][task] = float(np.median(seconds)) if seconds else math.nan
+            entry = {"applies": True, "median_steps": st["median"], "median_censored": st["median_censored"],
+                     "n": st["n"], "n_censored": st["n_censored"], "n_diverged": st.get("n_diverged", 0)}
+            if arm != "baseline":
+                sp = st["speedup"]
+                entry["speedup"] = {"median": sp["median"], "ci": sp["ci"], "p_value": sp["p_value"]}
+                pairs = [(_time(base[s]), _time(per_arm[s])) for s in sorted(set(base) & set(per_arm))]
+                log_ratios[arm][task] = np.array([math.log(b[0] / a[0]) for b, a in pairs])
+            per_task[task][arm] = entry
+    overall = {}
+    for arm, by_task in log_ratios.items():
+        by_task = {t: r for t, r in by_task.items() if len(r)}
+        if not by_task:
+            continue
+        point = float(np.mean([np.median(r) for r in by_task.values()]))
+        draws = np.mean([np.median(rng.choice(r, size=(BOOTSTRAP, len(r))), axis=1) for r in by_task.values()], axis=0)
+        relative_cost = [cost[arm][t] / cost["baseline"][t] for t in by_task
+                         if cost["baseline"].get(t) and not math.isnan(cost[arm].get(t, math.nan))]
+        overall[arm] = {"tasks": len(by_task), "geomean_speedup": math.exp(point),
+                        "ci": [math.exp(float(np.quantile(draws, 0.025))), math.exp(float(np.quantile(draws, 0.975)))],
+                        "cost_per_step": float(np.median(relative_cost)) if relative_cost else None,
+                        "censored": sum(per_task[t][arm]["n_censored"] for t in by_task),
+                        "runs": sum(per_task[t][arm]["n"] for t in by_task)}
+    order = sorted(overall, key=lambda a: -overall[a]["geomean_speedup"])
+    return {"suite": suite, "metric": "steps until every skill is learned (t_baseline / t_arm, paired seeds)",
+            "arms": order, "overall": {a: overall[a] for a in order}, "tasks": per_task,
+            "baseline_seconds_per_step": {t: cost["baseline"].get(t) for t in comparisons}}
+
+
+def to_markdown(board: dict) -> str:
+    lines = [f"**{board['suite']}** — speedup in {board['metric']}; geometric mean over tasks, 95% CI from resampling "
+             "each task's seeds.", "",
+             "| arm | tasks | speedup (geometric mean) [95% CI] | cost per step (× baseline) | censored runs |",
+             "|---|---|---|---|---|"]
+    for arm in board["arms"]:
+        o = board["overall"][arm]
+        cost = "—" if o["cost_per_step"] is None else f"{o['cost_per_step']:.2f}×"
+        lines.append(f"| {arm} | {o['tasks']} | {o['geomean_speedup']:.2f}× [{o['ci'][0]:.2f}, {o['ci'][1]:.2f}] | "
+                     f"{cost} | {o['censored']}/{o['runs']} |")
+    tasks = list(board["tasks"])
+    lines += ["", "Per task: median speedup [95% CI] (runs that never learned every skill / runs; n/a: the arm does not "
+              "apply)", "", "| arm | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for arm in board["arms"]:
+        cells = []
+        for task in tasks:
+            entry = board["tasks"][task].get(arm)
+            if entry is None or not entry["applies"]:
+                cells.append("n/a")
+                continue
+            sp = entry["speedup"]
+            ci = "" if not sp["ci"] else f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]"
+            censored = f" ({entry['n_censored']}/{entry['n']})" if entry["n_censored"] else ""
+            cells.append(f"{sp['median']:.2f}×{ci}{censored}" if sp["median"] is not None else "—")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    base = ", ".join(f"{t} {1e3 * s:.1f} ms" for t, s in board["baseline_seconds_per_step"].items() if s)
+    lines += ["", f"Baseline seconds per step (median): {base}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path, board: dict) -> None:
+    from skilltrain.analysis.plots import colormap, figure
+
+    arms = board["arms"][::-1]
+    tasks = list(board["tasks"])
+    fig, axes = figure(1, 2, (13, 0.45 * len(arms) + 2), gridspec_kw={"width_ratios": [1, 1.3]})
+    ax = axes[0][0]
+    for y, arm in enumerate(arms):
+        o = board["overall"][arm]
+        ax.plot(o["ci"], [y, y], color="grey", lw=2)
+        ax.plot([o["geomean_speedup"]], [y], "o", color="black")
+    ax.axvline(1, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(arms)), arms)
+    ax.set_xlabel("speedup to learn every skill (geometric mean over tasks, 95% CI)")
+    grid = np.full((len(arms), len(tasks)), np.nan)
+    for i, arm in enumerate(arms):
+        for j, task in enumerate(tasks):
+            entry = board["tasks"][task].get(arm)
+            if entry and entry["applies"] and entry["speedup"]["median"]:
+                grid[i, j] = math.log2(entry["speedup"]["median"])
+    ax = axes[0][1]
+    image = ax.imshow(grid, cmap=colormap("RdBu"), vmin=-3, vmax=3, aspect="auto")
+    ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
+    ax.set_yticks(range(len(arms)), arms)
+    fig.colorbar(image, ax=ax, label="log2 speedup (blank: n/a)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def benchmark(args: list[str]) -> int:
+    """The `benchmark` command."""
+    try:
+        run_benchmark(args)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -245,3 +246,37 @@ def test_a_comparison_through_submitit_as_a_job_array(tmp_path):
     assert again.returncode == 0 and "4 runs finished earlier (kept), 0 submitted" in again.stderr
     bad = run_cli(*args[:-2], "compare.slurm.cluster=slrum", f"compare.out_dir={tmp_path}/d")
     assert bad.returncode == 2 and "compare.slurm.cluster: unknown cluster 'slrum' (did you mean 'slurm'?" in bad.stderr
+
+
+def _single_node_slurm() -> str | None:
+    """Start a one-node SLURM on this machine (installing Debian's packages if need be, as root); None when it runs,
+    else why not."""
+    import os
+    import shutil
+
+    if shutil.which("slurmctld") is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            return "SLURM is not installed and this is not a root Debian machine"
+        install = subprocess.run("apt-get update -qq && apt-get install -y -qq slurm-wlm munge", shell=True,
+                                 capture_output=True, text=True, timeout=600)
+        if install.returncode:
+            return f"apt-get install slurm-wlm munge failed: {install.stderr[-300:]}"
+    setup = subprocess.run(["bash", str(Path(__file__).parent / "helpers" / "slurm_setup.sh"), "/tmp/skilltrain-slurm"],
+                           capture_output=True, text=True, timeout=120)
+    return None if setup.returncode == 0 else f"slurm did not start: {setup.stderr[-300:]}"
+
+
+@pytest.mark.slow
+def test_a_comparison_on_a_real_single_node_slurm(tmp_path):
+    why = _single_node_slurm()
+    if why:
+        pytest.skip(why)
+    result = run_cli("compare", *SMALL, "trainer.max_steps=100", "seeds=2", "arms=[baseline,gradient_rescaling]",
+                     "compare.launcher=submitit", "compare.slurm.cluster=slurm", "compare.slurm.cpus_per_task=1",
+                     "compare.slurm.time=10", f"compare.out_dir={tmp_path}/c")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = json.loads((tmp_path / "c/jobs.json").read_text())
+    array = {job_id.split("_")[0] for job_id in jobs.values()}
+    assert len(jobs) == 4 and len(array) == 1  # one SLURM job array, one task per run
+    comparison = json.loads((tmp_path / "c/comparison.json").read_text())
+    assert comparison["excluded"] == [] and comparison["seeds"]["gradient_rescaling"] == [1, 2]

@@ -128,6 +128,12 @@ class SkillModule(L.LightningModule):
         return total / (losses.shape[0] if rows is None else rows)
 
     # ---- steps ----------------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        # after the callbacks' setup, so that a model an Architecture intervention built is the one compiled
+        if stage == "fit" and self.cfg is not None and self.cfg.model.compile and not getattr(self, "_compiled", False):
+            self.model.compile()
+            self._compiled = True
+
     def on_fit_start(self) -> None:
         from skilltrain.callbacks.intervention import Intervention
 

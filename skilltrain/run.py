@@ -141,6 +141,7 @@ _NOISE = [
     ".*does not have many workers.*",  # batches are made on the training device, not in loader workers
     ".*Experiment logs directory .* exists and is not empty.*",  # the run directory holds config.yaml already
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # Lightning internals on torch ≥ 2.10
+    ".*The `srun` command is available on your system but is not used.*",  # SLURM installed, a run started outside it
 ]
 
 
@@ -260,6 +261,10 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
                              datamodule.rows_per_step() * (task.seq_len or 1))
     if trainer_kwargs["strategy"] == "ddp" and any(iv.find_unused_parameters for iv in interventions):
         trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"  # an intervention leaves parameters unused
+    if str(trainer_kwargs["precision"]).startswith("bf16") and not _bf16_available(trainer_kwargs["accelerator"]):
+        print(f"warning: trainer.precision={trainer_kwargs['precision']}: this GPU has no bfloat16; training in 32-true",
+              file=sys.stderr)
+        trainer_kwargs["precision"] = "32-true"
     if trainer_kwargs.pop("enable_progress_bar"):
         callbacks.append(StepProgress(cfg.trainer.max_steps))
     os.environ[RUN_DIR_ENV] = str(run_dir)  # read by the processes the DDP launcher starts
@@ -296,6 +301,15 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     if show:
         print_table(summary)
     return RunResult(run_dir, status, summary, message, signum)
+
+
+def _bf16_available(accelerator: str) -> bool:
+    """Whether bfloat16 mixed precision can run: on a CUDA GPU only if it has bfloat16 (Ampere and later)."""
+    import torch
+
+    if str(accelerator) in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return True
 
 
 def _finish_wandb(trainer) -> None:

@@ -18,6 +18,7 @@ class ModelConfig:
     name: str = MISSING
     dtype: str = "float32"  # float32 | float64 (the paper's parity runs) | bfloat16 | float16
     head: str = "auto"  # control-form tasks: shared | per_skill (one output block per skill) | auto (the task's choice)
+    compile: bool = False  # torch.compile the model's forward (in place: checkpoints keep their keys)
 
     def validate(self) -> None:
         if self.dtype not in DTYPES:

@@ -16,11 +16,13 @@ In one process (imports paid once), through skilltrain.fit with `presets=[gpu]`:
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import io
 import json
 import tempfile
 import time
+import traceback
 import warnings
 
 import lightning as L
@@ -47,22 +49,29 @@ class Timer(L.Callback):
 
 
 class SyncCount(L.Callback):
-    """Operations that wait for the GPU between the ends of steps `first - 1` and `last` (CUDA's sync debug mode)."""
+    """Operations that wait for the GPU between the ends of steps `first - 1` and `last` (CUDA's sync debug mode),
+    each with the innermost frames of the Python code that caused it."""
 
     def __init__(self, first: int, last: int):
         self.first, self.last, self.syncs, self._catch = first, last, [], None
 
+    def _record(self, message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" in str(message) and "prototype" not in str(message):
+            frames = [f for f in traceback.extract_stack()[:-1] if "warnings" not in f.filename]
+            self.syncs.append(" < ".join(f"{f.filename.split('site-packages/')[-1]}:{f.lineno} {f.name}"
+                                         for f in reversed(frames[-4:])))
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
         if step == self.first:
-            self._catch = warnings.catch_warnings(record=True)
-            self._records = self._catch.__enter__()
+            self._catch = warnings.catch_warnings()
+            self._catch.__enter__()
             warnings.simplefilter("always")
+            warnings.showwarning = self._record
             torch.cuda.set_sync_debug_mode("warn")
         elif step == self.last + 1 and self._catch is not None:
             torch.cuda.set_sync_debug_mode("default")
             self._catch.__exit__(None, None, None)
-            self.syncs = [str(w.message).splitlines()[0][:120] for w in self._records if "synchroniz" in str(w.message)]
             self._catch = None
 
 
@@ -80,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--syncs-only", action="store_true", help="skip the throughput part")
     parser.add_argument("--cpu", action="store_true", help="a smoke test of this script on the CPU (no GPU numbers)")
     args = parser.parse_args()
     if args.cpu:
@@ -100,7 +110,7 @@ def main() -> None:
         "multitask_parity_transformer": ("multitask_parity_transformer", ["trainer.val_check_interval=100000"], 512, 33),
     }
     variants = {"32-true": ["trainer.precision=32-true"], "bf16-mixed": [], "bf16-mixed + compile": ["model.compile=true"]}
-    for name, (recipe, extra, rows, tokens) in workloads.items():
+    for name, (recipe, extra, rows, tokens) in ({} if args.syncs_only else workloads).items():
         for variant, overrides in variants.items():
             if recipe == "compositional" and variant != "bf16-mixed":
                 continue  # float64: precision does not apply; one row
@@ -121,8 +131,9 @@ def main() -> None:
         fit("multitask_parity", ["trainer.max_steps=30", "trainer.log_every_n_steps=10", "trainer.val_check_interval=1000",
                                  "trainer.precision=32-true", *overrides], [counter])
         results["syncs"][arm] = counter.syncs
-        print(f"syncs in steps 11-18, {arm}: {len(counter.syncs)}" + (f" (first: {counter.syncs[0]})" if counter.syncs
-                                                                     else ""), flush=True)
+        print(f"syncs in steps 11-18, {arm}: {len(counter.syncs)}", flush=True)
+        for where, count in collections.Counter(counter.syncs).most_common():
+            print(f"  {count:3d} × {where}", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)

@@ -89,3 +89,15 @@ def test_no_host_reads_or_device_copies_between_logging_boundaries(setting, tmp_
         fit(load(*SHORT_RUN, *args, *LEAN, f"out_dir={tmp_path}/run", "logger.wandb.mode=disabled"), callbacks=[window],
             show=False)
     assert not window.active and window.mode.calls == [], window.mode.calls
+
+
+@pytest.mark.parametrize("recipe", ["multitask_parity", "compositional_sparse_parity", "rhm_transformer", "grokking",
+                                    "modularity_regression"])
+def test_every_task_makes_its_batches_without_host_traffic(recipe, tmp_path):
+    """The data side of the step, across the task kinds: a task's constants (parity subsets, control codes, grammar
+    rules) and the stream's skill rates are copied to the device once, not with every batch."""
+    window = Window(11, 18)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        fit(load(f"recipe={recipe}", "data.batch_size=64", "data.eval_samples=20", *LEAN, f"out_dir={tmp_path}/run",
+                 "logger.wandb.mode=disabled"), callbacks=[window], show=False)
+    assert not window.active and window.mode.calls == [], window.mode.calls

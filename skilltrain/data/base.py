@@ -119,6 +119,17 @@ class Task:
         """`n` fresh samples on `generator.device`: {"x", "y"} (+ "skill" in the control form, given by the caller)."""
         raise NotImplementedError
 
+    def on(self, device: torch.device, constant: torch.Tensor) -> torch.Tensor:
+        """One of this task's constant tensors on `device`, copied there on first use only: a copy from the host on
+        every batch would make each GPU step wait for it."""
+        if constant.device == device:
+            return constant
+        copies = self.__dict__.setdefault("_device_copies", {})
+        key = (id(constant), device)
+        if key not in copies:
+            copies[key] = (constant, constant.to(device))  # holding `constant` keeps its id from being reused
+        return copies[key][1]
+
     def fixed_split(self, generator: torch.Generator) -> tuple[dict, dict] | None:
         """Tasks with a small, enumerable input set (modular addition) return their (train pool, held-out set);
         the default None means samples are drawn with `sample`."""

@@ -84,8 +84,8 @@ class CompositionalSparseParity(Task):
     def sample(self, n, generator, skill=None):
         assert skill is not None and len(skill) == n
         bits = random_bits(n, self.cfg.n_bits, generator, self.dtype)
-        control = self.control.to(bits.device)[skill]
-        y = (bits.long() * self.bit_mask.to(bits.device)[skill]).sum(dim=1) % 2
+        control = self.on(bits.device, self.control)[skill]
+        y = (bits.long() * self.on(bits.device, self.bit_mask)[skill]).sum(dim=1) % 2
         if self.tokens:
             return {"x": torch.cat([2 + control, bits.long()], dim=1), "y": y, "skill": skill}
         return {"x": torch.cat([control.to(self.dtype), bits], dim=1), "y": y, "skill": skill}

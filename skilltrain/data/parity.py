@@ -127,7 +127,7 @@ class MultitaskParity(Task):
     def sample(self, n, generator, skill=None):
         assert skill is not None and len(skill) == n
         bits = random_bits(n, self.cfg.n_bits, generator, self.dtype)
-        subsets = self.subsets.to(bits.device)[skill]  # [n, k]
+        subsets = self.on(bits.device, self.subsets)[skill]  # [n, k]
         y = bits.gather(1, subsets).sum(dim=1).long() % 2
         if self.tokens:
             return {"x": torch.cat([2 + skill[:, None], bits.long()], dim=1), "y": y, "skill": skill}

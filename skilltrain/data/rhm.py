@@ -102,7 +102,7 @@ class RHM(Task):
         for rules in self.rules:
             width = symbols.shape[1]
             chosen = choices[:, used : used + width]
-            symbols = rules.to(cls.device)[symbols, chosen].flatten(1)  # [n, width, s] → [n, width · s]
+            symbols = self.on(cls.device, rules)[symbols, chosen].flatten(1)  # [n, width, s] → [n, width · s]
             used += width
         return symbols
 

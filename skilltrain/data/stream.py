@@ -115,7 +115,7 @@ class TrainStream:
             natural = torch.tensor(self.task.frequencies, dtype=torch.float64)
             if self.pool is not None and not torch.allclose(r, natural):
                 self._pool_weights = self._row_weights(r)  # resample the pool with per-row weights
-        self.rates = r
+        self.rates = r.to(self.device)  # here once, not on every batch: a copy to the GPU makes the step wait for it
 
     def update_rates(self, rates: torch.Tensor) -> None:
         """`set_rates` for a data-sampling intervention's every step: `rates` is a valid tensor already, on any device;
@@ -152,8 +152,7 @@ class TrainStream:
                 idx = torch.multinomial(self._pool_weights, self.batch_size, replacement=True, generator=g)
             out = take(self.pool, idx)
         elif self.task.form == "control":
-            rates = self.rates if self.rates.device == self.device else self.rates.to(self.device)
-            skill = torch.multinomial(rates, self.batch_size, replacement=True, generator=g)
+            skill = torch.multinomial(self.rates, self.batch_size, replacement=True, generator=g)
             out = self.task.sample(self.batch_size, g, skill)
         else:
             out = self.task.sample(self.batch_size, g)

@@ -1,13 +1,15 @@
 """The GPU path: steps/s and tokens/s, bf16 and torch.compile, and what a training step synchronises.
 
-    python bench/gpu.py [--steps 400] [--out results.json]      (on a machine with a CUDA GPU)
+    python bench/gpu.py [--steps 400] [--out results.json] [--workloads NAME,…] [--syncs-only]   (on a CUDA GPU)
+    python bench/gpu.py --cpu --steps 40                                 (a smoke test of this script)
 
 In one process (imports paid once), through skilltrain.fit with `presets=[gpu]`:
 - throughput, timed over the steps after a warm-up (`--steps` / 4 steps; torch.compile's compilation falls there), with
   the GPU synchronised at both ends: the main job (compositional: an MLP 32-50-3 in float64, full batch of 8,000),
-  multitask_parity (an MLP 42-200-2, batches of 2,048) and multitask_parity_transformer (tokens: 33 per sample,
-  batches of 512) in float32 (`trainer.precision=32-true`), bf16-mixed (the preset) and bf16-mixed with
-  `model.compile=true`;
+  multitask_parity (an MLP 42-200-2, batches of 2,048), multitask_parity_transformer (2 layers of width 64, batches
+  of 512 sequences of 13 tokens) and the same with 6 layers of width 512, in float32 (`trainer.precision=32-true`),
+  bf16-mixed (the preset) and bf16-mixed with `model.compile=true`; rows and tokens per step are read off the
+  batches themselves;
 - host synchronisation: CUDA's sync debug mode counts every operation that waits for the GPU during the steps
   between two logging boundaries (steps 11-18, logs every 10 steps), for the baseline and three intervention
   families; skilltrain's own code should cause none (tests/test_lean_step.py checks that on the CPU).
@@ -38,6 +40,8 @@ class Timer(L.Callback):
         self.start, self.end, self.seconds = start, end, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        x = batch["x"]  # the batch as the model sees it: rows, and tokens per row for token inputs
+        self.rows, self.tokens = x.shape[0], (x.shape[1] if not x.is_floating_point() else 1)
         if trainer.global_step == self.start:
             torch.cuda.synchronize()
             self._t = time.perf_counter()
@@ -90,6 +94,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--out", default=None)
     parser.add_argument("--syncs-only", action="store_true", help="skip the throughput part")
+    parser.add_argument("--workloads", default=None, help="comma-separated names of the throughput workloads to run")
     parser.add_argument("--cpu", action="store_true", help="a smoke test of this script on the CPU (no GPU numbers)")
     args = parser.parse_args()
     if args.cpu:
@@ -105,19 +110,23 @@ def main() -> None:
     print(f"{results['gpu']} · torch {torch.__version__} · bf16 {torch.cuda.is_bf16_supported()}", flush=True)
     warm, steps = args.steps // 4, args.steps
     workloads = {
-        "compositional (main job)": ("compositional", [], 8000, 1),
-        "multitask_parity": ("multitask_parity", ["metric.split=train", "trainer.val_check_interval=100000"], 2048, 1),
-        "multitask_parity_transformer": ("multitask_parity_transformer", ["trainer.val_check_interval=100000"], 512, 33),
+        "compositional (main job)": ("compositional", []),
+        "multitask_parity": ("multitask_parity", ["metric.split=train"]),
+        "multitask_parity_transformer": ("multitask_parity_transformer", []),
+        "transformer, depth 6, width 512": ("multitask_parity_transformer", ["model.depth=6", "model.width=512",
+                                                                              "model.heads=8"]),
     }
+    if args.workloads:
+        workloads = {k: v for k, v in workloads.items() if k in args.workloads.split(",")}
     variants = {"32-true": ["trainer.precision=32-true"], "bf16-mixed": [], "bf16-mixed + compile": ["model.compile=true"]}
-    for name, (recipe, extra, rows, tokens) in ({} if args.syncs_only else workloads).items():
+    for name, (recipe, extra) in ({} if args.syncs_only else workloads).items():
         for variant, overrides in variants.items():
             if recipe == "compositional" and variant != "bf16-mixed":
                 continue  # float64: precision does not apply; one row
             timer = Timer(warm, steps)
             summary = fit(recipe, [f"trainer.max_steps={steps + 1}", "trainer.val_check_interval=100000", *extra,
                                    *overrides], [timer])
-            per_second = (steps - warm) / timer.seconds
+            per_second, rows, tokens = (steps - warm) / timer.seconds, timer.rows, timer.tokens
             row = {"steps_per_s": round(per_second, 1), "samples_per_s": round(per_second * rows),
                    "tokens_per_s": round(per_second * rows * tokens) if tokens > 1 else None,
                    "learned": sum(s["learned_step"] is not None for s in summary["skills"].values())}

@@ -1,6 +1,6 @@
 """Steps per second with 1 torch thread against all cores, per workload, on a quiet and on a busy machine.
 
-    python bench/threads.py [--steps 300] [--repeats 3] [--busy]
+    python bench/threads.py [--steps 300] [--repeats 3] [--busy] [--only NAME]
 
 Each workload is a real `fit` (through skilltrain.fit, W&B off, no progress display) of a recipe shortened to
 `--steps` steps; the thread settings alternate within each repeat, in one process. `--busy` runs a CPU-bound process
@@ -24,6 +24,7 @@ WORKLOADS = {
     "grokking (embedding MLP)": ("recipe=grokking",),
     "multitask_parity_transformer": ("recipe=multitask_parity_transformer",),
 }
+SHORTER = {"multitask_parity_transformer": 3}  # ~25× an MLP's step: --steps / 3 of them (300 took > 10 min busy)
 
 
 def _spin(stop):
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--busy", action="store_true")
+    parser.add_argument("--only", default=None, help="one workload's name (default: all)")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     stop = mp.Event()
@@ -67,10 +69,12 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}")
     try:
         for name, workload in WORKLOADS.items():
+            if args.only and name != args.only:
+                continue
             times: dict[int, list[float]] = {1: [], cores: []}
             for _ in range(args.repeats):
                 for threads in times:
-                    times[threads].append(_seconds_per_step(workload, threads, args.steps))
+                    times[threads].append(_seconds_per_step(workload, threads, args.steps // SHORTER.get(name, 1)))
             one, many = (statistics.median(times[t]) for t in (1, cores))
             print(f"{name:32s} work {_work(workload):.1e} · 1 thread {1e3 * one:.2f} ms/step · {cores} threads "
                   f"{1e3 * many:.2f} ms/step · {cores} / 1 = {many / one:.2f}")

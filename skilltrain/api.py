@@ -61,8 +61,9 @@ def fit(recipe: str | None = None, overrides: Sequence[str] = (), *, config: Dic
 def compare(recipe: str | None = None, *, seeds: int | Sequence[int] = 5, arms: Sequence[str] | Mapping | str,
             overrides: Sequence[str] = (), workers: int | None = None, out_dir: str | None = None,
             show: bool = True) -> ComparisonResult:
-    """Compare arms over paired seeds (each run a `fit` in its own process, `workers` at a time); returns the
-    statistics as data and the comparison's directory. Rerunning the same comparison resumes it.
+    """Compare arms over paired seeds (the runs in `workers` worker processes, or SLURM jobs with
+    `compare.launcher=submitit`); returns the statistics as data and the comparison's directory. Rerunning the same
+    comparison resumes it.
 
     `arms`: names (`["baseline", "gradient_rescaling"]`), a mapping `{arm: {"interventions": {...}, "overrides":
     {...}}}`, or the name of an arms file. Interventions, models and tasks you registered in this process are not

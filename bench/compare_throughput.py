@@ -10,8 +10,10 @@ the saving are both visible.
 The plain script: the same 15 runs in this one process, one after another, each the recipe's math written out
 (masked-parity pool of 10,000 rows, MLP 32-50-2 in float64, Adam 1e-3, fresh loss mask every step, inverse-frequency
 loss weights or sign gradients for those arms, per-skill train accuracy every step and the learn step from it),
-for the recipe's full budget of 1,500 steps, timed with 1 thread and with torch's default (one per core); the ratio
-is against the faster of the two. Imports are paid before its clock starts; the comparison's clock includes its
+for the recipe's full budget of 1,500 steps, and again stopping 100 steps after its last skill is learned (like
+compare's runs); each timed with 1 thread and with torch's default (one per core), the faster counting. Ratios:
+full budgets against full budgets, early stopping against early stopping, and compare's defaults against the plain
+script without early stopping. Imports are paid before its clock starts; the comparison's clock includes its
 process start-ups, because that is what a user waits for.
 
     python bench/compare_throughput.py [--workers 2] [--repeats 1]
@@ -40,10 +42,12 @@ from skilltrain.models import DTYPES, build_model
 
 ARMS = ("baseline", "inverse_frequency", "sign")
 SEEDS = (1, 2, 3, 4, 5)
+PATIENCE = 100  # stop.patience's default
 
 
-def plain_run(arm: str, seed: int) -> list[int | None]:
-    """One run of domino_2task as a plain script: the learn step of each skill (None: not learned)."""
+def plain_run(arm: str, seed: int, stop_early: bool = False) -> list[int | None]:
+    """One run of domino_2task as a plain script: the learn step of each skill (None: not learned). `stop_early`:
+    end as compare's runs do, at the first read-back `PATIENCE` steps after the last skill was learned."""
     cfg = load_config(["recipe=domino_2task", f"seed={seed}"])
     task = build_task(OmegaConf.to_object(cfg.data), seed, DTYPES[cfg.model.dtype])
     pool, _ = make_pool_and_eval(task, cfg.data.n_samples, cfg.data.eval_samples, seed)
@@ -67,6 +71,8 @@ def plain_run(arm: str, seed: int) -> list[int | None]:
                     if learned[k] is None and a >= cfg.metric.threshold:
                         learned[k] = i
             accuracy.clear()
+            if stop_early and None not in learned and step >= max(learned) + PATIENCE:
+                break
         opt.zero_grad()
         loss.backward()
         if arm == "sign":
@@ -76,9 +82,9 @@ def plain_run(arm: str, seed: int) -> list[int | None]:
     return learned
 
 
-def plain_script() -> tuple[float, dict]:
+def plain_script(stop_early: bool) -> tuple[float, dict]:
     start = time.perf_counter()
-    learned = {arm: [plain_run(arm, s) for s in SEEDS] for arm in ARMS}
+    learned = {arm: [plain_run(arm, s, stop_early) for s in SEEDS] for arm in ARMS}
     return time.perf_counter() - start, learned
 
 
@@ -105,15 +111,17 @@ def main() -> None:
     cores = os.cpu_count() or 1
     with contextlib.redirect_stderr(io.StringIO()):
         plain_run("baseline", 1)  # warm-up: imports and first calls, outside the clock
-    times: dict[str, list[float]] = {"plain": [], "compare": [], "compare_full": []}
+    times: dict[str, list[float]] = {"plain": [], "plain_early": [], "compare": [], "compare_full": []}
     for _ in range(args.repeats):
-        best = None
-        for threads in sorted({1, cores}):  # the plain script at its best: torch's default threads, or one
-            torch.set_num_threads(threads)
-            seconds, learned = plain_script()
-            best = seconds if best is None else min(best, seconds)
-            print(f"plain script, 15 runs in sequence, {threads} thread(s): {seconds:.1f} s", flush=True)
-        times["plain"].append(best)
+        for key, early in (("plain", False), ("plain_early", True)):
+            best = None
+            for threads in sorted({1, cores}):  # the plain script at its best: torch's default threads, or one
+                torch.set_num_threads(threads)
+                seconds, learned = plain_script(early)
+                best = seconds if best is None else min(best, seconds)
+                print(f"plain script, 15 runs in sequence, {threads} thread(s), "
+                      f"{'stopping early' if early else 'full budgets'}: {seconds:.1f} s", flush=True)
+            times[key].append(best)
         times["compare"].append(comparison(args.workers, early_stop=True))
         print(f"compare, {args.workers} workers, stop.when_all_learned=true: {times['compare'][-1]:.1f} s", flush=True)
         times["compare_full"].append(comparison(args.workers, early_stop=False))
@@ -124,10 +132,12 @@ def main() -> None:
             f"skill {k + 1} median {statistics.median([s for s in v if s is not None] or [float('nan')])}"
             f" ({sum(s is None for s in v)} not learned)" for k, v in enumerate(steps)))
     med = statistics.median
-    for key in ("compare", "compare_full"):
-        ratios = [c / p for c, p in zip(times[key], times["plain"])]
+    for key, plain, what in (("compare_full", "plain", "both full budgets"),
+                             ("compare", "plain_early", "both stopping early (like for like)"),
+                             ("compare", "plain", "compare's defaults against a plain script without early stopping")):
+        ratios = [c / p for c, p in zip(times[key], times[plain])]
         spread = f" (range {min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else ""
-        print(f"ratio {key} / plain script (its faster thread setting): {med(ratios):.2f}{spread}")
+        print(f"ratio compare / plain script, {what}: {med(ratios):.2f}{spread}")
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ noise hits all alike:
 - lightning:  the same training math in a minimal LightningModule (no bookkeeping, logging or callbacks):
               Lightning's own cost;
 - skilltrain: `fit recipe=<workload>` as a user runs it (progress display, CSV log, per-skill metrics, held-out
-              evaluation, learn-step tracking, final checkpoint), W&B disabled (its start-up is not a per-step cost).
+              evaluation, learn-step tracking), W&B disabled (its start-up is not a per-step cost).
 
 Times are of the training loop only (set-up, summary and plot excluded). Every loop runs with the same number of
 torch threads (`--threads`, passed to skilltrain as `trainer.threads` where it has that key) and with skilltrain's

@@ -62,7 +62,13 @@ def load_suite(name: str) -> Suite:
     for task, spec in tasks.items():
         require(isinstance(spec, dict) and isinstance(spec.get("recipe"), str), f"suite.tasks.{task}",
                 "expected {recipe: <name>, overrides: {key: value}}")
-    return Suite(Path(name).stem, raw.get("arms", "all_modes"), int(raw.get("seeds", 3)), tasks)
+    seeds = raw.get("seeds", 3)
+    require(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, "suite.seeds",
+            f"must be a number of seeds ≥ 1, got {seeds}")
+    for task, spec in tasks.items():
+        require(isinstance(spec.get("overrides") or {}, dict), f"suite.tasks.{task}.overrides",
+                "expected a mapping {key: value}")
+    return Suite(Path(name).stem, raw.get("arms", "all_modes"), seeds, tasks)
 
 
 def _dotlist(overrides: dict) -> list[str]:
@@ -70,7 +76,8 @@ def _dotlist(overrides: dict) -> list[str]:
 
 
 def applicable(args: list[str], arm: str, spec: dict) -> str | None:
-    """None when `arm` can run with these arguments; else why not (its one-line error)."""
+    """None when `arm` can run with these arguments; else why not (the intervention's one-line refusal). A mistake
+    in the suite or the arm (an unknown key, a bad value) is not a reason to leave the arm out: it is raised."""
     from skilltrain.comparison.plan import _flatten
     from skilltrain.data import build_task
     from skilltrain.models import DTYPES
@@ -78,10 +85,11 @@ def applicable(args: list[str], arm: str, spec: dict) -> str | None:
 
     arm_args = _flatten("interventions", spec["interventions"]) if spec["interventions"] else []
     arm_args += [a for k, v in spec["overrides"].items() for a in _flatten(str(k), v)]
+    cfg = load_config([*args, *arm_args, "seed=1"])
+    data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+    task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
     try:
-        cfg = load_config([*args, *arm_args, "seed=1"])
-        data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
-        build_interventions(cfg, build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype]))
+        build_interventions(cfg, task)
     except UserError as e:
         return str(e)
     return None
@@ -108,7 +116,7 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
     tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
     directory = Path(out_dir or Path("runs") / "benchmark" / f"{suite.name}-{tag}")
     directory.mkdir(parents=True, exist_ok=True)
-    tasks, skipped = {}, {}
+    tasks, skipped, failures = {}, {}, {}
     for i, (task, spec) in enumerate(suite.tasks.items()):
         task_args = [f"recipe={spec['recipe']}", *_dotlist(spec.get("overrides") or {}), *common]
         runnable = {}
@@ -122,10 +130,12 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
               + (f" ({len(skipped.get(task, {}))} arms do not apply)" if skipped.get(task) else ""), file=sys.stderr)
         result = run_comparison([*task_args, f"seeds={seeds}", *_flatten("arms", runnable), *settings,
                                  f"out_dir={directory / task}"], show=False)
-        if result.error:
-            raise UserError(f"task {task}: {result.error}")
+        if result.error:  # an arm without a finished run: the other tasks still run, and the command fails at the end
+            failures[task] = result.error
+            print(f"task {task}: {result.error}", file=sys.stderr)
         tasks[task] = result
     board = leaderboard(suite.name, {t: r.directory for t, r in tasks.items()}, list(arms), skipped)
+    board["failures"] = failures
     (directory / "leaderboard.json").write_text(json.dumps(board, indent=1) + "\n")
     (directory / "leaderboard.md").write_text(to_markdown(board))
     plot(directory / "leaderboard.png", board)
@@ -178,8 +188,10 @@ def leaderboard(suite: str, comparisons: dict[str, Path], arms: list[str], skipp
             per_arm = runs.get(arm, {})
             seconds = [s["wall_seconds"] / max(s["steps"], 1) for s in per_arm.values() if s["status"] == "completed"]
             cost[arm][task] = float(np.median(seconds)) if seconds else math.nan
+            failed = sum(e["arm"] == arm and e["reason"] in ("failed", "missing") for e in comparison["excluded"])
             entry = {"applies": True, "median_steps": st["median"], "median_censored": st["median_censored"],
-                     "n": st["n"], "n_censored": st["n_censored"], "n_diverged": st.get("n_diverged", 0)}
+                     "n": st["n"], "n_censored": st["n_censored"], "n_diverged": st.get("n_diverged", 0),
+                     "n_failed": failed}
             if arm != "baseline":
                 sp = st["speedup"]
                 entry["speedup"] = {"median": sp["median"], "ci": sp["ci"], "p_value": sp["p_value"]}
@@ -191,7 +203,10 @@ def leaderboard(suite: str, comparisons: dict[str, Path], arms: list[str], skipp
         by_task = {t: r for t, r in by_task.items() if len(r)}
         if not by_task:
             continue
-        point = float(np.mean([np.median(r) for r in by_task.values()]))
+        # the point: the per-task medians the table shows (the comparison's own statistics); the CI: a bootstrap of
+        # the paired log-ratios, every task's seeds resampled
+        medians = [per_task[t][arm]["speedup"]["median"] for t in by_task]
+        point = float(np.mean([math.log(m) if m else float(np.median(r)) for m, r in zip(medians, by_task.values())]))
         draws = np.mean([np.median(rng.choice(r, size=(BOOTSTRAP, len(r))), axis=1) for r in by_task.values()], axis=0)
         relative_cost = [cost[arm][t] / cost["baseline"][t] for t in by_task
                          if cost["baseline"].get(t) and not math.isnan(cost[arm].get(t, math.nan))]
@@ -229,10 +244,18 @@ def to_markdown(board: dict) -> str:
             sp = entry["speedup"]
             ci = "" if not sp["ci"] else f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]"
             censored = f" ({entry['n_censored']}/{entry['n']})" if entry["n_censored"] else ""
+            censored += f" ({entry['n_failed']} failed)" if entry.get("n_failed") else ""
             cells.append(f"{sp['median']:.2f}×{ci}{censored}" if sp["median"] is not None else "—")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     base = ", ".join(f"{t} {1e3 * s:.1f} ms" for t, s in board["baseline_seconds_per_step"].items() if s)
-    lines += ["", f"Baseline seconds per step (median): {base}."]
+    lines += ["", f"Baseline seconds per step (median): {base}. Cost per step: the median of wall seconds / steps over "
+              "an arm's completed runs, over the baseline's (runs that stop sooner spread fixed costs over fewer steps)."]
+    failed = sum(e.get("n_failed", 0) for t in board["tasks"].values() for e in t.values() if e.get("applies"))
+    if failed:
+        lines += ["", f"{failed} runs failed (an error, not a result) and are not in these statistics: see each task's "
+                  "comparison.md."]
+    if board.get("failures"):
+        lines += ["", *[f"Task {t} is incomplete: {why}" for t, why in board["failures"].items()]]
     return "\n".join(lines) + "\n"
 
 
@@ -269,8 +292,12 @@ def plot(path: Path, board: dict) -> None:
 def benchmark(args: list[str]) -> int:
     """The `benchmark` command."""
     try:
-        run_benchmark(args)
+        board = run_benchmark(args)
     except KeyboardInterrupt:
         return 130
+    if board["failures"]:
+        print(f"error: {len(board['failures'])} task(s) have an arm without a finished run (see above); the leaderboard "
+              "covers what finished", file=sys.stderr)
+        return 1
     return 0
 

@@ -4,7 +4,8 @@ torch's default is one thread per core. For the small models skill experiments u
 threads costs more in synchronisation than it gains, and on a shared machine it makes every run wait for the busiest
 core: `bench/threads.py` measures both. `auto` therefore uses one thread for a small step (parameters × rows per
 step below `SMALL_WORK`) and otherwise the cores that are free (the cores this process may use, less the load
-average, at least one). A number sets it; the value in force before `fit` is restored after it.
+average, at least one; in a comparison, its worker's fixed share, so that paired runs compute alike). A number
+sets it; the value in force before `fit` is restored after it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ SMALL_WORK = 5e7  # parameters × rows per step below which one thread is fastes
 
 
 def free_cores() -> int:
-    """The cores this process may use, less the 1-minute load average (other processes' work), at least 1, and no
-    more than a comparison's share (SKILLTRAIN_MAX_THREADS: cores / compare.workers)."""
+    """Inside a comparison's worker or job (SKILLTRAIN_MAX_THREADS: its share of the cores), exactly that share, so
+    that every run of a comparison computes with the same threads whatever the load; otherwise the cores this process
+    may use less the 1-minute load average (other processes' work), at least 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = os.environ.get("SKILLTRAIN_MAX_THREADS")
+    if share:
+        return max(1, min(cores, int(share)))
     busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    share = int(os.environ.get("SKILLTRAIN_MAX_THREADS") or cores)
-    return max(1, min(cores, share, round(cores - busy)))
+    return max(1, min(cores, round(cores - busy)))
 
 
 def choose_threads(setting, parameters: int, rows: int) -> int:

@@ -8,7 +8,8 @@ output and error (the file descriptors, so Lightning's and W&B's own writers too
 and answers on the reply pipe with one JSON line: {"exit": code}.
 
 Nothing leaks from one run into the next: every fit seeds torch, numpy and Python's RNGs from its own seed, restores
-the thread count, signal handlers and environment it changed, and finishes its W&B run. A run that crashes (an
+the thread count, signal handlers and environment it changed, and finishes its W&B run; the worker restores the
+process-wide torch settings Lightning may change (deterministic algorithms, cuDNN benchmark). A run that crashes (an
 exception that is not a bad input) ends the worker after answering, so that no half-torn state serves another run;
 the comparison starts a fresh worker.
 """
@@ -42,12 +43,34 @@ def _output_to(path: str):
             os.close(saved[1])
 
 
+@contextlib.contextmanager
+def _process_wide_torch_settings():
+    """Restore what Lightning sets for the whole process when a run asks for it (`trainer.deterministic`,
+    `trainer.benchmark`), so that the next run in this worker starts as in a fresh process."""
+    import torch
+
+    cudnn = torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             cudnn.benchmark, cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"), torch.get_default_dtype())
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.benchmark, cudnn.deterministic = saved[2], saved[3]
+        if saved[4] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[4]
+        torch.set_default_dtype(saved[5])
+
+
 def run_one(args: list[str]) -> tuple[int, bool]:
     """(exit code, whether the worker may serve another run) of `fit <args>`, as the command line would end."""
     from skilltrain.cli import main
 
     try:
-        return main(["fit", *args]), True
+        with _process_wide_torch_settings():
+            return main(["fit", *args]), True
     except SystemExit as e:
         return int(e.code or 0), True
     except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state

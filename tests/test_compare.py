@@ -203,6 +203,21 @@ def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path)
     assert a["skills"] == b["skills"] and a["all_learned"] == b["all_learned"]
 
 
+def test_a_worker_restores_the_process_wide_torch_settings_a_run_changed(tmp_path):
+    """trainer.deterministic / trainer.benchmark make Lightning change torch for the whole process; in a worker the
+    next run must not inherit them."""
+    import torch
+
+    from skilltrain.worker import run_one
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    code, healthy = run_one(["recipe=compositional", "trainer.max_steps=3", "trainer.deterministic=true",
+                             "trainer.benchmark=true", "trainer.enable_progress_bar=false", "logger.wandb.mode=disabled",
+                             f"out_dir={tmp_path}/run"])
+    assert code == 0 and healthy
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before == (False, False)
+
+
 @pytest.mark.slow
 def test_a_worker_runs_fit_after_fit_and_nothing_leaks_between_them(tmp_path):
     """The same run twice in one long-lived worker process, a different one in between: identical results."""

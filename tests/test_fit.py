@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 import torch
@@ -111,11 +112,20 @@ def test_a_run_can_end_once_every_skill_is_learned(tmp_path):
     assert max(int(r.split(",")[rows[0].split(",").index("step")]) for r in rows[1:]) < 440
 
 
-def test_threads_are_chosen_by_the_work_and_restored_after_a_fit(tmp_path):
-    from skilltrain.threads import SMALL_WORK, choose_threads, free_cores
+def test_threads_are_chosen_by_the_work_and_restored_after_a_fit(tmp_path, monkeypatch):
+    from skilltrain.threads import SMALL_WORK, choose_threads
 
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("SKILLTRAIN_MAX_THREADS", raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 0.0, 0.0))
     assert choose_threads("auto", 1_800, 8_000) == 1  # the main job: 1.4e7 < SMALL_WORK
-    assert choose_threads("auto", 100_000, 512 * 33) == free_cores() and 100_000 * 512 * 33 > SMALL_WORK
+    assert 100_000 * 512 * 13 > SMALL_WORK and choose_threads("auto", 100_000, 512 * 13) == 5  # 8 cores, 2.6 busy
+    monkeypatch.setattr(os, "getloadavg", lambda: (7.9, 0.0, 0.0))
+    assert choose_threads("auto", 100_000, 512 * 13) == 1  # all busy: never 0
+    monkeypatch.setenv("SKILLTRAIN_MAX_THREADS", "4")  # a comparison worker's share: exactly that, whatever the load
+    assert choose_threads("auto", 100_000, 512 * 13) == 4
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert choose_threads("auto", 100_000, 512 * 13) == 4
     assert choose_threads(3, 10, 10) == 3
     before = torch.get_num_threads()
     torch.set_num_threads(2)

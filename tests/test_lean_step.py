@@ -37,8 +37,8 @@ def _moves(func_name: str, args, kwargs) -> bool:
     if func_name in ("as_tensor", "tensor"):
         return kwargs.get("device") is not None
     target = [*args[1:], *kwargs.values()]  # Tensor.to(self, ...)
-    return any(isinstance(a, (torch.device, torch.Tensor)) or (isinstance(a, str) and a != "cpu" or a == "cpu")
-               for a in target if not isinstance(a, torch.dtype) and not isinstance(a, bool))
+    # a device, a device name or a tensor (its device) as a target is a copy; a dtype alone or a flag is not
+    return any(isinstance(a, (torch.device, torch.Tensor, str)) for a in target)
 
 
 class CountHostTraffic(TorchFunctionMode):

@@ -151,3 +151,29 @@ def test_a_run_written_by_an_older_skilltrain_is_refused_in_one_line(tmp_path, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "was written by an older skilltrain (its config.yaml has no metric.min_samples, plugins)" in err
+
+
+@pytest.mark.slow
+def test_a_cluster_job_warned_of_its_time_limit_stops_with_a_checkpoint_that_compare_resumes(tmp_path):
+    """SLURM (through submitit) sends SIGUSR2 before a job's time limit; the job's fit stops as on SIGTERM, and the
+    comparison's next command for that run is a resume, not a restart from scratch."""
+    from skilltrain.comparison.plan import Run, _command
+
+    fit_quietly(*BASE, "trainer.max_steps=400", "interventions.skill_reweighting.mode=online", out_dir=tmp_path / "whole")
+    args = [*BASE, "trainer.max_steps=400", "trainer.enable_progress_bar=false",
+            "interventions.skill_reweighting.mode=online", f"out_dir={tmp_path}/job"]
+    job = ("import sys; from skilltrain.comparison.cluster import fit_job; "
+           f"sys.exit(fit_job({args!r}, threads=1))")
+    proc = subprocess.Popen([sys.executable, "-c", job], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(tmp_path, "job")
+    proc.send_signal(signal.SIGUSR2)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err[-1500:]
+    summary = json.loads((tmp_path / "job/summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["steps"] < 400
+    assert torch.load(tmp_path / "job/checkpoints/last.ckpt", weights_only=True)["global_step"] == summary["steps"]
+    command = _command(Run("baseline", 1, args, tmp_path / "job"))
+    assert command[:2] == ["fit", "ckpt_path=last"]
+    result = run_cli(*command)
+    assert result.returncode == 0, result.stderr[-1500:]
+    same_run(tmp_path / "whole", tmp_path / "job")

@@ -9,8 +9,10 @@ same seed: the same data and initial weights). Arms come from
   runs every mode of every intervention, conf/arms/) or on the command line:
   `arms.<arm>.interventions.<name>.<param>=value`, `arms.<arm>.overrides.<key>=value`.
 
-Every other `key=value` applies to every run. Each run is a separate `python -m skilltrain fit` process
-(`compare.workers` at a time, each given cores / workers threads), writing `<comparison>/<arm>/seed<s>/`.
+Every other `key=value` applies to every run. Runs go to `compare.workers` long-lived worker processes (each given
+cores / workers threads; launch.py), or to SLURM jobs with `compare.launcher=submitit` (cluster.py), each run
+writing `<comparison>/<arm>/seed<s>/`; each ends `stop.patience` steps after its last skill is learned
+(`compare.stop_early`).
 
 Resumable: the comparison directory is a function of the command (or `out_dir=` / `compare.out_dir=`); running the
 same command again skips runs that completed or diverged, resumes stopped ones from their checkpoint and restarts
@@ -100,7 +102,8 @@ def run_comparison(args: list[str], show: bool = True) -> ComparisonResult:
         first = next((r for r in the_plan.runs if r.arm == empty[0] and r.state == "failed"), None)
         why = f"seed {first.seed}: {first.note}" if first else "no run"
         more = f"; arms {', '.join(empty[1:])} have none either" if len(empty) > 1 else ""
-        error = f"arm {empty[0]} has no finished run ({why}){more}; logs in {the_plan.directory}/logs"
+        logs = the_plan.directory / ("jobs" if the_plan.settings.launcher == "submitit" else "logs")
+        error = f"arm {empty[0]} has no finished run ({why}){more}; logs in {logs}"
     return ComparisonResult(the_plan.directory, result, finished, error)
 
 

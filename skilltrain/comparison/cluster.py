@@ -3,7 +3,8 @@
 The runs still to do are submitted as one job array (`compare.slurm.*`: partition, time, cpus_per_task,
 gpus_per_task, mem, array_parallelism, additional_parameters); each job is one `fit`, writing into its run directory
 in the comparison directory (which must be on a filesystem the nodes share). `compare` waits with a progress
-display; the scheduler's logs are in `<comparison>/jobs/`, and `jobs.json` maps each run to its job. Stopping
+display; the scheduler's logs are in `<comparison>/jobs/`, and `jobs.json` maps each run to its job. A job warned
+of its time limit stops with a checkpoint, and the next `compare` resumes it. Stopping
 `compare` (Ctrl-C) leaves the jobs to the scheduler: run the same command again to wait for them and collect, and
 to resubmit the runs whose jobs ended without finishing them.
 
@@ -14,6 +15,8 @@ which is how the tests exercise this path.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 
@@ -21,10 +24,18 @@ from skilltrain.comparison.plan import Plan, Run, _command, _summary
 from skilltrain.errors import UserError
 
 
-def fit_job(args: list[str]) -> int:
-    """What one job runs: `python -m skilltrain fit <args>`, in the job's process; its exit code."""
+def fit_job(args: list[str], threads: int = 0) -> int:
+    """What one job runs: `python -m skilltrain fit <args>`, in the job's process; its exit code.
+
+    `trainer.threads=auto` takes the job's cores (`threads`) exactly, not what a shared node's load leaves. SLURM
+    warns a job before its time limit with SIGUSR2 (submitit asks for it 90 s ahead): the fit then stops as on SIGTERM,
+    at the end of a step with a checkpoint, so that running `compare` again resumes the run instead of restarting it.
+    """
     from skilltrain.cli import main
 
+    if threads:
+        os.environ["SKILLTRAIN_MAX_THREADS"] = str(threads)
+    signal.signal(signal.SIGUSR2, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
     return main(["fit", *args])
 
 
@@ -40,7 +51,10 @@ class SubmititLauncher:
         except ImportError:
             raise UserError("compare.launcher: submitit is not installed (pip install 'skilltrain[slurm]')") from None
         s = self.plan.settings.slurm
-        executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=s.cluster)
+        try:
+            executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=s.cluster)
+        except RuntimeError as e:  # cluster=slurm asked for where there is no SLURM
+            raise UserError(f"compare.slurm.cluster: {' '.join(str(e).split())[:300]}") from None
         parameters = {"name": f"skilltrain-{self.plan.directory.name}", "timeout_min": s.time, "cpus_per_task": s.cpus_per_task,
                       "gpus_per_node": s.gpus_per_task, "mem_gb": s.mem, "tasks_per_node": 1,
                       "slurm_partition": s.partition, "slurm_array_parallelism": s.array_parallelism,
@@ -69,8 +83,14 @@ class SubmititLauncher:
                 jobs[key] = self._job(executor, recorded[key])  # still queued or running: wait for it
             else:
                 submit.append((key, run, command))
-        with executor.batch():  # one job array
-            submitted = [(key, executor.submit(fit_job, command[1:])) for key, _, command in submit]
+        threads = self.plan.settings.slurm.cpus_per_task
+        try:
+            with executor.batch():  # one job array
+                submitted = [(key, executor.submit(fit_job, command[1:], threads)) for key, _, command in submit]
+        except Exception as e:  # the scheduler refused the array (partition, account, an sbatch option)
+            if type(e).__name__ != "FailedJobError":
+                raise
+            raise UserError(f"compare.slurm: the scheduler refused the jobs: {' '.join(str(e).split())[-300:]}") from None
         jobs.update(submitted)
         recorded.update({key: job.job_id for key, job in submitted})
         self.record.write_text(json.dumps(recorded, indent=1))
@@ -114,6 +134,10 @@ class SubmititLauncher:
         status = summary.get("status") if summary else None
         if status in ("completed", "diverged"):
             run.state, run.note = "done", status
+            return
+        if status == "stopped":  # warned of its time limit (or cancelled): checkpointed
+            run.state, run.note = "failed", (f"job {job.job_id} stopped before finishing (time limit?), with a checkpoint: "
+                                             "run the same command again to resume it, or raise compare.slurm.time")
             return
         try:
             code = job.result()

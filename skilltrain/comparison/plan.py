@@ -38,6 +38,7 @@ class SlurmSettings:
         require(self.time >= 1, "compare.slurm.time", f"must be ≥ 1 (minutes), got {self.time}")
         require(self.cpus_per_task >= 1, "compare.slurm.cpus_per_task", f"must be ≥ 1, got {self.cpus_per_task}")
         require(self.gpus_per_task >= 0, "compare.slurm.gpus_per_task", f"must be ≥ 0, got {self.gpus_per_task}")
+        require(self.mem is None or self.mem >= 1, "compare.slurm.mem", f"must be ≥ 1 (GB) or null, got {self.mem}")
         require(self.array_parallelism >= 1, "compare.slurm.array_parallelism", f"must be ≥ 1, got {self.array_parallelism}")
 
 

@@ -179,17 +179,23 @@ def test_a_small_comparison_end_to_end_with_a_diverging_arm(tmp_path):
 
 @pytest.mark.slow
 def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path):
-    common = [*SMALL, "seeds=2", "arms=[baseline,skill_reweighting]", "compare.workers=1"]
+    # full budgets (no early stop): runs long enough to be interrupted between a checkpoint and their end
+    common = [*SMALL, "seeds=2", "arms=[baseline,skill_reweighting]", "compare.workers=1", "compare.stop_early=false"]
     whole = run_cli("compare", *common, f"compare.out_dir={tmp_path}/whole")
     assert whole.returncode == 0, whole.stderr[-2000:]
     proc = subprocess.Popen([sys.executable, "-m", "skilltrain", "compare", *common, f"compare.out_dir={tmp_path}/cut"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = tmp_path / "cut/baseline/seed1/summary.json"
+
+    def a_second_run_is_under_way():  # one run finished, another one checkpointed and not finished
+        done = list((tmp_path / "cut").glob("*/seed*/summary.json"))
+        going = [c for c in (tmp_path / "cut").glob("*/seed*/checkpoints/last.ckpt")
+                 if not (c.parent.parent / "summary.json").exists()]
+        return done and going
+
     start = time.time()
-    while not first.exists():
-        assert time.time() - start < 300
-        time.sleep(0.1)
-    time.sleep(2.0)  # the second run is under way
+    while not a_second_run_is_under_way():
+        assert time.time() - start < 300 and proc.poll() is None
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
@@ -198,6 +204,8 @@ def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path)
     rerun = run_cli("compare", *common, f"compare.out_dir={tmp_path}/cut")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "to run" in rerun.stderr and "0 to run" not in rerun.stderr and "4 to run" not in rerun.stderr
+    resumed = [p.read_text() for p in (tmp_path / "cut/logs").glob("*-seed*.log") if "ckpt_path=last" in p.read_text()]
+    assert resumed and all(log.count("=" * 30) == 2 for log in resumed)  # both attempts' output kept, in order
     a = json.loads((tmp_path / "whole/comparison.json").read_text())
     b = json.loads((tmp_path / "cut/comparison.json").read_text())
     assert a["skills"] == b["skills"] and a["all_learned"] == b["all_learned"]

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -81,7 +82,8 @@ class Runner:
         return worker
 
     def run_one(self, run: Run, command: list[str], log_path: Path) -> None:
-        log_path.write_text("")
+        with open(log_path, "a") as log:  # a rerun appends: an earlier attempt's error stays readable
+            log.write(f"{'=' * 30} {time.strftime('%Y-%m-%d %H:%M:%S')} · python -m skilltrain {shlex.join(command)}\n")
         with self.lock:  # no run starts once stopping began, and every started run is known to `stop`
             if self.stopping:
                 return

@@ -211,6 +211,7 @@ def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path)
     assert a["skills"] == b["skills"] and a["all_learned"] == b["all_learned"]
 
 
+@pytest.mark.filterwarnings("ignore:You passed `deterministic=True` and `benchmark=True`")
 def test_a_worker_restores_the_process_wide_torch_settings_a_run_changed(tmp_path):
     """trainer.deterministic / trainer.benchmark make Lightning change torch for the whole process; in a worker the
     next run must not inherit them."""

@@ -148,15 +148,16 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
 # ---- the leaderboard -----------------------------------------------------------------------------------------
 
 
-def _runs(comparison_dir: Path) -> dict[str, dict[int, dict]]:
-    """arm → seed → summary, for the runs that count (completed or diverged) of one comparison."""
-    comparison = json.loads((comparison_dir / "comparison.json").read_text())
+def _runs(comparison: dict) -> dict[str, dict[int, dict]]:
+    """arm → seed → summary, for the runs that count (completed or diverged) of one comparison (its comparison.json)."""
+    from skilltrain.analysis.stats import COUNTED
+    from skilltrain.comparison.plan import _summary
+
     runs = {}
     for key, run_dir in comparison["runs"].items():
         arm, seed = key.rsplit("/seed", 1)
-        path = Path(run_dir) / "summary.json"
-        summary = json.loads(path.read_text()) if path.is_file() else None
-        if summary and summary["status"] in ("completed", "diverged"):
+        summary = _summary(Path(run_dir))
+        if summary and summary["status"] in COUNTED:
             runs.setdefault(arm, {})[int(seed)] = summary
     return runs
 
@@ -175,7 +176,7 @@ def leaderboard(suite: str, comparisons: dict[str, Path], arms: list[str], skipp
     cost: dict[str, dict[str, float]] = {arm: {} for arm in arms}
     for task, directory in comparisons.items():
         comparison = json.loads((directory / "comparison.json").read_text())
-        runs = _runs(directory)
+        runs = _runs(comparison)
         base = runs.get("baseline", {})
         per_task[task] = {}
         for arm in arms:

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 
-from skilltrain.comparison.plan import Plan, Run, _command, _summary
+from skilltrain.comparison.plan import Plan, Run, _command, settle
 from skilltrain.errors import UserError
 
 
@@ -130,14 +130,8 @@ class SubmititLauncher:
 
     @staticmethod
     def _record(run: Run, job) -> None:
-        summary = _summary(run.run_dir)
-        status = summary.get("status") if summary else None
-        if status in ("completed", "diverged"):
-            run.state, run.note = "done", status
-            return
-        if status == "stopped":  # warned of its time limit (or cancelled): checkpointed
-            run.state, run.note = "failed", (f"job {job.job_id} stopped before finishing (time limit?), with a checkpoint: "
-                                             "run the same command again to resume it, or raise compare.slurm.time")
+        if settle(run, f"job {job.job_id} stopped before finishing (time limit?), with a checkpoint: run the same "
+                       "command again to resume it, or raise compare.slurm.time"):
             return
         try:
             code = job.result()

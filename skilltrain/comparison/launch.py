@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from skilltrain.comparison.plan import Plan, Run, _command, _summary
+from skilltrain.comparison.plan import Plan, Run, _command, settle
 
 
 class Worker:
@@ -110,13 +110,7 @@ class Runner:
 
     @staticmethod
     def _record(run: Run, code: int | None, log_path: Path) -> None:
-        summary = _summary(run.run_dir)
-        status = summary.get("status") if summary else None
-        if status in ("completed", "diverged"):
-            run.state, run.note = "done", status
-        elif status == "stopped":
-            run.state, run.note = "failed", "stopped (rerun the command to resume it)"
-        else:
+        if not settle(run, "stopped (rerun the command to resume it)"):
             tail = [line for line in log_path.read_text().splitlines() if line.strip()][-1:] or ["no output"]
             what = "its worker process died" if code is None else f"exit code {code}"
             run.state, run.note = "failed", f"{what}: {tail[0][:200]}"

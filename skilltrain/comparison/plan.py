@@ -245,10 +245,27 @@ def _summary(run_dir: Path) -> dict | None:
         return None
 
 
+def settle(run: Run, stopped_note: str) -> bool:
+    """Record how `run` ended from its summary: done (completed or diverged), or stopped with a checkpoint (failed
+    for now, resumed by the next command, `stopped_note` saying so). False when its summary says neither."""
+    from skilltrain.analysis.stats import COUNTED
+
+    status = (_summary(run.run_dir) or {}).get("status")
+    if status in COUNTED:
+        run.state, run.note = "done", status
+    elif status == "stopped":
+        run.state, run.note = "failed", stopped_note
+    else:
+        return False
+    return True
+
+
 def _command(run: Run) -> list[str]:
     """Fresh, resumed (stopped or killed, with a checkpoint) or restarted (half-done without one); [] when finished."""
+    from skilltrain.analysis.stats import COUNTED
+
     summary = _summary(run.run_dir)
-    if summary and summary.get("status") in ("completed", "diverged"):
+    if summary and summary.get("status") in COUNTED:  # finished: counted, never run again
         return []
     if (run.run_dir / "checkpoints/last.ckpt").is_file():  # stopped, or killed after a checkpoint: continue it
         return ["fit", "ckpt_path=last", f"out_dir={run.run_dir}", "trainer.enable_progress_bar=false"]

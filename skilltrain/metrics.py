@@ -8,15 +8,12 @@ from collections.abc import Callable
 import torch
 from torchmetrics import Metric
 
-STATS = ("loss_sum", "correct_sum", "count", "mask_loss_sum", "mask_count")  # [K] each, then rows: the packed buffer
 
-
-def skill_statistics(losses: torch.Tensor, correct: torch.Tensor | None, present: torch.Tensor | None,
-                     mask: torch.Tensor | None, accuracy: bool = True,
-                     all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """One batch's per-skill statistics, as `SkillMetrics.values()` gives them ("loss", "acc", "count", "mask_loss",
-    "mask_share" [K] and "rows"), from sums packed in one float64 buffer of 5K + 1 numbers that `all_reduce` (a sum
-    across DDP ranks) synchronises in one call. All on the device: nothing is read back to the host."""
+def batch_sums(losses: torch.Tensor, correct: torch.Tensor | None, present: torch.Tensor | None,
+               mask: torch.Tensor | None) -> torch.Tensor:
+    """One batch's per-skill sums packed in one float64 vector of 5K + 1 numbers: the loss, correct, count, masked-loss
+    and masked-count sums [K] each over the samples that carry (or, masked, are weighed for) each skill, then the rows.
+    Both `skill_statistics` and `SkillMetrics` add up these, so training and evaluation count alike."""
     losses = losses.detach().double()
     n, k = losses.shape
     parts = [losses.sum(0) if present is None else torch.where(present, losses, 0).sum(0)]
@@ -28,11 +25,24 @@ def skill_statistics(losses: torch.Tensor, correct: torch.Tensor | None, present
     parts.append(losses.sum(0) if mask is None else torch.where(mask, losses, 0).sum(0))
     parts.append(losses.new_full((k,), n) if mask is None else mask.sum(0).to(losses.dtype))
     parts.append(losses.new_full((1,), n))
-    packed = torch.cat(parts)
+    return torch.cat(parts)
+
+
+def _unpacked(packed: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """`batch_sums`' vector as (loss_sum, correct_sum, count, mask_loss_sum, mask_count, rows)."""
+    return (*packed[:-1].view(5, k), packed[-1])
+
+
+def skill_statistics(losses: torch.Tensor, correct: torch.Tensor | None, present: torch.Tensor | None,
+                     mask: torch.Tensor | None, accuracy: bool = True,
+                     all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """One batch's per-skill statistics, as `SkillMetrics.values()` gives them ("loss", "acc", "count", "mask_loss",
+    "mask_share" [K] and "rows"), from `batch_sums`' one buffer, which `all_reduce` (a sum across DDP ranks)
+    synchronises in one call. All on the device: nothing is read back to the host."""
+    packed = batch_sums(losses, correct, present, mask)
     if all_reduce is not None:
         packed = all_reduce(packed)
-    loss_sum, correct_sum, count, mask_loss_sum, mask_count = packed[:-1].view(5, k)
-    return _derived(loss_sum, correct_sum, count, mask_loss_sum, mask_count, packed[-1], accuracy)
+    return _derived(*_unpacked(packed, losses.shape[1]), accuracy)
 
 
 def _derived(loss_sum, correct_sum, count, mask_loss_sum, mask_count, rows, accuracy: bool) -> dict[str, torch.Tensor]:
@@ -77,24 +87,14 @@ class SkillMetrics(Metric):
 
     def update(self, losses: torch.Tensor, correct: torch.Tensor | None, present: torch.Tensor | None,
                mask: torch.Tensor | None = None) -> None:
-        losses = losses.detach().double()
-        self.rows += losses.shape[0]
-        if mask is None:
-            self.mask_loss_sum += losses.sum(0)
-            self.mask_count += losses.shape[0]
-        else:
-            self.mask_loss_sum += torch.where(mask, losses, 0).sum(0)
-            self.mask_count += mask.sum(0)
-        if present is None:
-            self.loss_sum += losses.sum(0)
-            self.count += losses.shape[0]
-            if correct is not None:
-                self.correct_sum += correct.sum(0)
-            return
-        self.loss_sum += torch.where(present, losses, 0).sum(0)
-        self.count += present.sum(0)
-        if correct is not None:
-            self.correct_sum += (correct & present).sum(0)
+        loss, right, count, mask_loss, mask_count, rows = _unpacked(batch_sums(losses, correct, present, mask),
+                                                                    self.n_skills)
+        self.loss_sum += loss
+        self.correct_sum += right
+        self.count += count
+        self.mask_loss_sum += mask_loss
+        self.mask_count += mask_count
+        self.rows += rows
 
     def compute(self) -> dict[str, torch.Tensor]:
         """{"loss", "acc", "count", "mask_loss", "mask_share"}, each [K], and "rows" (the global batch size): "count" is

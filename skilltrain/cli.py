@@ -20,6 +20,10 @@ commands:
                      compare.workers=2   (rerun the same command to resume; compare.dry_run=true prints the runs)
   benchmark      every intervention mode on every task of a suite, over seeds: a leaderboard
                    python -m skilltrain benchmark suite=quick compare.workers=2   (suites: conf/suites/)
+  theory         simulate a toy model of arXiv 2501.12391 (geometry | resource | domino); a run directory like fit's
+                   python -m skilltrain theory recipe=geometry_two_task seed=1   (recipes: recipes/theory/)
+  fit-theory     fit the Resource model to a run's per-skill loss curves: theory_fit.json and theory_fit.png
+                   python -m skilltrain fit-theory run_dir=runs/domino_2task/<stamp> [collapse=true]
   list           recipes, tasks, models, optimizers and interventions, one line each (plugins=[...]: theirs too)
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
@@ -82,6 +86,23 @@ def cmd_export_data(args: list[str]) -> int:
     return 0
 
 
+def cmd_theory(args: list[str]) -> int:
+    from skilltrain.report import print_table
+    from skilltrain.theory.config import load_theory_config
+    from skilltrain.theory.run import run_theory
+
+    run_dir, summary = run_theory(load_theory_config(args))
+    print_table(summary)
+    print(f"run_dir: {run_dir}", flush=True)
+    return 0
+
+
+def cmd_fit_theory(args: list[str]) -> int:
+    from skilltrain.theory.fit import fit_theory_command
+
+    return fit_theory_command(args)
+
+
 def cmd_list(args: list[str]) -> int:
     from rich.markup import escape
     from rich.table import Table
@@ -122,7 +143,8 @@ def _plain(arg: str) -> str:
 
 
 COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "benchmark": cmd_benchmark, "list": cmd_list,
-            "print-config": cmd_print_config, "export-data": cmd_export_data}
+            "print-config": cmd_print_config, "export-data": cmd_export_data, "theory": cmd_theory,
+            "fit-theory": cmd_fit_theory}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@ another, each in this process, each as `python -m skilltrain fit <args>` would.
 
     python -m skilltrain.worker <reply fd>          (started by skilltrain.comparison; not a user command)
 
-Requests arrive on stdin, one JSON line each: {"args": [...], "log": path}. For each, the worker points its standard
+Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path}. For each, the worker points its standard
 output and error (the file descriptors, so Lightning's and W&B's own writers too) at the run's log file, runs the fit,
 and answers on the reply pipe with one JSON line: {"exit": code}.
 
@@ -64,13 +64,14 @@ def _process_wide_torch_settings():
         torch.set_default_dtype(saved[5])
 
 
-def run_one(args: list[str]) -> tuple[int, bool]:
-    """(exit code, whether the worker may serve another run) of `fit <args>`, as the command line would end."""
+def run_one(args: list[str], command: str = "fit") -> tuple[int, bool]:
+    """(exit code, whether the worker may serve another run) of `fit <args>` (or another command), as the command
+    line would end."""
     from skilltrain.cli import main
 
     try:
         with _process_wide_torch_settings():
-            return main(["fit", *args]), True
+            return main([command, *args]), True
     except SystemExit as e:
         return int(e.code or 0), True
     except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state
@@ -85,7 +86,7 @@ def serve(reply_fd: int) -> None:
         for line in sys.stdin:
             request = json.loads(line)
             with _output_to(request["log"]):
-                code, healthy = run_one(request["args"])
+                code, healthy = run_one(request["args"], request.get("command", "fit"))
             reply.write(json.dumps({"exit": code}) + "\n")
             reply.flush()
             if not healthy:

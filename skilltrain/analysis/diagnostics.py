@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 ONSET_FRACTION = 0.1  # share of the way from the initial value to the threshold that marks a skill's onset
-METRICS = ("acc", "loss")
+METRICS = ("acc", "loss", "level")  # level: a toy model's skill level s (skilltrain.theory), rising like accuracy
 
 
 def onset_and_completion(steps: Sequence[int], values: Sequence[Sequence[float]], metric: str, threshold: float,
@@ -55,14 +55,14 @@ def onset_and_completion(steps: Sequence[int], values: Sequence[Sequence[float]]
         if s.size == 0:
             windows.append((None, None))
             continue
-        crossed = v >= threshold if metric == "acc" else v <= threshold
+        crossed = v <= threshold if metric == "loss" else v >= threshold
         end = int(np.argmax(crossed)) if crossed.any() else s.size - 1
         completion = int(s[end]) if crossed.any() else None
         if end == 0 and completion is not None:
             windows.append((completion, completion))
             continue
-        x = v if metric == "acc" else np.log(np.maximum(v, np.finfo(float).tiny))
-        x_thr = threshold if metric == "acc" else np.log(threshold)
+        x = np.log(np.maximum(v, np.finfo(float).tiny)) if metric == "loss" else v
+        x_thr = np.log(threshold) if metric == "loss" else threshold
         progress = (x[: end + 1] - x[0]) / (x_thr - x[0])  # x[0] has not crossed, so the denominator is not 0
         last_below = int(np.flatnonzero(progress < fraction)[-1])  # progress[0] = 0 < fraction: never empty
         windows.append((int(s[last_below + 1]) if last_below < end else None, completion))

@@ -24,8 +24,8 @@ from skilltrain.comparison.plan import Plan, Run, _command, settle
 from skilltrain.errors import UserError
 
 
-def fit_job(args: list[str], threads: int = 0) -> int:
-    """What one job runs: `python -m skilltrain fit <args>`, in the job's process; its exit code.
+def fit_job(args: list[str], threads: int = 0, command: str = "fit") -> int:
+    """What one job runs: `python -m skilltrain fit <args>` (or `theory <args>`), in the job's process; its exit code.
 
     `trainer.threads=auto` takes the job's cores (`threads`) exactly, not what a shared node's load leaves. SLURM
     warns a job before its time limit with SIGUSR2 (submitit asks for it 90 s ahead): the fit then stops as on SIGTERM,
@@ -36,7 +36,7 @@ def fit_job(args: list[str], threads: int = 0) -> int:
     if threads:
         os.environ["SKILLTRAIN_MAX_THREADS"] = str(threads)
     signal.signal(signal.SIGUSR2, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
-    return main(["fit", *args])
+    return main([command, *args])
 
 
 class SubmititLauncher:
@@ -86,7 +86,7 @@ class SubmititLauncher:
         threads = self.plan.settings.slurm.cpus_per_task
         try:
             with executor.batch():  # one job array
-                submitted = [(key, executor.submit(fit_job, command[1:], threads)) for key, _, command in submit]
+                submitted = [(key, executor.submit(fit_job, command[1:], threads, command[0])) for key, _, command in submit]
         except Exception as e:  # the scheduler refused the array (partition, account, an sbatch option)
             if type(e).__name__ != "FailedJobError":
                 raise

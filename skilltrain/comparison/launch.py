@@ -37,10 +37,11 @@ class Worker:
         os.close(write)
         self.replies = os.fdopen(read)
 
-    def run(self, args: list[str], log: Path) -> int | None:
-        """The run's exit code, or None when the worker died (it is then of no further use)."""
+    def run(self, command: list[str], log: Path) -> int | None:
+        """The exit code of `command` (["fit", *args] or ["theory", *args]), or None when the worker died (it is then
+        of no further use)."""
         try:
-            self.proc.stdin.write(json.dumps({"args": args, "log": str(log)}) + "\n")
+            self.proc.stdin.write(json.dumps({"command": command[0], "args": command[1:], "log": str(log)}) + "\n")
             self.proc.stdin.flush()
             answer = self.replies.readline()
         except (BrokenPipeError, OSError):
@@ -98,7 +99,7 @@ class Runner:
         if worker is None:
             code = proc.wait()
         else:
-            code = worker.run(command[1:], log_path)  # command: ["fit", *args]
+            code = worker.run(command, log_path)
         with self.lock:
             self.running.pop(proc.pid, None)
         if worker is not None:

@@ -15,6 +15,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from skilltrain.config import _load_yaml, load_config, load_config_plugins, parse_overrides, recipe_sections, recipe_stem, require
 from skilltrain.errors import UserError, unknown
 from skilltrain.registry import INTERVENTIONS
+from skilltrain.theory.config import is_theory_recipe, load_theory_config
+from skilltrain.theory.config import recipe_arms as theory_recipe_sections
+from skilltrain.theory.run import cfg_skills
 
 LAUNCHERS = ("local", "submitit")
 
@@ -66,6 +69,7 @@ class Run:
     args: list[str]  # the `fit` arguments
     run_dir: Path
     own_process: bool = False  # it starts several processes itself (DDP): not in a shared worker
+    command: str = "fit"  # fit | theory (a toy model's run: skilltrain.theory)
     state: str = "pending"  # pending | done | failed
     note: str = ""
 
@@ -161,8 +165,12 @@ def plan(args: list[str]) -> Plan:
     require(len(set(seeds)) == len(seeds), "seeds", "must be distinct")
     recipe = str(cli.get("recipe") or load_config([]).recipe)
     common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare", "out_dir")]
-    load_config_plugins(common)  # a plugin's interventions can be arms
-    recipe_arms, recipe_compare = recipe_sections(recipe)
+    theory = is_theory_recipe(recipe)
+    if theory:
+        recipe_arms, recipe_compare = theory_recipe_sections(recipe)
+    else:
+        load_config_plugins(common)  # a plugin's interventions can be arms
+        recipe_arms, recipe_compare = recipe_sections(recipe)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(CompareSettings), recipe_compare, settings_given)
         settings: CompareSettings = OmegaConf.to_object(merged)
@@ -171,6 +179,9 @@ def plan(args: list[str]) -> Plan:
         raise UserError(f"compare.{key}: {str(e).splitlines()[0]}") from None
     settings.validate()
     arms = _resolve_arms(arms_given, recipe_arms)
+    for arm, spec in arms.items():
+        require(not (theory and spec["interventions"]), f"arms.{arm}",
+                "a toy model's run takes no interventions; give the arm overrides (e.g. optim.name=sgd)")
     if settings.baseline not in arms:
         raise unknown("baseline arm", settings.baseline, arms, key="compare.baseline")
 
@@ -184,12 +195,19 @@ def plan(args: list[str]) -> Plan:
         arm_args += [a for k, v in spec["overrides"].items() for a in _flatten(str(k), v)]
         for seed in seeds:
             run_dir = directory / arm / f"seed{seed}"
-            run_args = [*common, *arm_args, f"seed={seed}", f"out_dir={run_dir}", "trainer.enable_progress_bar=false",
-                        f"logger.wandb.group=compare-{directory.name}", f"logger.wandb.job_type={arm}"]
+            run_args = [*common, *arm_args, f"seed={seed}", f"out_dir={run_dir}"]
+            if not theory:
+                run_args += ["trainer.enable_progress_bar=false", f"logger.wandb.group=compare-{directory.name}",
+                             f"logger.wandb.job_type={arm}"]
             if settings.stop_early and not any(a.startswith("stop.when_all_learned=") for a in [*common, *arm_args]):
                 run_args.insert(len(common), "stop.when_all_learned=true")
-            try:
-                cfg = load_config(run_args)  # every run's config is valid before any runs
+            try:  # every run's config is valid before any runs
+                if theory:
+                    cfg = load_theory_config(run_args)
+                    result.runs.append(Run(arm, seed, run_args, run_dir, command="theory"))
+                    measured[arm] = {"skills": cfg_skills(cfg)[0], "metric": {"threshold": cfg.metric.threshold}}
+                    continue
+                cfg = load_config(run_args)
                 _check_visible_to_runs(cfg)
             except UserError as e:
                 raise UserError(f"arm {arm}: {e}") from None
@@ -267,6 +285,8 @@ def _command(run: Run) -> list[str]:
     summary = _summary(run.run_dir)
     if summary and summary.get("status") in COUNTED:  # finished: counted, never run again
         return []
+    if run.command == "theory":  # a toy model's run takes seconds: no checkpoints, a half-written one restarts
+        return ["theory", *run.args, *(["overwrite=true"] if run.run_dir.exists() else [])]
     if (run.run_dir / "checkpoints/last.ckpt").is_file():  # stopped, or killed after a checkpoint: continue it
         return ["fit", "ckpt_path=last", f"out_dir={run.run_dir}", "trainer.enable_progress_bar=false"]
     restart = ["overwrite=true"] if run.run_dir.exists() else []

@@ -1,0 +1,179 @@
+"""A theory run's configuration: a dataclass schema, filled in layers like `fit`'s.
+
+    schema defaults  ←  recipes/theory/<recipe>.yaml  ←  key=value on the command line
+
+`model` names the toy model (geometry | resource | domino); its section (`geometry.*`, `resource.*`, `domino.*`)
+holds its parameters, and `optim.*` (the Geometry model's optimizer) takes the same keys as `fit`'s, from
+conf/defaults.yaml. Mistakes are one line naming the key, as for `fit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from skilltrain.config import _load_yaml, _translate, _validate_section, parse_overrides, require
+from skilltrain.errors import UserError, unknown
+from skilltrain.theory.domino import DominoConfig
+from skilltrain.theory.geometry import GeometryConfig
+from skilltrain.theory.resource import ResourceConfig
+
+MODELS = {"geometry": "parameters moving along skills' task vectors, trained by an optimizer on minibatches of task ids",
+          "resource": "skills sharing one update budget η against wasted resources N0 (with prerequisite gates)",
+          "domino": "skills learned one at a time, each in t0 = 1/η_eff; modules learn in parallel"}
+
+
+@dataclass
+class SkillsConfig:
+    """The skills of a theory run: their names and frequencies p."""
+
+    n: int | None = None  # how many, when neither names nor frequencies say it
+    names: list[str] | None = None  # default: T1, T2, …
+    frequencies: list[float] | None = None  # p_i as given (the Geometry model normalises them); default: zipf_alpha
+    zipf_alpha: float | None = None  # p_i ∝ i^−α (normalised); null with no frequencies: equal p
+
+
+@dataclass
+class LevelMetric:
+    threshold: float = 0.9  # a skill is learned at the first step its skill level s_i reaches this
+
+
+@dataclass
+class TheoryStop:
+    when_all_learned: bool = False  # end once every skill is learned, after `patience` more steps (compare sets it)
+    patience: int = 100
+
+
+@dataclass
+class TheoryConfig:
+    recipe: str | None = None  # a name from recipes/theory/ or a path to a YAML file
+    model: str = "resource"  # geometry | resource | domino
+    seed: int = 1  # task vectors and minibatches (geometry); the resource and domino models are deterministic
+    out_dir: str | None = None  # null: runs/theory/<recipe or model>/<timestamp>
+    overwrite: bool = False
+    steps: int = 1000
+    log_every: int | None = None  # steps between rows of metrics.csv; null: about 500 rows
+    skills: SkillsConfig = field(default_factory=SkillsConfig)
+    metric: LevelMetric = field(default_factory=LevelMetric)
+    stop: TheoryStop = field(default_factory=TheoryStop)
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    resource: ResourceConfig = field(default_factory=ResourceConfig)
+    domino: DominoConfig = field(default_factory=DominoConfig)
+    optim: Any = None  # the Geometry model's optimizer: fit's optim.* keys and defaults
+    plugins: list[str] = field(default_factory=list)  # modules or .py files registering optimizers
+
+    def skill_names(self) -> list[str]:
+        s = self.skills
+        n = len(s.names) if s.names else len(s.frequencies) if s.frequencies else s.n or 2
+        return list(s.names) if s.names else [f"T{i}" for i in range(1, n + 1)]
+
+    def frequencies(self) -> list[float]:
+        s, k = self.skills, len(self.skill_names())
+        if s.frequencies:
+            return [float(p) for p in s.frequencies]
+        weights = [i ** -(s.zipf_alpha or 0.0) for i in range(1, k + 1)]
+        return [w / sum(weights) for w in weights]
+
+
+def theory_recipe_names() -> list[str]:
+    folder = resources.files("skilltrain.recipes").joinpath("theory")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def theory_recipe_description(name: str) -> str:
+    text = resources.files("skilltrain.recipes").joinpath("theory", f"{name}.yaml").read_text()
+    return next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+
+
+def _recipe_file(recipe: str) -> DictConfig:
+    if recipe.endswith((".yaml", ".yml")) or "/" in recipe:
+        require(Path(recipe).is_file(), "recipe", f"no theory recipe file at '{recipe}'")
+        return _load_yaml(Path(recipe).read_text(), f"recipe file {recipe}")
+    if recipe not in theory_recipe_names():
+        raise unknown("theory recipe", recipe, theory_recipe_names(), key="recipe")
+    return _load_yaml(resources.files("skilltrain.recipes").joinpath("theory", f"{recipe}.yaml").read_text(),
+                      f"theory recipe '{recipe}'")
+
+
+def is_theory_recipe(recipe: str) -> bool:
+    """A shipped theory recipe's name, or a recipe file whose `model` is a toy model's name (fit's is a mapping)."""
+    if recipe in theory_recipe_names():
+        return True
+    if recipe.endswith((".yaml", ".yml")) and Path(recipe).is_file():
+        try:
+            return str(OmegaConf.load(recipe).get("model")) in MODELS
+        except Exception:
+            return False
+    return False
+
+
+def recipe_arms(recipe: str) -> tuple[dict, dict]:
+    layer = _recipe_file(recipe)
+    return tuple(OmegaConf.to_container(layer.get(k) or OmegaConf.create({})) for k in ("arms", "compare"))
+
+
+def load_theory_config(args: list[str]) -> DictConfig:
+    """Compose and validate a theory run's config from `key=value` arguments (recipe=… first, if given)."""
+    from skilltrain.config import _optim_schema
+    from skilltrain.plugins import load_plugins
+
+    cli = parse_overrides(list(args))
+    layers: list[tuple[str, DictConfig]] = []
+    recipe = cli.get("recipe")
+    if recipe:
+        layer = _recipe_file(str(recipe))
+        layers.append((f"theory recipe '{recipe}'", OmegaConf.masked_copy(layer, [k for k in layer if k not in ("arms", "compare")])))
+    layers.append(("the command line", cli))
+    raw = OmegaConf.merge(*[layer for _, layer in layers])
+    plugins = raw.get("plugins") or []
+    require(OmegaConf.is_list(plugins) or isinstance(plugins, list), "plugins", "expected a list such as [my_plugin.py]")
+    resolved = load_plugins(list(plugins))
+    schema = OmegaConf.structured(TheoryConfig)
+    defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
+    schema.optim = OmegaConf.merge(_optim_schema(raw), defaults.optim)
+    cfg = schema
+    for source, layer in layers:
+        try:
+            cfg = OmegaConf.merge(cfg, layer)
+        except OmegaConfBaseException as e:
+            raise _translate(e, cfg, source) from None
+    cfg.plugins = resolved
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: DictConfig) -> None:
+    if cfg.model not in MODELS:
+        raise unknown("theory model", cfg.model, MODELS, key="model")
+    require(cfg.steps >= 1, "steps", f"must be ≥ 1, got {cfg.steps}")
+    require(cfg.seed >= 0, "seed", f"must be ≥ 0, got {cfg.seed}")
+    require(cfg.log_every is None or cfg.log_every >= 1, "log_every", f"must be ≥ 1 or null, got {cfg.log_every}")
+    require(0 < cfg.metric.threshold < 1, "metric.threshold", f"a skill level must be in (0, 1), got {cfg.metric.threshold}")
+    require(cfg.stop.patience >= 0, "stop.patience", f"must be ≥ 0, got {cfg.stop.patience}")
+    s = cfg.skills
+    lengths = {k: len(v) for k, v in (("skills.names", s.names), ("skills.frequencies", s.frequencies)) if v}
+    require(len(set(lengths.values())) <= 1, "skills.frequencies",
+            f"has {lengths.get('skills.frequencies')} values for {lengths.get('skills.names')} skills.names")
+    require(s.n is None or s.n >= 1, "skills.n", f"must be ≥ 1, got {s.n}")
+    require(not (s.frequencies and s.zipf_alpha is not None), "skills.zipf_alpha", "give skills.frequencies or skills.zipf_alpha, not both")
+    for i, p in enumerate(s.frequencies or []):
+        require(p > 0, f"skills.frequencies[{i}]", f"must be > 0, got {p}")
+    names = OmegaConf.to_object(cfg).skill_names()
+    require(len(set(names)) == len(names) and all(n and "/" not in n for n in names), "skills.names",
+            "must be distinct, non-empty, without '/'")
+    for key in ("geometry", "resource", "domino", "optim"):
+        _validate_section(key, OmegaConf.to_object(cfg[key]))
+    if cfg.model == "resource":
+        from skilltrain.theory.resource import gates_from
+
+        gates_from(OmegaConf.to_container(cfg.resource.prerequisites), names)
+        c = cfg.resource.overlap
+        require(c is None or (len(c) == len(names) and all(len(row) == len(names) for row in c)), "resource.overlap",
+                f"expected a {len(names)} × {len(names)} matrix (t_i·t_j) or null")
+    if cfg.model == "geometry" and cfg.optim.scheduler != "constant":
+        raise UserError("optim.scheduler: theory runs use a constant learning rate")

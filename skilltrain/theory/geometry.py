@@ -1,0 +1,151 @@
+"""The Geometry model (arXiv 2501.12391): skills as directions in parameter space.
+
+Parameters θ ∈ R^N start at 0. Skill i has a unit task vector t_i and a skill level s_i = t_i·θ with loss
+ℓ_i = (1 − s_i)² (MSE), or s_i = σ(t_i·θ) with ℓ_i = −log s_i (CE). Training minimises Σ_i p_i ℓ_i, estimated on
+minibatches of B task ids drawn with probabilities p (optionally with Gaussian gradient noise of scale σ), with
+SGD, SignGD (Adam with betas (0, 0)), Adam or any optimizer registered with skilltrain.
+
+Task vectors: `random` (independent uniform directions: nearly orthogonal for K ≪ N, overlapping otherwise),
+`basis` (t_i = e_i: aligned with the parameter basis, where sign updates shine), `rotated` (t_i = R e_i for a random
+rotation R: the same geometry, not aligned), `modular` (task i < N gets its own coordinate e_i, tasks i ≥ N get the
+zero vector: a model with too few parameters simply lacks them).
+
+Everything is vectorised over R replicas (seeds, sizes): θ is one [R, N] tensor, the gradient is written in closed
+form (no autograd), and elementwise optimizers (SGD, SignGD, Adam) treat the replicas independently. Replicas of
+different N share one tensor padded with zero coordinates, which no elementwise optimizer ever moves. A registered
+optimizer that mixes coordinates (a matrix preconditioner) would couple padded replicas: run those one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from skilltrain.config import require
+from skilltrain.errors import unknown
+
+LOSSES = ("mse", "ce")
+TASK_VECTORS = ("random", "basis", "rotated", "modular")
+
+
+@dataclass
+class GeometryConfig:
+    """`geometry.*` of a theory run."""
+
+    n_params: int = 1000  # N
+    task_vectors: str = "random"  # random | basis | rotated | modular
+    loss: str = "mse"  # mse: s = t·θ, ℓ = (1 − s)²; ce: s = σ(t·θ), ℓ = −log s
+    batch_size: int | None = 128  # task ids per step, drawn with probabilities p; null: the exact loss Σ p_i ℓ_i
+    noise: float = 0.0  # σ: Gaussian noise added to every gradient coordinate
+
+    def validate(self) -> None:
+        require(self.n_params >= 1, "geometry.n_params", f"must be ≥ 1, got {self.n_params}")
+        require(self.batch_size is None or self.batch_size >= 1, "geometry.batch_size",
+                f"must be ≥ 1 or null (exact loss), got {self.batch_size}")
+        require(self.noise >= 0, "geometry.noise", f"must be ≥ 0, got {self.noise}")
+        if self.loss not in LOSSES:
+            raise unknown("loss", self.loss, LOSSES, key="geometry.loss")
+        if self.task_vectors not in TASK_VECTORS:
+            raise unknown("task vectors", self.task_vectors, TASK_VECTORS, key="geometry.task_vectors")
+
+
+def task_vectors(kind: str, n_tasks: int, dims: list[int], generator: torch.Generator,
+                 dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """[R, K, max(dims)]: replica r's K task vectors in its first dims[r] coordinates (zeros after)."""
+    width = max(dims)
+    out = torch.zeros(len(dims), n_tasks, width, dtype=dtype)
+    for r, n in enumerate(dims):
+        if kind == "random":
+            v = torch.randn(n_tasks, n, generator=generator, dtype=torch.float64)
+            out[r, :, :n] = (v / v.norm(dim=1, keepdim=True)).to(dtype)
+        elif kind in ("basis", "modular"):
+            require(kind == "modular" or n_tasks <= n, "geometry.task_vectors",
+                    f"basis needs n_tasks ≤ n_params ({n_tasks} > {n}); modular gives the tasks beyond N the zero vector")
+            k = min(n_tasks, n)
+            out[r, torch.arange(k), torch.arange(k)] = 1
+        else:  # rotated: columns of a random orthogonal matrix (QR of a Gaussian one, signs fixed: Haar)
+            require(n_tasks <= n, "geometry.task_vectors", f"rotated needs n_tasks ≤ n_params ({n_tasks} > {n})")
+            q, r_ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+            q = q * torch.sign(torch.diagonal(r_))
+            out[r, :, :n] = q[:, :n_tasks].T.to(dtype)
+    return out
+
+
+def level(z: torch.Tensor, loss: str) -> torch.Tensor:
+    return z if loss == "mse" else torch.sigmoid(z)
+
+
+def skill_loss(z: torch.Tensor, loss: str) -> torch.Tensor:
+    return (1 - z) ** 2 if loss == "mse" else torch.nn.functional.softplus(-z)  # −log σ(z)
+
+
+def _dloss(z: torch.Tensor, loss: str) -> torch.Tensor:
+    """dℓ/dz."""
+    return -2 * (1 - z) if loss == "mse" else -torch.sigmoid(-z)
+
+
+@dataclass
+class Trajectory:
+    steps: list[int]  # the logged steps (0 and every `every`-th, and the last)
+    levels: torch.Tensor  # [T, R, K] skill levels s at the logged steps
+    losses: torch.Tensor  # [T, R, K] per-skill losses
+    learned_step: torch.Tensor  # [R, K] first step with s ≥ threshold (−1: never)
+    stopped_at: int  # the last step simulated
+
+
+def simulate(vectors: torch.Tensor, p: torch.Tensor, cfg: GeometryConfig, make_optimizer, steps: int,
+             generator: torch.Generator, *, threshold: float = 0.9, every: int = 1,
+             stop_after_learned: int | None = None) -> Trajectory:
+    """Train θ [R, N] from 0 on the task vectors [R, K, N] with task probabilities p [K] (or [R, K]).
+
+    `make_optimizer([θ])` builds the optimizer (skilltrain.optim.build_optimizer with an optim config).
+    `stop_after_learned`: end that many steps after every skill of every replica is learned."""
+    n_replicas, n_tasks, _ = vectors.shape
+    dtype = vectors.dtype
+    p = torch.as_tensor(p, dtype=dtype).expand(n_replicas, n_tasks)
+    p = p / p.sum(-1, keepdim=True)
+    theta = torch.zeros(vectors.shape[0], vectors.shape[2], dtype=dtype, requires_grad=True)
+    optimizer = make_optimizer([theta])
+    learned = torch.full((n_replicas, n_tasks), -1, dtype=torch.long)
+    logged_steps, levels, losses = [], [], []
+    done_at = None
+
+    def observe(step: int, z: torch.Tensor, log: bool) -> None:
+        s = level(z, cfg.loss)
+        newly = (learned < 0) & (s >= threshold)
+        learned[newly] = step
+        if log:
+            logged_steps.append(step)
+            levels.append(s.clone())
+            losses.append(skill_loss(z, cfg.loss))
+
+    step = 0
+    with torch.no_grad():
+        z = torch.einsum("rkn,rn->rk", vectors, theta)
+        observe(0, z, True)
+        for step in range(1, steps + 1):
+            if cfg.batch_size is None:
+                weights = p
+            else:
+                draws = torch.multinomial(p, cfg.batch_size, replacement=True, generator=generator)
+                weights = torch.zeros_like(p).scatter_add_(1, draws, torch.ones_like(draws, dtype=dtype)) / cfg.batch_size
+            grad = torch.einsum("rk,rkn->rn", weights * _dloss(z, cfg.loss), vectors)
+            if cfg.noise:
+                grad += cfg.noise * torch.randn(grad.shape, generator=generator, dtype=dtype)
+            theta.grad = grad
+            optimizer.step()
+            z = torch.einsum("rkn,rn->rk", vectors, theta)
+            if done_at is None and stop_after_learned is not None and bool((learned >= 0).all()):
+                done_at = step
+            last = step == steps or (done_at is not None and step >= done_at + stop_after_learned)
+            observe(step, z, step % every == 0 or last)
+            if last:
+                break
+    return Trajectory(logged_steps, torch.stack(levels), torch.stack(losses), learned, step)
+
+
+def eta_eff(lr: float, n_params: int) -> float:
+    """The Resource model's budget per step for SignGD on N parameters: 2·lr·√N."""
+    return 2 * lr * math.sqrt(n_params)

@@ -1,0 +1,189 @@
+"""One theory run: simulate a toy model and write a run directory in the format of `fit`'s.
+
+    <run_dir>/config.yaml     the resolved config
+    <run_dir>/metrics.csv     step, train/loss, skill/<name>/loss, skill/<name>/level (the skill level s_i)
+    <run_dir>/summary.json    as fit's: learned_step per skill (first step with s_i ≥ metric.threshold), status, …
+    <run_dir>/curves.png      per-skill loss and skill level against step, learn steps marked
+
+so that `compare` runs theory arms over seeds with the same statistics and plots as networks.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from skilltrain.config import recipe_stem, require, to_yaml
+from skilltrain.errors import UserError
+from skilltrain.theory import domino, geometry, resource
+
+
+@dataclass
+class Curves:
+    """A toy model's trajectory: every logged step's per-skill loss and skill level, and the exact learn steps."""
+
+    steps: list[int]
+    losses: torch.Tensor  # [T, K]
+    levels: torch.Tensor  # [T, K]
+    learned_step: list[int | None]
+    last_step: int
+
+
+def simulate(cfg: DictConfig) -> Curves:
+    """Run the configured toy model (one replica: seed `cfg.seed`)."""
+    names, p = cfg_skills(cfg)
+    every = cfg.log_every or max(1, cfg.steps // 500)
+    thr = cfg.metric.threshold
+    patience = cfg.stop.patience if cfg.stop.when_all_learned else None
+    if cfg.model == "geometry":
+        from skilltrain.optim import build_optimizer
+
+        g = OmegaConf.to_object(cfg.geometry)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        vectors = geometry.task_vectors(g.task_vectors, len(names), [g.n_params], gen)
+        optim = OmegaConf.to_object(cfg.optim)
+        try:
+            traj = geometry.simulate(vectors, torch.tensor(p), g, lambda params: build_optimizer(params, optim), cfg.steps,
+                                     gen, threshold=thr, every=every, stop_after_learned=patience)
+        except (TypeError, ValueError, RuntimeError) as e:  # a registered optimizer that refuses these parameters
+            raise UserError(f"optim.name: optimizer {cfg.optim.name} failed on the Geometry model ({e})") from None
+        learned = [int(s) if s >= 0 else None for s in traj.learned_step[0].tolist()]
+        return Curves(traj.steps, traj.losses[:, 0], traj.levels[:, 0], learned, traj.stopped_at)
+    if cfg.model == "resource":
+        r = cfg.resource
+        gates = resource.gates_from(OmegaConf.to_container(r.prerequisites), names)
+        overlap = torch.tensor(OmegaConf.to_container(r.overlap), dtype=torch.float64) if r.overlap is not None else None
+        u = resource.simulate(torch.tensor(p, dtype=torch.float64), r.eta, r.n0, cfg.steps, loss=r.loss,
+                              overlap=overlap, gates=gates, a=r.gate_exponent)  # every step: exact learn steps
+        return _from_every_step(1 - u, resource.skill_loss(u, r.loss), every, thr, patience)
+    steps = list(range(cfg.steps + 1))
+    u = domino.unlearned(p, OmegaConf.to_object(cfg.domino), steps)
+    return _from_every_step(1 - u, u**2, every, thr, patience)
+
+
+def _from_every_step(levels: torch.Tensor, losses: torch.Tensor, every: int, thr: float, patience: int | None) -> Curves:
+    reached = levels >= thr
+    learned = [int(reached[:, k].nonzero()[0]) if reached[:, k].any() else None for k in range(levels.shape[1])]
+    last = levels.shape[0] - 1
+    if patience is not None and all(s is not None for s in learned):
+        last = min(last, max(learned) + patience)
+    keep = [t for t in range(last + 1) if t % every == 0 or t == last]
+    return Curves(keep, losses[keep], levels[keep], learned, last)
+
+
+def cfg_skills(cfg: DictConfig) -> tuple[list[str], list[float]]:
+    obj = OmegaConf.to_object(cfg)
+    return obj.skill_names(), obj.frequencies()
+
+
+def choose_run_dir(cfg: DictConfig) -> Path:
+    if cfg.out_dir:
+        path = Path(cfg.out_dir)
+        require(not path.exists() or path.is_dir(), "out_dir", f"'{path}' is a file, not a directory")
+        require(cfg.overwrite or not path.exists() or not any(path.iterdir()), "out_dir",
+                f"'{path}' already exists and is not empty; choose another out_dir, or replace it with overwrite=true")
+        return path
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / "theory" / (recipe_stem(cfg.recipe) if cfg.recipe else cfg.model) / stamp
+    path, n = base, 1
+    while path.exists():
+        path, n = base.with_name(f"{stamp}-{n}"), n + 1
+    return path
+
+
+def run_theory(cfg: DictConfig) -> tuple[Path, dict]:
+    """Simulate and write the run directory; (run_dir, summary)."""
+    import shutil
+
+    from skilltrain.report import write_json
+
+    run_dir = choose_run_dir(cfg)
+    start = time.perf_counter()
+    curves = simulate(cfg)
+    seconds = time.perf_counter() - start
+    if cfg.overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    names, p = cfg_skills(cfg)
+    write_metrics(run_dir / "metrics.csv", names, p, curves)
+    summary = build_summary(cfg, names, p, curves, seconds)
+    write_json(run_dir / "summary.json", summary)
+    plot_curves(run_dir / "curves.png", names, curves, summary)
+    return run_dir, summary
+
+
+def write_metrics(path: Path, names: list[str], p: list[float], curves: Curves) -> None:
+    weights = torch.tensor(p, dtype=torch.float64)
+    total = (curves.losses.double() * weights / weights.sum()).sum(1)
+    columns = ["step", "train/loss"] + [f"skill/{n}/{q}" for n in names for q in ("loss", "level")]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for t, step in enumerate(curves.steps):
+            row = [step, f"{float(total[t]):.8g}"]
+            for k in range(len(names)):
+                row += [f"{float(curves.losses[t, k]):.8g}", f"{float(curves.levels[t, k]):.8g}"]
+            writer.writerow(row)
+
+
+def build_summary(cfg: DictConfig, names: list[str], p: list[float], curves: Curves, seconds: float) -> dict:
+    from skilltrain.analysis.diagnostics import domino_diagnostics
+
+    learned = dict(zip(names, curves.learned_step))
+    skills = {n: {"frequency": p[k], "learned_step": learned[n], "final_loss": float(curves.losses[-1, k]),
+                  "final_metric": float(curves.levels[-1, k]), "learned_samples": None, "learned_window": None}
+              for k, n in enumerate(names)}
+    done = [s for s in learned.values() if s is not None]
+    summary = {
+        "recipe": cfg.recipe or f"theory:{cfg.model}",
+        "seed": cfg.seed,
+        "interventions": [],
+        "steps": curves.last_step,
+        "max_steps": cfg.steps,
+        "wall_seconds": round(seconds, 3),
+        "samples_per_second": None,
+        "skills": skills,
+        "all_learned_step": max(done) if len(done) == len(names) else None,
+        "learn_order": sorted((n for n in names if learned[n] is not None), key=lambda n: (learned[n], names.index(n))),
+        "status": "completed",
+        "metric": {"name": "level", "threshold": cfg.metric.threshold, "split": "train", "min_samples": 1},
+        "run_id": uuid.uuid4().hex[:12],
+        "theory": {"model": cfg.model},
+    }
+    values = [curves.levels[:, k].tolist() for k in range(len(names))]
+    summary["domino"] = domino_diagnostics(summary, curves.steps, values)
+    return summary
+
+
+def plot_curves(path: Path, names: list[str], curves: Curves, summary: dict) -> None:
+    from skilltrain.analysis.plots import colormap, figure
+
+    fig, axes = figure(1, 2, (11, 4))
+    colors = colormap("tab10" if len(names) <= 10 else "viridis")
+    for k, name in enumerate(names):
+        color = colors(k if len(names) <= 10 else k / max(1, len(names) - 1))
+        label = name if len(names) <= 12 else None
+        axes[0][0].plot(curves.steps, curves.losses[:, k].clamp(min=1e-12).tolist(), color=color, lw=1.5, label=label)
+        axes[0][1].plot(curves.steps, curves.levels[:, k].tolist(), color=color, lw=1.5, label=label)
+        if curves.learned_step[k] is not None:
+            for ax in axes[0]:
+                ax.axvline(curves.learned_step[k], color=color, ls=":", lw=1)
+    axes[0][0].set_yscale("log")
+    axes[0][0].set_ylabel("loss")
+    axes[0][1].set_ylabel("skill level s")
+    axes[0][1].axhline(summary["metric"]["threshold"], color="grey", lw=0.8)
+    for ax in axes[0]:
+        ax.set_xlabel("step")
+    axes[0][1].legend(fontsize=8)
+    title = f"{summary['recipe']} · {summary['theory']['model']} model · seed {summary['seed']}"
+    fig.suptitle(f"{title}\ndotted: learned (s ≥ {summary['metric']['threshold']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -72,6 +72,13 @@ class StopConfig:
 
 
 @dataclass
+class AnalysisConfig:
+    """What a run analyses once it has trained."""
+
+    theory: str | None = MISSING  # resource: fit the Resource model to the run's curves (skilltrain.theory.fit)
+
+
+@dataclass
 class OptimConfig:
     """`optim.*`: what every optimizer takes; a registered optimizer may extend it with its own keys."""
 
@@ -143,6 +150,7 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     stop: StopConfig = field(default_factory=StopConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     interventions: dict[str, Any] = field(default_factory=dict)  # registered name → its parameters
 
 
@@ -378,7 +386,7 @@ def _load_plugins_of(raw: DictConfig) -> list[str]:
 
 # What may change when a run is resumed: how long and how it runs, not what it trains.
 RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path", "overwrite", "diverge_factor", "plugins",
-                      "callbacks", "stop")
+                      "callbacks", "stop", "analysis")
 
 
 def run_dir_of_checkpoint(ckpt_path: str, out_dir: str | None) -> Path:
@@ -402,6 +410,7 @@ def _resume_config(cli: DictConfig) -> DictConfig:
     require(saved_path.is_file(), "ckpt_path", f"'{run_dir}' has no config.yaml: not a skilltrain run directory")
     saved = _load_yaml(saved_path.read_text(), str(saved_path))
     defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
+    saved = OmegaConf.merge({"analysis": defaults.analysis}, saved)  # runs made before `analysis` existed
     lacking = sorted(_dotted_keys(defaults) - _dotted_keys(saved))
     require(not lacking, "ckpt_path", f"'{run_dir}' was written by an older skilltrain (its config.yaml has no "
             f"{', '.join(lacking[:3])}{', …' if len(lacking) > 3 else ''}); resume it with the version that made it, "
@@ -549,6 +558,8 @@ def validate(cfg: DictConfig) -> None:
         require(0 < m.threshold <= 1, "metric.threshold", f"an accuracy threshold must be in (0, 1], got {m.threshold}")
     else:
         require(m.threshold > 0, "metric.threshold", f"a loss threshold must be > 0, got {m.threshold}")
+    require(cfg.analysis.theory in (None, "resource"), "analysis.theory",
+            f"must be resource (fit the Resource model to the run) or null, got '{cfg.analysis.theory}'")
     if cfg.logger.wandb.mode not in WANDB_MODES:
         raise unknown("W&B mode", cfg.logger.wandb.mode, WANDB_MODES, key="logger.wandb.mode")
     every = cfg.checkpoint.every_n_steps

@@ -300,7 +300,24 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
                 cfg.metric.threshold, cfg.metric.split)
     if show:
         print_table(summary)
+    if cfg.analysis.theory:
+        _fit_theory(run_dir, show)
     return RunResult(run_dir, status, summary, message, signum)
+
+
+def _fit_theory(run_dir: Path, show: bool) -> None:
+    """analysis.theory=resource: the Resource model fitted to the run's curves (theory_fit.json, theory_fit.png)."""
+    from skilltrain.theory.fit import fit_resource, format_parameter
+
+    try:
+        result = fit_resource(run_dir)
+    except UserError as e:  # too short a run to fit: the run itself is fine
+        print(f"note: analysis.theory: no fit ({e})", file=sys.stderr)
+        return
+    if show:
+        r2 = ", ".join(f"{s} {v:.2f}" for s, v in result["r2"].items() if v is not None)
+        print(f"Resource model fit: η_eff = {format_parameter(result['eta'])}, N0 = {format_parameter(result['n0'])}; "
+              f"R² {r2} ({run_dir / 'theory_fit.png'})")
 
 
 def _bf16_available(accelerator: str) -> bool:

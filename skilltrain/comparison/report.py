@@ -28,6 +28,9 @@ def analyse(plan: Plan) -> dict:
     skills = list(result["skills"])
     result.update({"recipe": plan.recipe, "arm_specs": plan.arms, "seeds_planned": plan.seeds,
                    "runs": {f"{r.arm}/seed{r.seed}": str(r.run_dir) for r in plan.runs}})
+    fits = theory_fits(plan, result["seeds"])
+    if fits:
+        result["theory_fit"] = fits
     out = plan.directory
     write_json(out / "comparison.json", result)
     (out / "comparison.csv").write_text(to_csv(result))
@@ -35,7 +38,7 @@ def analyse(plan: Plan) -> dict:
     measured = (f"Learn step: first step with {metric['split']} {metric['name']} "
                 f"{'≥' if metric['name'] == 'acc' else '≤'} {metric['threshold']}." if metric else "No run finished.")
     header = f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n{measured}\n\n"
-    (out / "comparison.md").write_text(header + to_markdown(result))
+    (out / "comparison.md").write_text(header + to_markdown(result) + (theory_fit_markdown(fits) if fits else ""))
     if metric and skills:
         # curves of completed runs (a diverged run's curve is cut short); learn steps of every counted run
         used = {arm: {s: summaries[arm][s] for s in seeds if s not in result["diverged"][arm]}
@@ -46,6 +49,48 @@ def analyse(plan: Plan) -> dict:
         plots.learn_step_distributions(out / "learn_steps.png", result)
         plots.skill_timeline(out / "timeline.png", _median_windows(used, skills), skills)
     return result
+
+
+def theory_fits(plan: Plan, seeds: dict) -> dict:
+    """Per arm, over the counted runs that have a theory_fit.json (analysis.theory=resource): the Resource model's
+    fitted η_eff and N0 (median and quartiles), how many fits determined each, and the median R² per skill. Does an
+    intervention change the budget, or the waste?"""
+    import json
+
+    from skilltrain.theory.fit import FIT_FILE
+
+    fits = {}
+    for arm, used in seeds.items():
+        found = []
+        for seed in used:
+            path = plan.directory / arm / f"seed{seed}" / FIT_FILE
+            if path.is_file():
+                found.append(json.loads(path.read_text()))
+        if not found:
+            continue
+        entry = {"n": len(found), "n_runs": len(used)}
+        for name in ("eta", "n0"):
+            values = [f[name]["value"] for f in found]
+            q1, median, q3 = np.percentile(values, [25, 50, 75])
+            entry[name] = {"median": float(median), "q1": float(q1), "q3": float(q3),
+                           "n_determined": sum(f[name]["determined"] for f in found)}
+        skills = list(found[0]["r2"])
+        entry["r2_median"] = {s: float(np.median([f["r2"][s] for f in found if f["r2"].get(s) is not None] or [np.nan]))
+                              for s in skills}
+        fits[arm] = entry
+    return fits
+
+
+def theory_fit_markdown(fits: dict) -> str:
+    lines = ["", "## Resource model fitted to each run (analysis.theory=resource)", "",
+             "η_eff: the update budget per step; N0: wasted resources. Median [quartiles] over the arm's runs; "
+             "'determined': runs whose profile interval for the parameter spans at most a decade.", "",
+             "| arm | runs | η_eff | determined | N0 | determined | median R² per skill |", "|---|---|---|---|---|---|---|"]
+    for arm, f in fits.items():
+        r2 = ", ".join(f"{s} {v:.2f}" for s, v in f["r2_median"].items())
+        cells = [f"{f[k]['median']:.3g} [{f[k]['q1']:.3g}, {f[k]['q3']:.3g}] | {f[k]['n_determined']}/{f['n']}" for k in ("eta", "n0")]
+        lines.append(f"| {arm} | {f['n']}/{f['n_runs']} | {cells[0]} | {cells[1]} | {r2} |")
+    return "\n".join(lines) + "\n"
 
 
 def _median_windows(used: dict, skills: list[str]) -> dict:
@@ -89,6 +134,10 @@ def print_comparison(result: dict, directory: Path) -> None:
             table.add_row(escape(skill), escape(arm), iqr, censored_cell(st), speed, p)
     console = make_console()
     console.print(table)
+    for arm, f in result.get("theory_fit", {}).items():
+        console.print(f"Resource model fit, {escape(arm)}: η_eff {f['eta']['median']:.3g} [{f['eta']['q1']:.3g}, "
+                      f"{f['eta']['q3']:.3g}], N0 {f['n0']['median']:.3g} [{f['n0']['q1']:.3g}, {f['n0']['q3']:.3g}] "
+                      f"(median \\[quartiles] of {f['n']} runs)")
     for note in run_notes(result):
         console.print(escape(note), style="yellow")
     console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png")

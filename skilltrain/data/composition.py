@@ -80,6 +80,7 @@ class CompositionalSparseParity(Task):
         weight = cfg.composite_weight if cfg.composite_weight is not None else sum(atomic) / len(atomic)
         names = [f"a{i}" for i in range(cfg.n_atomic)] + ["+".join(f"a{i}" for i in c) for c in cfg.composites]
         self.finish(names, atomic + [weight] * len(cfg.composites))
+        self.prerequisites = {cfg.n_atomic + j: ("and", list(c)) for j, c in enumerate(cfg.composites)}
 
     def sample(self, n, generator, skill=None):
         assert skill is not None and len(skill) == n
@@ -175,6 +176,11 @@ class DependencyGraph(Task):
             names = [f"p{i}" for i in range(n_leaves)] + list(cfg.graph)
             self.nodes = [(node["op"], [names.index(c) for c in node["of"]]) for node in cfg.graph.values()]
         self.finish(names, [1.0] * len(names))
+        if chain:  # c_j builds on c_{j−1}
+            self.prerequisites = {j: ("and", [j - 1]) for j in range(1, cfg.length)}
+        else:  # a xor needs every part, like an and
+            self.prerequisites = {n_leaves + i: ("or" if op == "or" else "and", children)
+                                  for i, (op, children) in enumerate(self.nodes)}
 
     def sample(self, n, generator, skill=None):
         bits = random_bits(n, self.n_inputs, generator, self.dtype)

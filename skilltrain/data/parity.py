@@ -85,6 +85,7 @@ class CompositionalParity(_ParityOutputs):
         super().__init__(cfg, seed, dtype)
         third = [4, 5, 6, 7] if cfg.control else [0, 1, 2, 3]
         self.setup_subsets(cfg.n_bits, [[2, 3], [0, 1], third], [1.0, 1.0, 1.0])
+        self.prerequisites = {} if cfg.control else {2: ("and", [0, 1])}  # the composite needs both parts
 
 
 @dataclass

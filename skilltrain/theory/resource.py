@@ -121,7 +121,7 @@ def simulate(p: torch.Tensor, eta: torch.Tensor | float, n0: torch.Tensor | floa
         u = _u(state, loss)
         demand = gate_values(u, gates, a) * p * u
         share = demand if overlap is None else demand @ overlap.T.to(demand)
-        update = eta * share / (demand.sum(-1, keepdim=True) + n0)
+        update = eta * share / (demand.sum(-1, keepdim=True) + n0).clamp(min=1e-300)  # all learned, N0 = 0: no update
         state = state + update if loss == "ce" else (state - update).clamp(min=0)
         if step % every == 0:
             out.append(_u(state, loss))

@@ -1,0 +1,310 @@
+"""Fit the Resource model to a run's per-skill loss curves: `python -m skilltrain fit-theory run_dir=<dir>`.
+
+What is fitted. The Resource model (skilltrain.theory.resource) with two free parameters, the budget per step η_eff
+and the wasted resources N0. Everything else comes from the run: the skills' frequencies p (normalised to sum to 1,
+so that N0 is comparable across runs), the overlap C = I, and the prerequisite gates of a task that declares a
+dependency structure (compositional parity: the composite needs both parts; dependency chains and graphs;
+compositional sparse parity), with a step-like gate exponent a = 0.01.
+
+What is compared. Each skill's unlearned fraction u_i(t), read off its training loss ℓ_i(t) and its loss before
+learning ℓ_ref,i (the largest loss after the first logged step; a toy model's run: its loss at step 0):
+    MSE skills: u = √(ℓ / ℓ_ref)   (the Resource model's MSE loss is u²),
+    CE skills:  u = 1 − exp(−ℓ · log 2 / ℓ_ref)   (its CE loss −log(1 − u) starts at log 2),
+clipped to [0, 1]. Least squares over every logged step after 0 and every skill, in log η and log N0: a coarse grid,
+two finer grids around the best point. Each parameter's interval is its profile: the values for which the best
+fit over the other parameter stays within 10% of the best squared error. (Neighbouring points of a learning curve
+are not independent measurements, and misfit, not noise, dominates the residuals, so a noise model's confidence
+interval would claim too much.) A parameter whose interval spans more than a decade, or is open on one side, is
+not determined by this run: N0 in the Domino regime, where it is much smaller than the demand Σ c p u, is only
+bounded above. Across seeds, `compare` reports each arm's median and quartiles of the fitted values.
+
+Output: <run_dir>/theory_fit.json (parameters with their intervals, R² per skill, predicted and
+measured learn steps: the first step with u ≤ 0.1) and theory_fit.png (measured curves solid, the fitted model
+dashed); with collapse=true also theory_collapse.png, u_i^(1/p_i) against step: the paper's collapse, one curve for
+every skill when N0 dominates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from skilltrain.config import parse_overrides, require
+from skilltrain.errors import UserError
+from skilltrain.theory import resource
+
+FIT_FILE = "theory_fit.json"
+GATE_EXPONENT = 0.01
+PROFILE_TOLERANCE = 0.1  # a parameter's interval: the values whose best fit is within 10% of the best squared error
+LEARNED_U = 0.1  # a skill counts as learned once u ≤ 0.1 (skill level s ≥ 0.9)
+LOG_ETA = (-5.0, 0.0)  # grid ranges (log10) of the first search
+LOG_N0 = (-6.0, 1.0)
+
+
+@dataclass
+class Measured:
+    skills: list[str]
+    p: list[float]  # normalised
+    loss: str  # mse | ce
+    gates: list
+    gate_exponent: float
+    steps: list[int]  # logged steps after 0
+    u: np.ndarray  # [T, K]
+    every: int  # the simulation's recording interval (the steps' gcd)
+    learned_step: dict  # the run's own learn steps (its metric)
+
+
+def read_run(run_dir: Path) -> Measured:
+    """A run's per-skill training losses as unlearned fractions, with what the model needs to know of its task."""
+    require((run_dir / "metrics.csv").is_file() and (run_dir / "summary.json").is_file(), "run_dir",
+            f"'{run_dir}' has no metrics.csv and summary.json: not a finished skilltrain run directory")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    skills = list(summary["skills"])
+    p = np.array([summary["skills"][s]["frequency"] for s in skills], dtype=float)
+    theory = isinstance(saved.get("model"), str)
+    a = GATE_EXPONENT
+    if theory:  # a toy model's run (skilltrain.theory.run): a Resource model run keeps its own gates
+        loss = str(saved.geometry.loss) if saved.model == "geometry" else "mse" if saved.model == "domino" else str(saved.resource.loss)
+        gates = [None] * len(skills)
+        if saved.model == "resource":
+            gates = resource.gates_from(OmegaConf.to_container(saved.resource.prerequisites), skills)
+            a = float(saved.resource.gate_exponent)
+    else:
+        loss, prerequisites = _task_structure(saved)
+        gates = [None] * len(skills)
+        for i, (op, parts) in prerequisites.items():
+            gates[i] = (op, list(parts))
+    steps, losses = [], []
+    with open(run_dir / "metrics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if not row.get("train/loss"):
+                continue
+            values = [row.get(f"skill/{s}/loss") for s in skills]
+            if any(v in (None, "") for v in values):
+                continue
+            steps.append(int(row["step"]))
+            losses.append([float(v) for v in values])
+    require(len(steps) >= 5, "run_dir", f"'{run_dir}' logged {len(steps)} rows of per-skill training losses; a fit needs ≥ 5")
+    losses = np.array(losses)
+    ref = losses[0] if theory else losses[1:].max(0)
+    ratio = np.clip(losses / np.maximum(ref, 1e-300), 0, None)
+    u = np.sqrt(ratio) if loss == "mse" else 1 - np.exp(-ratio * math.log(2))
+    keep = np.array(steps) > 0
+    steps_kept = [s for s, k in zip(steps, keep) if k]
+    every = math.gcd(*steps_kept)
+    return Measured(skills, list(p / p.sum()), loss, gates, a, steps_kept, np.clip(u[keep], 0, 1), every,
+                    {s: summary["skills"][s]["learned_step"] for s in skills})
+
+
+def _task_structure(saved) -> tuple[str, dict]:
+    """(the task's loss, its declared prerequisites) from a fit run's config.yaml."""
+    from skilltrain.config import from_container
+    from skilltrain.data import build_task
+    from skilltrain.models import DTYPES
+
+    cfg = from_container(OmegaConf.to_container(saved), "the run's config.yaml")
+    seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+    task = build_task(OmegaConf.to_object(cfg.data), seed, DTYPES[cfg.model.dtype])
+    return task.loss, dict(task.prerequisites)
+
+
+def predict(m: Measured, log_eta: np.ndarray, log_n0: np.ndarray) -> np.ndarray:
+    """The model's u at the measured steps for each parameter pair: [P, T, K]."""
+    n_steps = max(m.steps)
+    p = torch.tensor(m.p, dtype=torch.float64)
+    eta = torch.tensor(10.0 ** np.asarray(log_eta), dtype=torch.float64)
+    n0 = torch.tensor(10.0 ** np.asarray(log_n0), dtype=torch.float64)
+    u = resource.simulate(p, eta, n0, n_steps, loss=m.loss, gates=m.gates, a=m.gate_exponent, every=m.every)
+    index = torch.tensor([s // m.every for s in m.steps])
+    return u[index].permute(1, 0, 2).numpy()  # [P, T, K]
+
+
+def _sse(m: Measured, log_eta, log_n0) -> np.ndarray:
+    return ((predict(m, log_eta, log_n0) - m.u[None]) ** 2).sum((1, 2))
+
+
+def fit(m: Measured, grid: int = 25) -> dict:
+    """Least-squares (log10 η, log10 N0) with profile intervals; JSON-ready."""
+    lo_e, hi_e, lo_n, hi_n = *LOG_ETA, *LOG_N0
+    best = None
+    for size in (grid, 15, 15):  # a coarse grid, then two finer ones around the best point
+        e, n = np.meshgrid(np.linspace(lo_e, hi_e, size), np.linspace(lo_n, hi_n, size), indexing="ij")
+        sse = _sse(m, e.ravel(), n.ravel())
+        i = int(np.nanargmin(sse))
+        best = (float(e.ravel()[i]), float(n.ravel()[i]), float(sse[i]))
+        step_e, step_n = (hi_e - lo_e) / (size - 1), (hi_n - lo_n) / (size - 1)
+        lo_e, hi_e = best[0] - step_e, best[0] + step_e
+        lo_n, hi_n = best[1] - step_n, best[1] + step_n
+    log_eta, log_n0, sse = best
+    # Profiles: for each value of one parameter, the best squared error over the other; the interval holds the
+    # values within PROFILE_TOLERANCE of the best fit's (misfit, not noise, dominates a learning curve's residuals,
+    # so a noise model's confidence interval would claim a precision the model does not have).
+    e_axis = np.linspace(log_eta - 1, log_eta + 1, 41)  # 0.05 decades apart
+    n_axis = np.linspace(log_n0 - 3, log_n0 + 3, 41)  # 0.15 decades apart
+    e, n = np.meshgrid(e_axis, n_axis, indexing="ij")
+    table = _sse(m, e.ravel(), n.ravel()).reshape(41, 41)
+    limit = min(sse, float(np.nanmin(table))) * (1 + PROFILE_TOLERANCE)
+    u_fit = predict(m, [log_eta], [log_n0])[0]
+    r2 = {}
+    for k, skill in enumerate(m.skills):
+        total = float(((m.u[:, k] - m.u[:, k].mean()) ** 2).sum())
+        r2[skill] = None if total == 0 else round(1 - float(((u_fit[:, k] - m.u[:, k]) ** 2).sum()) / total, 4)
+    at_edge = [name for name, value, (lo, hi) in (("eta", log_eta, LOG_ETA), ("n0", log_n0, LOG_N0))
+               if value <= lo + 1e-9 or value >= hi - 1e-9]
+    return {"eta": _parameter(log_eta, e_axis, np.nanmin(table, 1), limit),
+            "n0": _parameter(log_n0, n_axis, np.nanmin(table, 0), limit),
+            "sse": sse, "r2": r2, "rows": len(m.steps), "at_search_edge": at_edge, "_u_fit": u_fit}
+
+
+def _parameter(log_value: float, axis: np.ndarray, profile: np.ndarray, limit: float) -> dict:
+    """The value and its profile interval, to the first grid points outside it (conservative at the grid's
+    resolution); a side where the profile never rises past the limit is open (null)."""
+    inside = profile <= limit
+    centre = int(np.argmin(np.abs(axis - log_value)))
+    lo = hi = centre
+    while lo > 0 and inside[lo - 1]:
+        lo -= 1
+    while hi < len(axis) - 1 and inside[hi + 1]:
+        hi += 1
+    low = None if lo == 0 else float(10 ** axis[lo - 1])
+    high = None if hi == len(axis) - 1 else float(10 ** axis[hi + 1])
+    return {"value": float(10**log_value), "log10": round(log_value, 4), "interval": [low, high],
+            "determined": low is not None and high is not None and high / low <= 10}
+
+
+def _first_below(steps: list[int], u: np.ndarray) -> int | None:
+    below = np.flatnonzero(u <= LEARNED_U)
+    return int(steps[below[0]]) if below.size else None
+
+
+def fit_resource(run_dir: Path, collapse: bool = False) -> dict:
+    """Fit, write theory_fit.json and theory_fit.png (and theory_collapse.png); the JSON's content."""
+    from skilltrain.report import write_json
+
+    m = read_run(run_dir)
+    result = fit(m)
+    u_fit = result.pop("_u_fit")
+    result = {
+        "model": "resource",
+        "fitted": ["eta", "n0"],
+        "fixed": {"p": dict(zip(m.skills, m.p)), "overlap": "identity", "loss": m.loss, "gate_exponent": m.gate_exponent,
+                  "prerequisites": {m.skills[i]: {"op": g[0], "of": [m.skills[j] for j in g[1]]}
+                                    for i, g in enumerate(m.gates) if g}},
+        **result,
+        "learn_steps": {s: {"run": m.learned_step[s], "measured_u_0.1": _first_below(m.steps, m.u[:, k]),
+                            "predicted_u_0.1": _first_below(m.steps, u_fit[:, k])} for k, s in enumerate(m.skills)},
+    }
+    notes = []
+    if result["at_search_edge"]:
+        notes.append(f"{' and '.join(result['at_search_edge'])} at the edge of the search range: the best fit may lie "
+                     "outside it, and the value is a bound")
+    for name in ("eta", "n0"):
+        if not result[name]["determined"]:
+            notes.append(f"{name} is not determined by this run (its interval spans more than a decade, or is open)")
+    poor = [s for s, r in result["r2"].items() if r is not None and r < 0.8]
+    if poor:
+        notes.append(f"the model fits {', '.join(poor)} poorly (R² < 0.8)")
+    result["notes"] = notes
+    write_json(run_dir / FIT_FILE, result)
+    _plot_fit(run_dir / "theory_fit.png", m, u_fit, result)
+    if collapse:
+        _plot_collapse(run_dir / "theory_collapse.png", m, u_fit)
+    return result
+
+
+def _plot_fit(path: Path, m: Measured, u_fit: np.ndarray, result: dict) -> None:
+    from skilltrain.analysis.plots import colormap, figure
+
+    fig, axes = figure(1, 2, (11, 4))
+    colors = colormap("tab10" if len(m.skills) <= 10 else "viridis")
+    for k, skill in enumerate(m.skills):
+        color = colors(k if len(m.skills) <= 10 else k / max(1, len(m.skills) - 1))
+        r2 = result["r2"][skill]
+        label = f"{skill} (p={m.p[k]:.3g}, R²={r2:.2f})" if r2 is not None else skill
+        for ax in axes[0]:
+            ax.plot(m.steps, m.u[:, k], color=color, lw=1.5, label=label if len(m.skills) <= 12 else None)
+            ax.plot(m.steps, u_fit[:, k], color=color, lw=1.5, ls="--")
+    axes[0][1].set_yscale("log")
+    axes[0][1].set_ylim(1e-4, 1.2)
+    for ax in axes[0]:
+        ax.set_xlabel("step")
+        ax.set_ylabel("unlearned fraction u")
+    axes[0][0].legend(fontsize=7)
+    eta, n0 = result["eta"], result["n0"]
+    fig.suptitle(f"Resource model fit (dashed) to the measured curves (solid): η_eff = {eta['value']:.3g}, "
+                 f"N0 = {n0['value']:.3g}" + ("" if n0["determined"] else " (N0 poorly determined)"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _plot_collapse(path: Path, m: Measured, u_fit: np.ndarray) -> None:
+    from skilltrain.analysis.plots import colormap, figure
+
+    fig, axes = figure(1, 1, (6, 4))
+    ax = axes[0][0]
+    colors = colormap("tab10" if len(m.skills) <= 10 else "viridis")
+    for k, skill in enumerate(m.skills):
+        color = colors(k if len(m.skills) <= 10 else k / max(1, len(m.skills) - 1))
+        exponent = 1 / m.p[k]
+        ax.plot(m.steps, np.clip(m.u[:, k], 1e-300, 1) ** exponent, color=color, lw=1.5, label=skill)
+        ax.plot(m.steps, np.clip(u_fit[:, k], 1e-300, 1) ** exponent, color=color, lw=1, ls="--")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-6, 1.5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("u^(1/p)")
+    ax.legend(fontsize=7)
+    fig.suptitle("collapse: u_i^(1/p_i) is one curve for every skill when wasted resources dominate (N0 ≫ Σ p u)\n"
+                 "solid: measured, dashed: fitted Resource model", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def fit_theory_command(args: list[str]) -> int:
+    """`fit-theory run_dir=<dir> [model=resource] [collapse=true]`."""
+    cli = parse_overrides(args)
+    extra = sorted(set(cli) - {"run_dir", "model", "collapse"})
+    require(not extra, extra[0] if extra else "", "unknown key (fit-theory takes run_dir, model and collapse)")
+    require(cli.get("run_dir"), "run_dir", "is required: the run directory to fit (fit-theory run_dir=runs/…)")
+    model = str(cli.get("model", "resource"))
+    if model != "resource":
+        raise UserError(f"model: only the Resource model is fitted to runs (got '{model}')")
+    collapse = cli.get("collapse", False)
+    require(isinstance(collapse, bool), "collapse", f"expected true or false, got '{collapse}'")
+    run_dir = Path(str(cli.run_dir))
+    result = fit_resource(run_dir, collapse=collapse)
+    print_fit(result)
+    sys.stdout.flush()
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"theory_fit: {run_dir / FIT_FILE}", flush=True)
+    return 0
+
+
+def format_parameter(p: dict) -> str:
+    """`0.0029 [0.002, 0.004]`, an open side as `…`."""
+    low, high = p["interval"]
+    return f"{p['value']:.3g} [{'…' if low is None else f'{low:.2g}'}, {'…' if high is None else f'{high:.2g}'}]"
+
+
+def print_fit(result: dict) -> None:
+    from rich.table import Table
+
+    from skilltrain.report import console
+
+    table = Table(title=f"Resource model fit: η_eff = {format_parameter(result['eta'])}, N0 = {format_parameter(result['n0'])}")
+    for column in ("skill", "p", "R²", "learned (u ≤ 0.1): measured", "predicted", "run's learn step"):
+        table.add_column(column, justify="left" if column == "skill" else "right")
+    for skill, steps in result["learn_steps"].items():
+        r2 = result["r2"][skill]
+        table.add_row(skill, f"{result['fixed']['p'][skill]:.3g}", "—" if r2 is None else f"{r2:.3f}",
+                      str(steps["measured_u_0.1"]), str(steps["predicted_u_0.1"]), str(steps["run"]))
+    console().print(table)

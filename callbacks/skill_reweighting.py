@@ -8,6 +8,7 @@ One public name, four modes, each its own class in the family of what it changes
 | `self` | SelfReweighting | loss weighting |
 | `balanced_sampling` | BalancedSampling | data sampling |
 | `online` | OnlineEG (`algorithm=eg`) or OnlineEXP3 (`algorithm=exp3`) | data sampling |
+| `resource` | ResourceGuided (the mixture a Resource model fitted to the run recommends) | data sampling |
 
 The classes' docstrings are their method cards; callbacks/README.md has the measured tables.
 """
@@ -22,12 +23,13 @@ from skilltrain.registry import lazy, register_intervention
 
 ALGORITHMS = ("eg", "exp3")
 SIGNALS = ("loss", "progress")
-DESCRIPTION = "per-skill loss weights or skill sampling: inverse_frequency | self | balanced_sampling | online (DoReMi / EXP3)"
+DESCRIPTION = ("per-skill loss weights or skill sampling: inverse_frequency | self | balanced_sampling | online (DoReMi / "
+               "EXP3) | resource (the mixture a Resource model fitted to the run recommends)")
 
 
 @dataclass
 class SkillReweightingConfig:
-    mode: str = "inverse_frequency"  # inverse_frequency | self | balanced_sampling | online
+    mode: str = "inverse_frequency"  # inverse_frequency | self | balanced_sampling | online | resource
     exponent: float = 0.0  # balanced_sampling: rates ∝ p^exponent (0: uniform, 1: natural)
     algorithm: str = "eg"  # online: eg (exponentiated gradient, DoReMi) | exp3 (bandit, Online Data Mixing)
     signal: str = "loss"  # online: loss (EMA of the per-skill loss) | progress (its relative decrease)
@@ -35,6 +37,8 @@ class SkillReweightingConfig:
     ema: float = 0.9  # online: EMA factor of the signal
     floor: float = 0.05  # online: every skill keeps at least floor / K of the mixture
     update_every: int = 10  # online: steps between mixture updates
+    fit_every: int = 200  # resource: steps between fits of the Resource model (and mixture updates)
+    max_slowdown: float = 1.25  # resource: no unlearned skill predicted to be learned later than this × natural
 
     def validate(self) -> None:
         key = "interventions.skill_reweighting"
@@ -47,6 +51,8 @@ class SkillReweightingConfig:
         require(0 <= self.ema < 1, f"{key}.ema", f"must be in [0, 1), got {self.ema}")
         require(0 < self.floor < 1, f"{key}.floor", f"must be in (0, 1), got {self.floor}")
         require(self.update_every >= 1, f"{key}.update_every", f"must be ≥ 1, got {self.update_every}")
+        require(self.fit_every >= 1, f"{key}.fit_every", f"must be ≥ 1, got {self.fit_every}")
+        require(self.max_slowdown >= 1, f"{key}.max_slowdown", f"must be ≥ 1, got {self.max_slowdown}")
 
 
 def _register(mode: str, target) -> None:
@@ -64,3 +70,4 @@ _register("inverse_frequency", lazy("skilltrain.callbacks.loss_weighting:Inverse
 _register("self", lazy("skilltrain.callbacks.loss_weighting:SelfReweighting"))
 _register("balanced_sampling", lazy("skilltrain.callbacks.data_sampling:BalancedSampling"))
 _register("online", online)
+_register("resource", lazy("skilltrain.callbacks.resource_guided:ResourceGuided"))

@@ -92,7 +92,12 @@ def cmd_theory(args: list[str]) -> int:
     from skilltrain.theory.run import run_theory
 
     run_dir, summary = run_theory(load_theory_config(args))
-    print_table(summary)
+    if "scaling" in summary:
+        from skilltrain.theory.scaling import print_exponents
+
+        print_exponents(summary["scaling"])
+    else:
+        print_table(summary)
     print(f"run_dir: {run_dir}", flush=True)
     return 0
 

@@ -22,6 +22,7 @@ from skilltrain.errors import UserError, unknown
 from skilltrain.theory.domino import DominoConfig
 from skilltrain.theory.geometry import GeometryConfig
 from skilltrain.theory.resource import ResourceConfig
+from skilltrain.theory.scaling import ScalingConfig
 
 MODELS = {"geometry": "parameters moving along skills' task vectors, trained by an optimizer on minibatches of task ids",
           "resource": "skills sharing one update budget η against wasted resources N0 (with prerequisite gates)",
@@ -64,6 +65,7 @@ class TheoryConfig:
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     resource: ResourceConfig = field(default_factory=ResourceConfig)
     domino: DominoConfig = field(default_factory=DominoConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)  # scaling.dims set: a sweep (geometry model only)
     optim: Any = None  # the Geometry model's optimizer: fit's optim.* keys and defaults
     plugins: list[str] = field(default_factory=list)  # modules or .py files registering optimizers
 
@@ -166,7 +168,8 @@ def _validate(cfg: DictConfig) -> None:
     names = OmegaConf.to_object(cfg).skill_names()
     require(len(set(names)) == len(names) and all(n and "/" not in n for n in names), "skills.names",
             "must be distinct, non-empty, without '/'")
-    for key in ("geometry", "resource", "domino", "optim"):
+    require(not cfg.scaling.dims or cfg.model == "geometry", "scaling.dims", "a scaling sweep needs model=geometry")
+    for key in ("geometry", "resource", "domino", "scaling", "optim"):
         _validate_section(key, OmegaConf.to_object(cfg[key]))
     if cfg.model == "resource":
         from skilltrain.theory.resource import gates_from

@@ -96,13 +96,18 @@ def read_run(run_dir: Path) -> Measured:
     require(len(steps) >= 5, "run_dir", f"'{run_dir}' logged {len(steps)} rows of per-skill training losses; a fit needs ≥ 5")
     losses = np.array(losses)
     ref = losses[0] if theory else losses[1:].max(0)
-    ratio = np.clip(losses / np.maximum(ref, 1e-300), 0, None)
-    u = np.sqrt(ratio) if loss == "mse" else 1 - np.exp(-ratio * math.log(2))
+    u = unlearned_fraction(losses, ref, loss)
     keep = np.array(steps) > 0
     steps_kept = [s for s, k in zip(steps, keep) if k]
     every = math.gcd(*steps_kept)
     return Measured(skills, list(p / p.sum()), loss, gates, a, steps_kept, np.clip(u[keep], 0, 1), every,
                     {s: summary["skills"][s]["learned_step"] for s in skills})
+
+
+def unlearned_fraction(losses: np.ndarray, reference: np.ndarray, loss: str) -> np.ndarray:
+    """u from a skill's loss and its loss before learning: √(ℓ/ℓ_ref) (MSE), 1 − exp(−ℓ·log 2/ℓ_ref) (CE); in [0, 1]."""
+    ratio = np.clip(losses / np.maximum(reference, 1e-300), 0, None)
+    return np.clip(np.sqrt(ratio) if loss == "mse" else 1 - np.exp(-ratio * math.log(2)), 0, 1)
 
 
 def _task_structure(saved) -> tuple[str, dict]:

@@ -107,15 +107,19 @@ def gate_values(u: torch.Tensor, gates: list, a: float) -> torch.Tensor:
 
 def simulate(p: torch.Tensor, eta: torch.Tensor | float, n0: torch.Tensor | float, steps: int, *, loss: str = "mse",
              overlap: torch.Tensor | None = None, gates: list | None = None, a: float = 0.01,
-             every: int = 1) -> torch.Tensor:
+             every: int = 1, u0: torch.Tensor | None = None) -> torch.Tensor:
     """u at steps 0, every, 2·every, … ≤ steps: [T, ..., K]. `p` [..., K] (or [K]); `eta`, `n0` broadcast against
-    p's leading dimensions ([...] or scalars)."""
+    p's leading dimensions ([...] or scalars); `u0`: the state at step 0 (default: nothing learned, u = 1).
+
+    With `eta` multiplied by dt and `steps` divided by it, the same call takes Euler steps of dt (accurate while
+    dt·η·p/(Σ c p u + N0) ≪ 1): a cheap long-horizon prediction."""
     p = torch.as_tensor(p, dtype=torch.float64)
     eta = torch.as_tensor(eta, dtype=torch.float64)[..., None]
     n0 = torch.as_tensor(n0, dtype=torch.float64)[..., None]
     shape = torch.broadcast_shapes(p.shape, eta.shape, n0.shape)
     gates = gates or [None] * shape[-1]
-    state = torch.zeros(shape, dtype=torch.float64) if loss == "ce" else torch.ones(shape, dtype=torch.float64)
+    start = torch.ones(shape, dtype=torch.float64) if u0 is None else torch.as_tensor(u0, dtype=torch.float64).expand(shape)
+    state = torch.logit(1 - start.clamp(1e-12, 0.5)) if loss == "ce" else start.clone()  # CE: u = σ(−z) ≤ ½
     out = [_u(state, loss)]
     for step in range(1, steps + 1):
         u = _u(state, loss)

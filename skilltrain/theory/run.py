@@ -11,6 +11,7 @@ so that `compare` runs theory arms over seeds with the same statistics and plots
 from __future__ import annotations
 
 import csv
+import shutil
 import datetime as dt
 import time
 import uuid
@@ -100,11 +101,17 @@ def choose_run_dir(cfg: DictConfig) -> Path:
 
 def run_theory(cfg: DictConfig) -> tuple[Path, dict]:
     """Simulate and write the run directory; (run_dir, summary)."""
-    import shutil
-
     from skilltrain.report import write_json
 
     run_dir = choose_run_dir(cfg)
+    if cfg.scaling.dims:  # a sweep: scaling.json and scaling.png (skilltrain.theory.scaling)
+        from skilltrain.theory.scaling import run_scaling
+
+        if cfg.overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        return run_dir, {"scaling": run_scaling(cfg, run_dir)}
     start = time.perf_counter()
     curves = simulate(cfg)
     seconds = time.perf_counter() - start

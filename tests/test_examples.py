@@ -59,3 +59,34 @@ def test_plain_lightning_script(tmp_path):
     lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines() if line.startswith(("frequent", "rare")))
     assert lines["frequent"].startswith("learned at step ") and lines["rare"].startswith("learned at step ")
     assert "None" not in lines["frequent"] and "None" not in lines["rare"]
+
+
+def test_the_optimizers_plugin_by_hand_and_in_a_theory_run(tmp_path):
+    """Lion's first step is −lr·sign(g); AdEMAMix's first is −lr·(g + α(1 − β3)·g)/(|g| + eps)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("st_example_optimizers", EXAMPLES / "optimizers.py")
+    module = importlib.util.module_from_spec(spec)
+    from skilltrain.registry import OPTIMIZERS
+
+    if "lion" not in OPTIMIZERS.names():
+        spec.loader.exec_module(module)
+    else:  # registered by an earlier test in this process: use its classes
+        module = sys.modules[OPTIMIZERS.get("lion").obj.__module__]
+    g = torch.tensor([0.5, -2.0, 1e-3])
+    p = torch.zeros(3, requires_grad=True)
+    p.grad = g.clone()
+    module.Lion([p], lr=0.1).step()
+    assert p.detach().tolist() == pytest.approx([-0.1, 0.1, -0.1])
+    q = torch.zeros(3, requires_grad=True)
+    q.grad = g.clone()
+    module.AdEMAMix([q], lr=0.1, alpha=2.0).step()
+    expected = -0.1 * (g + 2.0 * (1 - 0.9999) * g) / (g.abs() + 1e-8)
+    assert torch.allclose(q.detach(), expected, rtol=1e-5)
+    result = run_cli("theory", "recipe=geometry_two_task", f"plugins=[{EXAMPLES}/optimizers.py]", "optim.name=lion",
+                     "optim.lr=3e-4", f"out_dir={tmp_path}/run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert summary["all_learned_step"] is not None

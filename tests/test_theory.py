@@ -201,3 +201,69 @@ def test_fit_theory_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["fit-theory", f"run_dir={tmp_path}", "model=geometry"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert [line.split(":")[1].strip() for line in err] == ["run_dir", "run_dir", "model"], err
+
+
+def test_a_small_scaling_sweep_writes_its_exponents(tmp_path):
+    import numpy as np
+
+    from skilltrain.theory.run import run_theory
+
+    args = ["recipe=geometry_scaling", "skills.n=60", "scaling.dims=[8,16,32]", "scaling.alphas=[1.5]", "scaling.seeds=3",
+            "steps=300", "scaling.optimizers=[signgd]", "scaling.step_dim=16", f"out_dir={tmp_path / 's'}"]
+    run_dir, out = run_theory(theory_cfg(*args))
+    saved = json.loads((run_dir / "scaling.json").read_text())
+    e = saved["exponents"]["signgd"]["1.5"]
+    losses = [e["final_loss_median"][str(n)] for n in (8, 16, 32)]
+    assert losses[0] > losses[1] > losses[2]  # more parameters, lower loss
+    by_hand = -np.polyfit(np.log([8, 16, 32]), np.log(losses), 1)[0]
+    assert e["alpha_N"]["value"] == pytest.approx(by_hand, rel=1e-9)
+    assert e["alpha_N"]["ci95"][0] <= e["alpha_N"]["value"] <= e["alpha_N"]["ci95"][1]
+    assert e["alpha_S"]["dim"] == 16 and e["domino"] == pytest.approx(0.5) and e["quanta_S"] == pytest.approx(1 / 3)
+    assert (run_dir / "scaling.png").is_file()
+
+
+@pytest.mark.slow
+def test_theory_arms_in_compare_give_the_papers_two_task_ratios(tmp_path):
+    """SGD learns the rare task p1/p2 = 9× later than the frequent one; SignGD about 2× (the Domino effect)."""
+    from skilltrain.comparison import run_comparison
+
+    result = run_comparison(["recipe=geometry_two_task", "arms=[baseline,sgd]", "seeds=2", f"out_dir={tmp_path / 'c'}"],
+                            show=False)
+    assert result.finished and not result.error
+    steps = result.statistics["skills"]
+    sgd = steps["rare"]["sgd"]["median"] / steps["frequent"]["sgd"]["median"]
+    signgd = steps["rare"]["baseline"]["median"] / steps["frequent"]["baseline"]["median"]
+    assert sgd == pytest.approx(9, rel=0.1) and 1.5 < signgd < 2.2
+    assert (tmp_path / "c" / "curves.png").is_file()
+    assert main_exit(["compare", "recipe=geometry_two_task", "arms=[baseline,gradient_rescaling]"]) == 2
+
+
+def main_exit(argv):
+    from skilltrain.cli import main
+
+    return main(argv)
+
+
+@pytest.mark.slow
+def test_analysis_theory_fits_a_real_run_and_compare_reports_it_per_arm(tmp_path):
+    from skilltrain.comparison import run_comparison
+
+    result = run_comparison(["recipe=domino_2task", "arms=[baseline]", "seeds=2", "analysis.theory=resource",
+                             "compare.stop_early=false", "trainer.max_steps=800", f"out_dir={tmp_path / 'c'}"], show=False)
+    fit = json.loads((tmp_path / "c" / "baseline" / "seed1" / "theory_fit.json").read_text())
+    assert set(fit["r2"]) == {"x1x2", "x3x4"} and min(fit["r2"].values()) > 0.5
+    assert fit["fixed"]["p"] == pytest.approx({"x1x2": 1 / 1.1, "x3x4": 0.1 / 1.1})
+    per_arm = result.statistics["theory_fit"]["baseline"]
+    assert per_arm["n"] == 2 and per_arm["eta"]["q1"] <= per_arm["eta"]["median"] <= per_arm["eta"]["q3"]
+    assert "Resource model fitted to each run" in (tmp_path / "c" / "comparison.md").read_text()
+
+
+def test_fit_theory_reads_the_declared_structure_of_a_compositional_task(tmp_path):
+    from conftest import fit_quietly
+
+    from skilltrain.theory.fit import fit_resource
+
+    fit_quietly("recipe=compositional", "trainer.max_steps=60", "seed=1", out_dir=tmp_path / "r")
+    result = fit_resource(tmp_path / "r")
+    composite = list(result["r2"])[2]
+    assert result["fixed"]["prerequisites"] == {composite: {"op": "and", "of": list(result["r2"])[:2]}}

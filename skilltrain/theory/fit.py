@@ -137,26 +137,29 @@ def _sse(m: Measured, log_eta, log_n0) -> np.ndarray:
     return ((predict(m, log_eta, log_n0) - m.u[None]) ** 2).sum((1, 2))
 
 
-def fit(m: Measured, grid: int = 25) -> dict:
-    """Least-squares (log10 η, log10 N0) with profile intervals; JSON-ready."""
+def fit(m: Measured, grid: int = 25, eta: float | None = None) -> dict:
+    """Least-squares (log10 η, log10 N0) with profile intervals; JSON-ready. `eta` given: only N0 is fitted (as
+    arXiv 2501.12391 does for the Geometry model, with η = 2·lr·√N)."""
     lo_e, hi_e, lo_n, hi_n = *LOG_ETA, *LOG_N0
+    if eta is not None:
+        lo_e = hi_e = math.log10(eta)
     best = None
     for size in (grid, 15, 15):  # a coarse grid, then two finer ones around the best point
-        e, n = np.meshgrid(np.linspace(lo_e, hi_e, size), np.linspace(lo_n, hi_n, size), indexing="ij")
+        e, n = np.meshgrid(np.linspace(lo_e, hi_e, 1 if eta else size), np.linspace(lo_n, hi_n, size), indexing="ij")
         sse = _sse(m, e.ravel(), n.ravel())
         i = int(np.nanargmin(sse))
         best = (float(e.ravel()[i]), float(n.ravel()[i]), float(sse[i]))
-        step_e, step_n = (hi_e - lo_e) / (size - 1), (hi_n - lo_n) / (size - 1)
+        step_e, step_n = (0.0 if eta else (hi_e - lo_e) / (size - 1)), (hi_n - lo_n) / (size - 1)
         lo_e, hi_e = best[0] - step_e, best[0] + step_e
         lo_n, hi_n = best[1] - step_n, best[1] + step_n
     log_eta, log_n0, sse = best
     # Profiles: for each value of one parameter, the best squared error over the other; the interval holds the
     # values within PROFILE_TOLERANCE of the best fit's (misfit, not noise, dominates a learning curve's residuals,
     # so a noise model's confidence interval would claim a precision the model does not have).
-    e_axis = np.linspace(log_eta - 1, log_eta + 1, 41)  # 0.05 decades apart
+    e_axis = np.array([log_eta]) if eta else np.linspace(log_eta - 1, log_eta + 1, 41)  # 0.05 decades apart
     n_axis = np.linspace(log_n0 - 3, log_n0 + 3, 41)  # 0.15 decades apart
     e, n = np.meshgrid(e_axis, n_axis, indexing="ij")
-    table = _sse(m, e.ravel(), n.ravel()).reshape(41, 41)
+    table = _sse(m, e.ravel(), n.ravel()).reshape(len(e_axis), len(n_axis))
     limit = min(sse, float(np.nanmin(table))) * (1 + PROFILE_TOLERANCE)
     u_fit = predict(m, [log_eta], [log_n0])[0]
     r2 = {}
@@ -164,8 +167,10 @@ def fit(m: Measured, grid: int = 25) -> dict:
         total = float(((m.u[:, k] - m.u[:, k].mean()) ** 2).sum())
         r2[skill] = None if total == 0 else round(1 - float(((u_fit[:, k] - m.u[:, k]) ** 2).sum()) / total, 4)
     at_edge = [name for name, value, (lo, hi) in (("eta", log_eta, LOG_ETA), ("n0", log_n0, LOG_N0))
-               if value <= lo + 1e-9 or value >= hi - 1e-9]
-    return {"eta": _parameter(log_eta, e_axis, np.nanmin(table, 1), limit),
+               if (value <= lo + 1e-9 or value >= hi - 1e-9) and not (eta and name == "eta")]
+    fixed = {"value": float(eta), "log10": round(log_eta, 4), "interval": [float(eta), float(eta)], "determined": True,
+             "fixed": True} if eta else None
+    return {"eta": fixed or _parameter(log_eta, e_axis, np.nanmin(table, 1), limit),
             "n0": _parameter(log_n0, n_axis, np.nanmin(table, 0), limit),
             "sse": sse, "r2": r2, "rows": len(m.steps), "at_search_edge": at_edge, "_u_fit": u_fit}
 
@@ -191,16 +196,17 @@ def _first_below(steps: list[int], u: np.ndarray) -> int | None:
     return int(steps[below[0]]) if below.size else None
 
 
-def fit_resource(run_dir: Path, collapse: bool = False) -> dict:
-    """Fit, write theory_fit.json and theory_fit.png (and theory_collapse.png); the JSON's content."""
+def fit_resource(run_dir: Path, collapse: bool = False, eta: float | None = None) -> dict:
+    """Fit, write theory_fit.json and theory_fit.png (and theory_collapse.png); the JSON's content. `eta`: fix
+    η_eff at this value and fit N0 alone."""
     from skilltrain.report import write_json
 
     m = read_run(run_dir)
-    result = fit(m)
+    result = fit(m, eta=eta)
     u_fit = result.pop("_u_fit")
     result = {
         "model": "resource",
-        "fitted": ["eta", "n0"],
+        "fitted": ["n0"] if eta else ["eta", "n0"],
         "fixed": {"p": dict(zip(m.skills, m.p)), "overlap": "identity", "loss": m.loss, "gate_exponent": m.gate_exponent,
                   "prerequisites": {m.skills[i]: {"op": g[0], "of": [m.skills[j] for j in g[1]]}
                                     for i, g in enumerate(m.gates) if g}},
@@ -274,10 +280,13 @@ def _plot_collapse(path: Path, m: Measured, u_fit: np.ndarray) -> None:
 
 
 def fit_theory_command(args: list[str]) -> int:
-    """`fit-theory run_dir=<dir> [model=resource] [collapse=true]`."""
+    """`fit-theory run_dir=<dir> [model=resource] [collapse=true] [eta=<η_eff>]`."""
     cli = parse_overrides(args)
-    extra = sorted(set(cli) - {"run_dir", "model", "collapse"})
-    require(not extra, extra[0] if extra else "", "unknown key (fit-theory takes run_dir, model and collapse)")
+    extra = sorted(set(cli) - {"run_dir", "model", "collapse", "eta"})
+    require(not extra, extra[0] if extra else "", "unknown key (fit-theory takes run_dir, model, collapse and eta)")
+    eta = cli.get("eta")
+    require(eta is None or (isinstance(eta, (int, float)) and not isinstance(eta, bool) and eta > 0), "eta",
+            f"expected a number > 0 (η_eff held fixed; N0 alone is fitted), got '{eta}'")
     require(cli.get("run_dir"), "run_dir", "is required: the run directory to fit (fit-theory run_dir=runs/…)")
     model = str(cli.get("model", "resource"))
     if model != "resource":
@@ -285,7 +294,7 @@ def fit_theory_command(args: list[str]) -> int:
     collapse = cli.get("collapse", False)
     require(isinstance(collapse, bool), "collapse", f"expected true or false, got '{collapse}'")
     run_dir = Path(str(cli.run_dir))
-    result = fit_resource(run_dir, collapse=collapse)
+    result = fit_resource(run_dir, collapse=collapse, eta=eta)
     print_fit(result)
     sys.stdout.flush()
     for note in result["notes"]:

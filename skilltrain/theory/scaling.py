@@ -48,7 +48,7 @@ class ScalingConfig:
 
 
 def sweep_losses(alphas: list[float], dims: list[int], seeds: int, n_tasks: int, batch_size: int, steps: int,
-                 make_optimizer, dtype=torch.float32, progress=None) -> tuple[np.ndarray, np.ndarray]:
+                 make_optimizer, dtype=torch.float32, progress=None, kind: str = "random") -> tuple[np.ndarray, np.ndarray]:
     """(loss at the last step [A, D, S], loss at every step up to the window's end … returned whole: [T+1, A, D, S]).
 
     The exact expected CE loss Σ p_i ℓ_i of every replica at every step (cheap: z is computed anyway)."""
@@ -58,7 +58,7 @@ def sweep_losses(alphas: list[float], dims: list[int], seeds: int, n_tasks: int,
     vectors = torch.zeros(len(replicas), n_tasks, width, dtype=dtype)
     for r, (a, d, s) in enumerate(replicas):
         gen = torch.Generator().manual_seed(1000 * s + dims[d])  # the same task vectors for every α (and optimizer)
-        vectors[r, :, : dims[d]] = task_vectors("random", n_tasks, [dims[d]], gen, dtype)[0]
+        vectors[r, :, : dims[d]] = task_vectors(kind, n_tasks, [dims[d]], gen, dtype)[0]
     p = torch.tensor([[i ** -alpha for i in range(1, n_tasks + 1)] for alpha in alphas], dtype=torch.float64)
     p = (p / p.sum(1, keepdim=True))
     cdf = p.cumsum(1).repeat_interleave(seeds, 0)  # one row per draw stream (α, seed)
@@ -145,8 +145,10 @@ def run_scaling(cfg, run_dir) -> dict:
     dims, alphas = sorted(int(n) for n in s.dims), [float(a) for a in s.alphas]
     n_tasks, batch, steps = len(OmegaConf.to_object(cfg).skill_names()), cfg.geometry.batch_size or 1024, cfg.steps
     require(cfg.geometry.loss == "ce", "geometry.loss", "the scaling sweep uses the CE loss (as the paper)")
+    require(cfg.geometry.task_vectors in ("random", "modular"), "geometry.task_vectors",
+            "the scaling sweep takes random (overlapping) or modular (one coordinate per task, none beyond N) vectors")
     require(steps >= s.step_window[1], "steps", f"must reach the end of scaling.step_window ({s.step_window[1]})")
-    result = {"alphas": alphas, "dims": dims, "seeds": s.seeds, "n_tasks": n_tasks, "batch_size": batch, "steps": steps,
+    result = {"task_vectors": cfg.geometry.task_vectors, "alphas": alphas, "dims": dims, "seeds": s.seeds, "n_tasks": n_tasks, "batch_size": batch, "steps": steps,
               "lr": cfg.optim.lr, "step_window": list(s.step_window), "exponents": {}, "loss_curves": {}}
     curves_by_optimizer = {}
     for name in s.optimizers:
@@ -157,7 +159,8 @@ def run_scaling(cfg, run_dir) -> dict:
             print(f"scaling · {name} · step {step}/{steps} · {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
         final, curves = sweep_losses(alphas, dims, s.seeds, n_tasks, batch, steps,
-                                     lambda params, optim=optim: build_optimizer(params, optim), progress=progress)
+                                     lambda params, optim=optim: build_optimizer(params, optim), progress=progress,
+                                     kind=cfg.geometry.task_vectors)
         result["exponents"][name] = exponents(final, curves, alphas, dims, list(s.step_window), s.step_dim)
         curves_by_optimizer[name] = curves
         d_s = int(np.argmin(np.abs(np.array(dims) - s.step_dim)))

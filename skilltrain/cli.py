@@ -126,7 +126,11 @@ def cmd_list(args: list[str]) -> int:
         modes = f" · modes: {', '.join(entry.modes)}" if entry.modes else ""
         return entry.description + modes + ("" if entry.source == BUILTIN else f" · from {entry.source}")
 
-    sections = [("recipes", [(n, recipe_description(n)) for n in recipe_names()])]
+    from skilltrain.theory.config import theory_recipe_description, theory_recipe_names
+
+    sections = [("recipes", [(n, recipe_description(n)) for n in recipe_names()]),
+                ("theory recipes (python -m skilltrain theory recipe=…)",
+                 [(n, theory_recipe_description(n)) for n in theory_recipe_names()])]
     for title, registry in (("tasks", TASKS), ("models", MODELS), ("optimizers", OPTIMIZERS), ("interventions", INTERVENTIONS)):
         sections.append((title, [(e.name, described(e)) for e in registry.entries()]))
     console = make_console()

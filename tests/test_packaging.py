@@ -23,8 +23,11 @@ def test_non_editable_install_has_recipes_and_no_bare_callbacks_module(tmp_path)
     assert (target / "skilltrain/conf/defaults.yaml").is_file()
     assert (target / "skilltrain/conf/presets/debug.yaml").is_file()
     assert (target / "skilltrain/conf/arms/all_modes.yaml").is_file()
+    assert (target / "skilltrain/recipes/theory/resource_chain.yaml").is_file()
     code = ("import skilltrain, skilltrain.callbacks; from skilltrain.config import load_config, recipe_names;"
+            "from skilltrain.theory.config import load_theory_config;"
             "assert skilltrain.__file__.startswith(%r), skilltrain.__file__;"
+            "assert load_theory_config(['recipe=resource_chain']).steps == 5000;"
             "print(sorted(recipe_names())); print(load_config(['recipe=compositional','presets=[debug]']).trainer.max_steps)")
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", code % str(target)], check=True, capture_output=True, text=True,

@@ -24,6 +24,9 @@ commands:
                    python -m skilltrain theory recipe=geometry_two_task seed=1   (recipes: recipes/theory/)
   fit-theory     fit the Resource model to a run's per-skill loss curves: theory_fit.json and theory_fit.png
                    python -m skilltrain fit-theory run_dir=runs/domino_2task/<stamp> [collapse=true]
+  analyze        what a run's layers represent: CKA (against another run, or itself), linear probes per skill,
+                 effective dimension: representations.json, cka.png, probes.png
+                   python -m skilltrain analyze run_dir=runs/a other=runs/b
   list           recipes, tasks, models, optimizers and interventions, one line each (plugins=[...]: theirs too)
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
@@ -108,6 +111,46 @@ def cmd_fit_theory(args: list[str]) -> int:
     return fit_theory_command(args)
 
 
+def cmd_analyze(args: list[str]) -> int:
+    from pathlib import Path
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from skilltrain.analysis.representations import REPORT_FILE, analyze_run
+    from skilltrain.config import parse_overrides, require
+    from skilltrain.report import console
+
+    cli = parse_overrides(args)
+    extra = sorted(set(cli) - {"run_dir", "other", "n_probe", "debiased", "layers", "seed"})
+    require(not extra, extra[0] if extra else "", "unknown key (analyze takes run_dir, other, n_probe, debiased, layers, seed)")
+    require(cli.get("run_dir"), "run_dir", "is required: the run directory to analyse (analyze run_dir=runs/…)")
+    n_probe, debiased, seed = cli.get("n_probe", 1000), cli.get("debiased", False), cli.get("seed", 0)
+    require(isinstance(n_probe, int) and not isinstance(n_probe, bool), "n_probe", f"expected an integer, got '{n_probe}'")
+    require(isinstance(debiased, bool), "debiased", f"expected true or false, got '{debiased}'")
+    require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", f"expected an integer ≥ 0, got '{seed}'")
+    layers = cli.get("layers")
+    layers = [str(x) for x in layers] if layers is not None else None
+    result = analyze_run(str(cli.run_dir), cli.get("other"), n_probe, seed=seed, debiased=debiased, layers=layers)
+    probes, cka = result["probes"], result["cka"]
+    table = Table(title=escape(f"held-out linear probe {probes['metric']} per layer (rows) and skill; CKA vs "
+                               f"{'itself' if cka['other'] == cka['run'] else cka['other']} on the diagonal"))
+    table.add_column("layer")
+    for skill in probes["skills"]:
+        table.add_column(escape(skill), justify="right")
+    table.add_column("effective dim", justify="right")
+    table.add_column("CKA (same layer)", justify="right")
+    for i, layer in enumerate(probes["layers"]):
+        row = [probes["held_out"][layer][s] for s in probes["skills"]]
+        same = cka["matrix"][i][cka["other_layers"].index(layer)] if layer in cka["other_layers"] else None
+        dim = result["effective_dim"]["overall"][layer]
+        table.add_row(escape(layer), *["—" if v is None else f"{v:.2f}" for v in row],
+                      "—" if dim is None else f"{dim:.1f}", "—" if same is None else f"{same:.2f}")
+    console().print(table)
+    print(f"representations: {Path(str(cli.run_dir)) / REPORT_FILE}", flush=True)
+    return 0
+
+
 def cmd_list(args: list[str]) -> int:
     from rich.markup import escape
     from rich.table import Table
@@ -153,7 +196,7 @@ def _plain(arg: str) -> str:
 
 COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "benchmark": cmd_benchmark, "list": cmd_list,
             "print-config": cmd_print_config, "export-data": cmd_export_data, "theory": cmd_theory,
-            "fit-theory": cmd_fit_theory}
+            "fit-theory": cmd_fit_theory, "analyze": cmd_analyze}
 
 
 def main(argv: list[str] | None = None) -> int:

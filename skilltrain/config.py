@@ -443,6 +443,7 @@ def _dotted_keys(node: DictConfig, prefix: str = "") -> set[str]:
 
 def from_container(container: dict, source: str = "a saved config") -> DictConfig:
     """Re-apply the schema to a saved config (a checkpoint's hyper-parameters, a run's config.yaml)."""
+    container = {"analysis": {"theory": None}, **container}  # runs made before `analysis` existed
     return _typed([(source, OmegaConf.create(container))])
 
 

@@ -3,9 +3,9 @@ another, each in this process, each as `python -m skilltrain fit <args>` would.
 
     python -m skilltrain.worker <reply fd>          (started by skilltrain.comparison; not a user command)
 
-Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path}. For each, the worker points its standard
-output and error (the file descriptors, so Lightning's and W&B's own writers too) at the run's log file, runs the fit,
-and answers on the reply pipe with one JSON line: {"exit": code}.
+Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path}. For each,
+the worker points its standard output and error (the file descriptors, so Lightning's and W&B's own writers too) at
+the run's log file, runs the command, and answers on the reply pipe with one JSON line: {"exit": code}.
 
 Nothing leaks from one run into the next: every fit seeds torch, numpy and Python's RNGs from its own seed, restores
 the thread count, signal handlers and environment it changed, and finishes its W&B run; the worker restores the

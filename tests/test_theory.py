@@ -264,6 +264,9 @@ def test_fit_theory_reads_the_declared_structure_of_a_compositional_task(tmp_pat
     from skilltrain.theory.fit import fit_resource
 
     fit_quietly("recipe=compositional", "trainer.max_steps=60", "seed=1", out_dir=tmp_path / "r")
+    config = tmp_path / "r" / "config.yaml"  # as a run made before `analysis` existed wrote it
+    config.write_text("".join(config.read_text().partition("analysis:\n  theory: null\n")[::2]))
+    assert "analysis" not in config.read_text()
     result = fit_resource(tmp_path / "r")
     composite = list(result["r2"])[2]
     assert result["fixed"]["prerequisites"] == {composite: {"op": "and", "of": list(result["r2"])[:2]}}

@@ -88,7 +88,8 @@ def theory_fit_markdown(fits: dict) -> str:
              "| arm | runs | η_eff | determined | N0 | determined | median R² per skill |", "|---|---|---|---|---|---|---|"]
     for arm, f in fits.items():
         r2 = ", ".join(f"{s} {v:.2f}" for s, v in f["r2_median"].items())
-        cells = [f"{f[k]['median']:.3g} [{f[k]['q1']:.3g}, {f[k]['q3']:.3g}] | {f[k]['n_determined']}/{f['n']}" for k in ("eta", "n0")]
+        cells = [f"{f[k]['median']:.3g} [{f[k]['q1']:.3g}, {f[k]['q3']:.3g}] | {f[k]['n_determined']}/{f['n']}"
+                 for k in ("eta", "n0")]
         lines.append(f"| {arm} | {f['n']}/{f['n_runs']} | {cells[0]} | {cells[1]} | {r2} |")
     return "\n".join(lines) + "\n"
 

@@ -129,7 +129,8 @@ def load_theory_config(args: list[str]) -> DictConfig:
     recipe = cli.get("recipe")
     if recipe:
         layer = _recipe_file(str(recipe))
-        layers.append((f"theory recipe '{recipe}'", OmegaConf.masked_copy(layer, [k for k in layer if k not in ("arms", "compare")])))
+        runnable = OmegaConf.masked_copy(layer, [k for k in layer if k not in ("arms", "compare")])
+        layers.append((f"theory recipe '{recipe}'", runnable))
     layers.append(("the command line", cli))
     raw = OmegaConf.merge(*[layer for _, layer in layers])
     plugins = raw.get("plugins") or []
@@ -162,7 +163,8 @@ def _validate(cfg: DictConfig) -> None:
     require(len(set(lengths.values())) <= 1, "skills.frequencies",
             f"has {lengths.get('skills.frequencies')} values for {lengths.get('skills.names')} skills.names")
     require(s.n is None or s.n >= 1, "skills.n", f"must be ≥ 1, got {s.n}")
-    require(not (s.frequencies and s.zipf_alpha is not None), "skills.zipf_alpha", "give skills.frequencies or skills.zipf_alpha, not both")
+    require(not (s.frequencies and s.zipf_alpha is not None), "skills.zipf_alpha",
+            "give skills.frequencies or skills.zipf_alpha, not both")
     for i, p in enumerate(s.frequencies or []):
         require(p > 0, f"skills.frequencies[{i}]", f"must be > 0, got {p}")
     names = OmegaConf.to_object(cfg).skill_names()

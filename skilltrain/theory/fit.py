@@ -73,7 +73,7 @@ def read_run(run_dir: Path) -> Measured:
     theory = isinstance(saved.get("model"), str)
     a = GATE_EXPONENT
     if theory:  # a toy model's run (skilltrain.theory.run): a Resource model run keeps its own gates
-        loss = str(saved.geometry.loss) if saved.model == "geometry" else "mse" if saved.model == "domino" else str(saved.resource.loss)
+        loss = {"geometry": str(saved.geometry.loss), "domino": "mse"}.get(str(saved.model), str(saved.resource.loss))
         gates = [None] * len(skills)
         if saved.model == "resource":
             gates = resource.gates_from(OmegaConf.to_container(saved.resource.prerequisites), skills)

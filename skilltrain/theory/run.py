@@ -11,8 +11,8 @@ so that `compare` runs theory arms over seeds with the same statistics and plots
 from __future__ import annotations
 
 import csv
-import shutil
 import datetime as dt
+import shutil
 import time
 import uuid
 from dataclasses import dataclass

@@ -56,7 +56,7 @@ def sweep_losses(alphas: list[float], dims: list[int], seeds: int, n_tasks: int,
     replicas = [(a, d, s) for a in range(a_n) for d in range(d_n) for s in range(seeds)]
     width = max(dims)
     vectors = torch.zeros(len(replicas), n_tasks, width, dtype=dtype)
-    for r, (a, d, s) in enumerate(replicas):
+    for r, (_, d, s) in enumerate(replicas):
         gen = torch.Generator().manual_seed(1000 * s + dims[d])  # the same task vectors for every α (and optimizer)
         vectors[r, :, : dims[d]] = task_vectors(kind, n_tasks, [dims[d]], gen, dtype)[0]
     p = torch.tensor([[i ** -alpha for i in range(1, n_tasks + 1)] for alpha in alphas], dtype=torch.float64)
@@ -148,7 +148,8 @@ def run_scaling(cfg, run_dir) -> dict:
     require(cfg.geometry.task_vectors in ("random", "modular"), "geometry.task_vectors",
             "the scaling sweep takes random (overlapping) or modular (one coordinate per task, none beyond N) vectors")
     require(steps >= s.step_window[1], "steps", f"must reach the end of scaling.step_window ({s.step_window[1]})")
-    result = {"task_vectors": cfg.geometry.task_vectors, "alphas": alphas, "dims": dims, "seeds": s.seeds, "n_tasks": n_tasks, "batch_size": batch, "steps": steps,
+    result = {"task_vectors": cfg.geometry.task_vectors, "alphas": alphas, "dims": dims, "seeds": s.seeds,
+              "n_tasks": n_tasks, "batch_size": batch, "steps": steps,
               "lr": cfg.optim.lr, "step_window": list(s.step_window), "exponents": {}, "loss_curves": {}}
     curves_by_optimizer = {}
     for name in s.optimizers:
@@ -204,7 +205,7 @@ def plot_scaling(path, result: dict) -> None:
     for row, (key, quanta, chinchilla, label) in enumerate((("alpha_N", grid - 1, 0.34, "α_N"),
                                                             ("alpha_S", (grid - 1) / grid, 0.28, "α_S"))):
         ax = axes[row][-1]
-        for j, name in enumerate(optimizers):
+        for name in optimizers:
             values = [result["exponents"][name][str(a)][key] for a in alphas]
             err = np.array([[v["value"] - v["ci95"][0], v["ci95"][1] - v["value"]] if v["ci95"] else [0, 0] for v in values]).T
             ax.errorbar(alphas, [v["value"] for v in values], yerr=err, fmt="o-", capsize=3, label=f"{name} (Geometry model)")

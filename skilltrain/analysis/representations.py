@@ -1,0 +1,563 @@
+"""What a network's layers represent: CKA similarity between layers and runs, linear probes per skill, and effective
+dimension.
+
+Learning curves say when a skill is learned; these measures say how. Do two seeds (or an arm and its baseline)
+arrive at the same representations? Which layer first makes a skill's target linearly readable, and, for a
+composite, its parts' targets? How many directions does a layer use?
+
+- `linear_cka(X, Y)`: linear centred kernel alignment (Kornblith et al. 2019) between two sets of features of the
+  same n samples, ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) after centring each feature. 1 for the same features up to a
+  rotation and a scale, 0 for unrelated ones. The plain (biased) estimate of independent features is about
+  d/n, not 0: with `debiased=True` the HSIC terms are the unbiased estimator of Song et al. (2012), as in the
+  debiased CKA of Nguyen et al. (2021), whose value for independent features is 0 ± noise (it can be negative).
+  Everything is computed in float64 from feature-space sums, never an n × n Gram matrix unless the features
+  are wider than the samples are many.
+- `capture(model, inputs)`: activations of named modules (forward hooks), one [n, features] tensor each.
+- `cka_matrix(acts_a, acts_b)`: CKA of every layer of one capture against every layer of another.
+- `probe(features, targets)`: a closed-form ridge readout fitted on 70% of the samples (fixed seed), scored on
+  the other 30%: accuracy for class targets (one-hot least squares, argmax), R² for real-valued targets.
+- `effective_dimension(features)`: the participation ratio (Σλ)² / Σλ² of the covariance eigenvalues λ: d for
+  isotropic features, 1 for features on a line.
+- `analyze_run(run_dir, other=None)`: all of the above for a trained run on a fixed probe set drawn from its task,
+  written to <run_dir>/representations.json with cka.png and probes.png.
+
+The core functions take plain tensors and any `nn.Module`: nothing here needs Lightning except reading a run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from skilltrain.analysis.plots import colormap, figure
+from skilltrain.errors import UserError, unknown
+
+REPORT_FILE = "representations.json"
+TRAIN_FRACTION = 0.7  # a probe's training share; the rest is held out
+RIDGE = 1e-2  # a probe's penalty per training sample, on standardised features
+CAPTURE_CHUNK = 1024  # samples per forward pass in analyze_run (token models' activations are [n, seq, d])
+SEQUENCE_MODES = ("mean", "flatten")
+
+
+# ---- CKA ----------------------------------------------------------------------------------------------------------
+
+def centred(features: torch.Tensor) -> torch.Tensor:
+    """[n, d] features in float64 with every feature's mean removed (CKA and the covariance need centred features)."""
+    if features.dim() != 2:
+        raise ValueError(f"expected features of shape [n, d], got {tuple(features.shape)}")
+    x = features.detach().to(torch.float64)
+    return x - x.mean(dim=0, keepdim=True)
+
+
+def gram_product_trace(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """tr(K L) for the linear kernels K = XXᵀ and L = YYᵀ, which is ‖YᵀX‖²_F: through the d_x × d_y cross product, or
+    through the n × n Gram matrices when the features are wider than the samples are many (the smaller of the two)."""
+    n, dx, dy = x.shape[0], x.shape[1], y.shape[1]
+    if dx * dy <= n * n:
+        return (x.T @ y).square().sum()
+    return ((x @ x.T) * (y @ y.T)).sum()
+
+
+def hsic(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> float:
+    """HSIC of two centred feature sets with linear kernels, up to a factor that depends on n alone (it cancels in CKA).
+
+    Biased: tr(K L). Debiased (Song et al. 2012): with K̃, L̃ the Gram matrices with their diagonals set to 0,
+        tr(K̃ L̃) + (1ᵀK̃1)(1ᵀL̃1) / ((n−1)(n−2)) − 2/(n−2) · 1ᵀK̃L̃1.
+    For centred features K1 = 0, so with k = diag(K), l = diag(L) (the samples' squared norms) this is
+        tr(K L) − kᵀl + Σk Σl / ((n−1)(n−2)) − 2 kᵀl / (n−2),
+    which needs no n × n matrix.
+    """
+    cross = gram_product_trace(x, y)
+    if not debiased:
+        return float(cross)
+    n = x.shape[0]
+    k_diag, l_diag = x.square().sum(dim=1), y.square().sum(dim=1)
+    kl = k_diag @ l_diag
+    return float(cross - kl + k_diag.sum() * l_diag.sum() / ((n - 1) * (n - 2)) - 2 * kl / (n - 2))
+
+
+def cka_from_hsic(xy: float, xx: float, yy: float) -> float:
+    """HSIC(X, Y) / √(HSIC(X, X) HSIC(Y, Y)); NaN when either self-similarity is not positive (a constant layer, or
+    a debiased estimate that noise pushed to ≤ 0): the similarity is then undefined, not 0."""
+    denominator = xx * yy
+    return xy / math.sqrt(denominator) if denominator > 0 else math.nan
+
+
+def _check_samples(n: int, debiased: bool) -> None:
+    need = 4 if debiased else 2  # the unbiased estimator divides by n − 3 (dropped here) and n − 2
+    if n < need:
+        raise ValueError(f"{'debiased ' if debiased else ''}CKA needs at least {need} samples, got {n}")
+
+
+def linear_cka(X: torch.Tensor, Y: torch.Tensor, debiased: bool = False) -> float:
+    """Linear CKA of two representations of the same n samples, X [n, d_x] and Y [n, d_y] (rows paired).
+
+    Invariant to orthogonal transforms and isotropic scaling of either side, and to shifts (features are centred);
+    not to other invertible linear maps. NaN when a side is constant. See the module docstring for `debiased`.
+    """
+    x, y = centred(X), centred(Y)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"X and Y must hold the same samples: {x.shape[0]} rows vs {y.shape[0]}")
+    _check_samples(x.shape[0], debiased)
+    return cka_from_hsic(hsic(x, y, debiased), hsic(x, x, debiased), hsic(y, y, debiased))
+
+
+def cka_matrix(acts_a: Mapping[str, torch.Tensor], acts_b: Mapping[str, torch.Tensor],
+               debiased: bool = False) -> tuple[list[str], list[str], torch.Tensor]:
+    """(names_a, names_b, matrix): linear CKA of every layer of `acts_a` (rows) against every layer of `acts_b`
+    (columns), e.g. two captures of `capture` on the same inputs; matrix is a float64 tensor [len(a), len(b)]."""
+    names_a, names_b = list(acts_a), list(acts_b)
+    xs = {name: centred(v) for name, v in acts_a.items()}
+    ys = {name: centred(v) for name, v in acts_b.items()}
+    rows = {v.shape[0] for v in [*xs.values(), *ys.values()]}
+    if len(rows) > 1:
+        raise ValueError(f"every layer must hold the same samples, got row counts {sorted(rows)}")
+    _check_samples(rows.pop() if rows else 0, debiased)
+    self_a = {name: hsic(x, x, debiased) for name, x in xs.items()}  # once per layer, not once per pair
+    self_b = self_a if acts_b is acts_a else {name: hsic(y, y, debiased) for name, y in ys.items()}
+    matrix = torch.empty(len(names_a), len(names_b), dtype=torch.float64)
+    for i, a in enumerate(names_a):
+        for j, b in enumerate(names_b):
+            matrix[i, j] = cka_from_hsic(hsic(xs[a], ys[b], debiased), self_a[a], self_b[b])
+    return names_a, names_b, matrix
+
+
+# ---- effective dimension ------------------------------------------------------------------------------------------
+
+def effective_dimension(features: torch.Tensor) -> float:
+    """Participation ratio (Σλ)² / Σλ² of the covariance eigenvalues λ of [n, d] features: between 1 (all variance
+    along one direction) and d (isotropic). tr(C)² / ‖C‖²_F, so no eigendecomposition; NaN for constant features."""
+    x = centred(features)
+    if x.shape[0] < 2:
+        raise ValueError(f"the effective dimension needs at least 2 samples, got {x.shape[0]}")
+    total, squares = float(x.square().sum()), float(gram_product_trace(x, x))  # (n−1)·Σλ and (n−1)²·Σλ²
+    return total**2 / squares if squares > 0 else math.nan
+
+
+# ---- linear probes ------------------------------------------------------------------------------------------------
+
+def is_classification(targets: torch.Tensor) -> bool:
+    """Class labels: integer or boolean targets, or real ones that are all whole numbers (0/1 parity targets)."""
+    if not targets.is_floating_point():
+        return True
+    return bool(torch.isfinite(targets).all() and torch.equal(targets, targets.round()))
+
+
+def split(n: int, train_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train rows, held-out rows): a fixed random split, the same for every layer probed on the same samples."""
+    if n < 2:
+        raise ValueError(f"a probe needs at least 2 samples (one to fit, one to test), got {n}")
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_train = min(max(round(train_fraction * n), 1), n - 1)
+    return order[:n_train], order[n_train:]
+
+
+def ridge_fit(a: torch.Tensor, t: torch.Tensor, ridge: float) -> torch.Tensor:
+    """W minimising ‖A W − T‖² + ridge · n · ‖W‖² (A and T centred): the primal solve when features are fewer than
+    samples, else the dual one (the same W through an n × n system)."""
+    n, d = a.shape
+    penalty = ridge * n
+    if d <= n:
+        return torch.linalg.solve(a.T @ a + penalty * torch.eye(d, dtype=a.dtype), a.T @ t)
+    return a.T @ torch.linalg.solve(a @ a.T + penalty * torch.eye(n, dtype=a.dtype), t)
+
+
+def probe(features: torch.Tensor, targets: torch.Tensor, *, train_fraction: float = TRAIN_FRACTION, ridge: float = RIDGE,
+          seed: int = 0) -> float:
+    """Held-out score of a linear readout of `targets` [n] from `features` [n, d].
+
+    The readout is ridge regression in closed form on features standardised with the training rows' mean and
+    standard deviation (so `ridge` means the same for every layer), with an unpenalised intercept. Class targets
+    (see `is_classification`; binary or multi-class) are regressed as one-hot vectors and predicted by argmax: the
+    score is the held-out accuracy (chance: the majority class's share). Real-valued targets: the held-out R².
+    Deterministic: the split depends on `seed` and n only. NaN when the features are not finite (a diverged run).
+    """
+    x = features.detach().to(device="cpu", dtype=torch.float64).flatten(1)
+    targets = targets.detach().cpu().flatten()
+    if len(x) != len(targets):
+        raise ValueError(f"features and targets must hold the same samples: {len(x)} rows vs {len(targets)}")
+    if not torch.isfinite(x).all():
+        return math.nan
+    train, test = split(len(x), train_fraction, seed)
+    mean, std = x[train].mean(0), x[train].std(0, correction=0)
+    x = (x - mean) / torch.where(std > 0, std, 1.0)  # a constant feature stays 0 instead of dividing by 0
+    classify = is_classification(targets)
+    if classify:
+        classes, labels = torch.unique(targets, return_inverse=True)
+        t = nn.functional.one_hot(labels, len(classes)).to(torch.float64)
+    else:
+        t = targets.to(torch.float64)[:, None]
+    offset = t[train].mean(0)
+    w = ridge_fit(x[train], t[train] - offset, ridge)
+    predicted = x[test] @ w + offset
+    if classify:
+        return float((predicted.argmax(1) == labels[test]).double().mean())
+    residual = (t[test] - predicted).square().sum()
+    spread = (t[test] - t[test].mean()).square().sum()
+    return float(1 - residual / spread) if spread > 0 else math.nan
+
+
+def chance_score(targets: torch.Tensor) -> float:
+    """What a probe scores without reading the features: the majority class's share (accuracy), or 0 (R²)."""
+    targets = targets.detach().cpu().flatten()
+    if not is_classification(targets):
+        return 0.0
+    return float(torch.unique(targets, return_counts=True)[1].max()) / len(targets)
+
+
+# ---- capturing activations ----------------------------------------------------------------------------------------
+
+def default_layers(model: nn.Module) -> list[str]:
+    """What `capture` records when no layers are named: every Linear (MaskedLinear too), every activation function of
+    torch.nn (ReLU, GELU, SiLU, Tanh, …), every Embedding (a token model's first representation) and every element
+    of a ModuleList (a stack of blocks: the transformer's residual stream after each block)."""
+    stacked = {id(m) for module in model.modules() if isinstance(module, nn.ModuleList) for m in module}
+    return [name for name, module in model.named_modules() if name and (is_layer(module) or id(module) in stacked)]
+
+
+def is_layer(module: nn.Module) -> bool:
+    """A Linear, an Embedding or one of torch.nn's activation functions (MultiheadAttention lives there too, and
+    returns a tuple: not one)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        return True
+    return type(module).__module__ == "torch.nn.modules.activation" and not isinstance(module, nn.MultiheadAttention)
+
+
+def as_features(output: Any, sequence: str) -> torch.Tensor | None:
+    """A module's output as [n, features]: the first tensor of a tuple output; [n, seq, d] averaged over the positions
+    (`sequence="mean"`, any number of middle dimensions) or flattened (`"flatten"`); None when there is no tensor."""
+    if isinstance(output, (tuple, list)):
+        output = next((o for o in output if isinstance(o, torch.Tensor)), None)
+    if not isinstance(output, torch.Tensor) or output.dim() == 0:
+        return None
+    out = output.detach()
+    if out.dim() == 1:
+        out = out[:, None]
+    elif out.dim() > 2 and sequence == "mean":
+        out = out.flatten(1, -2).mean(dim=1)
+    out = out.flatten(1)
+    return out if out.dtype == torch.float64 else out.float()  # bf16/fp16 (and integer) outputs: float32 for the sums
+
+
+def chunks(inputs: torch.Tensor | Sequence[Any], batch_size: int | None) -> tuple[int, list[tuple]]:
+    """(n, the positional arguments of each forward pass): tensors split along their first dimension, anything else
+    passed to every pass as it is."""
+    args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    if not tensors:
+        raise ValueError("capture needs at least one input tensor (batch dimension first)")
+    n = len(tensors[0])
+    if n == 0:
+        raise ValueError("capture needs at least one sample")
+    size = batch_size or n
+    return n, [tuple(a[start:start + size] if isinstance(a, torch.Tensor) else a for a in args)
+               for start in range(0, n, size)]
+
+
+def capture(model: nn.Module, inputs: torch.Tensor | Sequence[Any], layers: Sequence[str] | None = None, *,
+            sequence: str = "mean", batch_size: int | None = None) -> dict[str, torch.Tensor]:
+    """Activations of the named modules of `model` on `inputs`: {name: Tensor[n, features]}, in the order the forward
+    pass reaches them.
+
+    `inputs`: the input tensor, or a tuple of the forward's positional arguments (e.g. `(x, skill)` for a model that
+    routes by skill), batch dimension first. `layers`: names from `model.named_modules()`; default: every Linear,
+    activation function, Embedding and block of a ModuleList (`default_layers`). An unknown name is a one-line
+    UserError naming the closest valid one. Outputs are flattened to [n, features]; a token model's [n, seq, d]
+    outputs are averaged over the positions (`sequence="mean"`, the default: the model's own width, comparable
+    across sequence lengths) or flattened (`sequence="flatten"`: keeps where each feature was). A module the
+    forward calls k > 1 times (an activation module reused by every layer) gives k entries, `name[0]` … `name[k−1]`.
+
+    Runs without gradients, in eval mode (every submodule's mode is restored afterwards), in chunks of `batch_size`
+    samples (default: all at once); hooks are removed afterwards, also on error.
+    """
+    if sequence not in SEQUENCE_MODES:
+        raise unknown("sequence mode", sequence, SEQUENCE_MODES, key="sequence")
+    named = {name: module for name, module in model.named_modules() if name}  # "" is the model itself
+    if layers is None:
+        chosen = default_layers(model)
+    else:
+        for name in layers:
+            if name not in named:
+                raise unknown("layer", name, named, key="layers")
+        chosen = list(dict.fromkeys(layers))
+    n, passes = chunks(inputs, batch_size)
+    calls: list[tuple[str, torch.Tensor | None]] = []  # (module name, its output) in the order the forward pass ends them
+
+    def record(name: str):
+        return lambda module, args, output: calls.append((name, as_features(output, sequence)))
+
+    handles = [named[name].register_forward_hook(record(name)) for name in chosen]
+    modes = [(module, module.training) for module in model.modules()]  # a user's model may mix train and eval parts
+    per_pass: list[list[tuple[str, torch.Tensor | None]]] = []
+    try:
+        model.eval()
+        with torch.no_grad():
+            for args in passes:
+                calls.clear()
+                model(*args)
+                per_pass.append(list(calls))
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes:
+            module.training = training
+    return _join_passes(per_pass, n, explicit=layers is not None, requested=chosen)
+
+
+def _join_passes(per_pass: list[list[tuple[str, torch.Tensor | None]]], n: int, explicit: bool,
+                 requested: list[str]) -> dict[str, torch.Tensor]:
+    """One [n, features] tensor per recorded call, the chunks' outputs concatenated; repeated modules numbered."""
+    order = [name for name, _ in per_pass[0]]
+    if any([name for name, _ in calls] != order for calls in per_pass):
+        raise ValueError("the forward pass reached different modules on different chunks; capture with batch_size=None")
+    if explicit:
+        missing = [name for name in requested if name not in order]
+        if missing:
+            raise UserError(f"layers: the forward pass never calls {', '.join(repr(m) for m in missing)}")
+    counts = {name: order.count(name) for name in order}
+    seen: dict[str, int] = {}
+    out: dict[str, torch.Tensor] = {}
+    for i, name in enumerate(order):
+        parts = [calls[i][1] for calls in per_pass]
+        call = seen.get(name, 0)
+        seen[name] = call + 1
+        label = name if counts[name] == 1 else f"{name}[{call}]"
+        if any(p is None for p in parts) or sum(len(p) for p in parts) != n:
+            if explicit:  # a module asked for by name must give one row per sample
+                raise UserError(f"layers: '{label}' does not output one row per sample (batch dimension first)")
+            continue  # a default layer applied to something else than the batch (none of skilltrain's models)
+        out[label] = torch.cat(parts) if len(parts) > 1 else parts[0]
+    return out
+
+
+# ---- a trained run ------------------------------------------------------------------------------------------------
+
+def load_run(run_dir: Path):
+    """The run's SkillModule with its last checkpoint's weights, in eval mode, on the CPU.
+
+    The model is rebuilt from config.yaml; an architecture intervention (modular_routing) replaces it as it did in
+    training before the weights are loaded, so the checkpoint's keys match.
+    """
+    from skilltrain.config import from_container, to_container
+    from skilltrain.module import SkillModule
+
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if not ((run_dir / "config.yaml").is_file() and ckpt.is_file()):
+        raise UserError(f"run_dir: '{run_dir}' has no config.yaml and checkpoints/last.ckpt: not a skilltrain training run")
+    cfg = from_container(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")), f"{run_dir}/config.yaml")
+    module = SkillModule(to_container(cfg))
+    if cfg.interventions:
+        from skilltrain.callbacks.architecture import Architecture
+        from skilltrain.run import build_interventions
+
+        for intervention in build_interventions(cfg, module.task):
+            if isinstance(intervention, Architecture):
+                intervention.setup(None, module, "fit")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"run_dir: the checkpoint of '{run_dir}' does not fit the model its config.yaml builds "
+                        f"({str(e).splitlines()[0]})") from None
+    return module.eval()
+
+
+def probe_batches(task, n_probe: int, seed: int) -> list[dict[str, torch.Tensor]]:
+    """The fixed probe set, the same for every run of the task: outputs form, one draw of `n_probe` samples (each
+    carries every skill's target); control form, one draw of `n_probe` samples per skill (as data.eval_samples)."""
+    from skilltrain.data.stream import generator, mix_seed
+
+    if task.form == "outputs":
+        return [task.sample(n_probe, generator(mix_seed(seed, "representations")))]
+    return [task.sample(n_probe, generator(mix_seed(seed, "representations", k)), torch.full((n_probe,), k))
+            for k in range(task.n_skills)]
+
+
+def part_targets(task, batches: list[dict[str, torch.Tensor]], n_probe: int, seed: int) -> dict[int, dict[int, torch.Tensor]]:
+    """{composite: {part: the part's targets on the composite's probe samples}} for a task that declares its
+    prerequisites, where the task gives them.
+
+    Outputs form: every sample carries every target, so a part's targets are its column of y. Control form: the
+    composite's samples are drawn again, from the same random stream, as the part's; the task gives the parts'
+    targets when that draw has the same inputs up to the skill's marker (the columns that differ are constant
+    within each draw: control bits, a task token). A task whose sampler draws differently gives none.
+    """
+    from skilltrain.data.stream import generator, mix_seed
+
+    out: dict[int, dict[int, torch.Tensor]] = {}
+    for composite, (_, parts) in task.prerequisites.items():
+        for part in parts:
+            if task.form == "outputs":
+                target = batches[0]["y"][:, part]
+            else:
+                draw = task.sample(n_probe, generator(mix_seed(seed, "representations", composite)), torch.full((n_probe,), part))
+                if not same_inputs_but_the_marker(batches[composite]["x"], draw["x"]):
+                    continue
+                target = draw["y"]
+            out.setdefault(composite, {})[part] = target
+    return out
+
+
+def same_inputs_but_the_marker(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two single-skill draws differ only in columns that are constant within each draw."""
+    a, b = a.flatten(1), b.flatten(1)
+    if a.shape != b.shape:
+        return False
+    differ = (a != b).any(dim=0)
+    return bool((a[:, differ] == a[:1, differ]).all() and (b[:, differ] == b[:1, differ]).all())
+
+
+def model_inputs(module, x: torch.Tensor, skill: torch.Tensor | None) -> tuple:
+    """The arguments SkillModule.forward gives its model: x in the model's dtype, and the skill ids for a model that
+    routes by skill (modular networks)."""
+    if x.is_floating_point():
+        x = x.to(next(module.model.parameters()).dtype)
+    return (x, skill) if getattr(module.model, "routes_by_skill", False) else (x,)
+
+
+def check_same_task(module, other, run_dir: Path, other_dir: Path) -> None:
+    """Representations compare on the same inputs only: the other run must be of the same task (skills and inputs)."""
+    a, b = module.task, other.task
+
+    def shape(t) -> tuple:
+        return t.cfg.name, t.form, list(t.skills), t.n_inputs, t.vocab_size, t.seq_len
+
+    if shape(a) != shape(b):
+        raise UserError(f"other: '{other_dir}' is a run of {b.cfg.name} with skills {', '.join(b.skills)} and "
+                        f"'{run_dir}' of {a.cfg.name} with skills {', '.join(a.skills)}: compare runs of the same task")
+
+
+def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: int = 1000, *, seed: int = 0,
+                debiased: bool = False, layers: Sequence[str] | None = None, sequence: str = "mean") -> dict:
+    """Representations of a trained run: writes <run_dir>/representations.json, cka.png and probes.png; returns the
+    JSON's content.
+
+    Probe set: drawn from the run's task with `seed` (not the run's seed, so runs of a task see the same samples):
+    `n_probe` samples in the outputs form, `n_probe` per skill in the control form. Activations: `capture` of the
+    run's model (default layers, or `layers`, for both runs).
+
+    JSON keys:
+    - `cka`: {"run", "other", "debiased", "n_samples", "layers", "other_layers", "matrix"}: linear CKA of every
+      layer of this run (rows) against every layer of `other`'s model on the same inputs (columns), or against
+      itself when other is None. `other` must be a run of the same task, else a one-line UserError.
+    - `probes`: {"metric" (accuracy, or r2 for regression skills), "train_fraction", "ridge", "layers", "skills",
+      "held_out": {layer: {skill: score}}, "chance": {skill: score}, "parts": {layer: {composite: {part: score}}}}:
+      per layer and skill, the held-out score of a linear probe for the skill's targets on its samples (outputs
+      form: all samples; control form: the skill's). For a composite, also for its parts' targets on the
+      composite's samples, when the task gives them (`part_targets`).
+    - `effective_dim`: {"layers", "overall": {layer: value}, "per_skill": {layer: {skill: value}}}: the
+      participation ratio on all probe samples and on each skill's (outputs form: the same samples, so the same
+      value).
+    Undefined values (a constant layer, a diverged run) are null.
+    """
+    run_dir = Path(run_dir)
+    if n_probe < 4:
+        raise UserError(f"n_probe: must be ≥ 4 (a probe needs samples to fit and to test), got {n_probe}")
+    module = load_run(run_dir)
+    task = module.task
+    batches = probe_batches(task, n_probe, seed)
+    x = torch.cat([b["x"] for b in batches])
+    skill = torch.cat([b["skill"] for b in batches]) if task.form == "control" else None
+    acts = capture(module.model, model_inputs(module, x, skill), layers, sequence=sequence, batch_size=CAPTURE_CHUNK)
+    if other is None:
+        other_dir, other_acts = run_dir, acts
+    else:
+        other_dir = Path(other)
+        other_module = load_run(other_dir)
+        check_same_task(module, other_module, run_dir, other_dir)
+        other_acts = capture(other_module.model, model_inputs(other_module, x, skill), layers, sequence=sequence,
+                             batch_size=CAPTURE_CHUNK)
+    names, other_names, matrix = cka_matrix(acts, other_acts, debiased)
+
+    # each skill's samples (rows of the capture) and targets
+    if task.form == "outputs":
+        rows = [slice(None)] * task.n_skills
+        targets = [batches[0]["y"][:, k] for k in range(task.n_skills)]
+    else:
+        rows = [slice(k * n_probe, (k + 1) * n_probe) for k in range(task.n_skills)]
+        targets = [b["y"] for b in batches]
+    parts = part_targets(task, batches, n_probe, seed)
+    skills = list(task.skills)
+
+    def score(features: torch.Tensor, target: torch.Tensor) -> float:
+        return probe(features, target, seed=seed)
+
+    held_out = {name: {s: score(acts[name][rows[k]], targets[k]) for k, s in enumerate(skills)} for name in names}
+    part_scores = {name: {skills[c]: {skills[p]: score(acts[name][rows[c]], t) for p, t in by_part.items()}
+                          for c, by_part in parts.items()} for name in names}
+    result = {
+        "cka": {"run": str(run_dir), "other": str(other_dir), "debiased": debiased, "n_samples": len(x),
+                "layers": names, "other_layers": other_names, "matrix": matrix.tolist()},
+        "probes": {"metric": "accuracy" if is_classification(targets[0]) else "r2", "train_fraction": TRAIN_FRACTION,
+                   "ridge": RIDGE, "layers": names, "skills": skills, "held_out": held_out,
+                   "chance": {s: chance_score(targets[k]) for k, s in enumerate(skills)}, "parts": part_scores},
+        "effective_dim": {"layers": names, "overall": {name: effective_dimension(acts[name]) for name in names},
+                          "per_skill": {name: {s: effective_dimension(acts[name][rows[k]]) for k, s in enumerate(skills)}
+                                        for name in names}},
+    }
+    result = _without_nan(result)
+    (run_dir / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    plot_cka(run_dir / "cka.png", result["cka"])
+    plot_probes(run_dir / "probes.png", result["probes"])
+    return result
+
+
+def _without_nan(value: Any) -> Any:
+    """NaN → None, everywhere: JSON has no NaN (json.dumps would write a token other readers reject)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nan(v) for v in value]
+    return value
+
+
+# ---- plots --------------------------------------------------------------------------------------------------------
+
+def plot_cka(path: Path, cka: Mapping) -> None:
+    """Heatmap of the CKA matrix: this run's layers down, the other run's across (undefined entries blank)."""
+    rows, cols = cka["layers"], cka["other_layers"]
+    values = torch.tensor([[math.nan if v is None else v for v in row] for row in cka["matrix"]], dtype=torch.float64)
+    fig, axes = figure(1, 1, (max(5.0, 0.4 * len(cols) + 3), max(4.0, 0.4 * len(rows) + 2)))
+    ax = axes[0][0]
+    image = ax.imshow(values.numpy(), vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel(f"layers of {Path(cka['other']).name}")
+    ax.set_ylabel(f"layers of {Path(cka['run']).name}")
+    fig.colorbar(image, ax=ax, label=f"{'debiased ' if cka['debiased'] else ''}linear CKA")
+    ax.set_title(f"linear CKA on {cka['n_samples']} probe samples", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_probes(path: Path, probes: Mapping) -> None:
+    """Held-out probe score per layer (in forward order), one line per skill, its chance level dotted."""
+    layers, skills = probes["layers"], probes["skills"]
+    fig, axes = figure(1, 1, (max(6.0, 0.4 * len(layers) + 3), 4))
+    ax = axes[0][0]
+    colors = colormap("tab10")
+    for k, skill in enumerate(skills):
+        values = [probes["held_out"][layer][skill] for layer in layers]
+        ax.plot(range(len(layers)), [math.nan if v is None else v for v in values], marker="o", ms=3, lw=1.2,
+                color=colors(k % 10), label=skill)
+        ax.axhline(probes["chance"][skill], color=colors(k % 10), lw=0.8, ls=":")
+    ax.set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
+    ax.set_ylabel(f"held-out {probes['metric']}")
+    if probes["metric"] == "accuracy":
+        ax.set_ylim(0, 1.02)
+    ax.set_title(f"linear probes per layer (ridge, {probes['train_fraction']:.0%} fit / rest held out; dotted: chance)",
+                 fontsize=10)
+    ax.legend(fontsize=7, ncol=max(1, len(skills) // 8))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

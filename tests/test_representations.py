@@ -1,0 +1,256 @@
+"""skilltrain.analysis.representations on features with known answers (CKA, probes, effective dimension), activation
+capture on skilltrain's own and a user's models, and one small trained run end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from conftest import fit_quietly, load
+from omegaconf import OmegaConf
+from torch import nn
+
+from skilltrain.analysis.representations import (
+    REPORT_FILE,
+    analyze_run,
+    capture,
+    cka_matrix,
+    effective_dimension,
+    linear_cka,
+    probe,
+    ridge_fit,
+)
+from skilltrain.errors import UserError
+
+
+def gaussian(n: int, d: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def orthogonal(d: int, seed: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(gaussian(d, d, seed))
+    return q
+
+
+def song_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Debiased CKA written out as in Song et al. (2012): n × n Gram matrices with zeroed diagonals, no centring."""
+    n = len(x)
+    one = torch.ones(n, dtype=torch.float64)
+
+    def hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
+        k, l = k - torch.diag(k.diagonal()), l - torch.diag(l.diagonal())  # noqa: E741
+        return (torch.trace(k @ l) + (one @ k @ one) * (one @ l @ one) / ((n - 1) * (n - 2))
+                - 2 / (n - 2) * (one @ k @ l @ one)) / (n * (n - 3))
+
+    k, l = x @ x.T, y @ y.T  # noqa: E741
+    return float(hsic(k, l) / torch.sqrt(hsic(k, k) * hsic(l, l)))
+
+
+# ---- CKA ----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize("shape", [(200, 10), (30, 100)])  # features fewer, and more, than samples (both code paths)
+def test_cka_of_features_with_themselves_is_one(shape, debiased):
+    x = gaussian(*shape, seed=0)
+    assert linear_cka(x, x, debiased=debiased) == pytest.approx(1.0, abs=1e-12)
+    assert linear_cka(x.float(), x.float(), debiased=debiased) == pytest.approx(1.0, abs=1e-12)  # float32 in, float64 inside
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_is_invariant_to_rotation_isotropic_scaling_and_shift_but_not_to_any_linear_map(debiased):
+    x = gaussian(400, 12, seed=1)
+    y = x @ gaussian(12, 7, seed=2) + 2 * gaussian(400, 7, seed=3)
+    base = linear_cka(x, y, debiased=debiased)
+    assert 0.2 < base < 0.95  # related, not identical: the invariances below are not trivially 1 = 1
+    assert linear_cka(x @ orthogonal(12, 4) * 3.7 + 5.0, y * 0.2 - 1.0, debiased=debiased) == pytest.approx(base, rel=1e-10)
+    assert linear_cka(x, y @ orthogonal(7, 5) * 40.0, debiased=debiased) == pytest.approx(base, rel=1e-10)
+    stretch = torch.diag(torch.logspace(-2, 1, 12, dtype=torch.float64))  # invertible, not orthogonal
+    assert abs(linear_cka(x @ stretch, y, debiased=debiased) - base) > 0.05
+
+
+def test_cka_of_independent_features_is_near_zero_and_the_debiased_form_nearer():
+    many = linear_cka(gaussian(5000, 8, seed=6), gaussian(5000, 8, seed=7))
+    assert 0 <= many < 0.01  # samples far outnumber features: about d/n
+    x, y = gaussian(300, 60, seed=8), gaussian(300, 60, seed=9)
+    biased, debiased = linear_cka(x, y), linear_cka(x, y, debiased=True)
+    assert biased > 0.1  # the plain estimate's bias, about d/n = 0.2: it is not 0 for independent features
+    assert abs(debiased) < 0.02 and abs(debiased) < biased / 5
+
+
+@pytest.mark.parametrize("shape", [(50, 6, 4), (20, 40, 30)])
+def test_debiased_cka_is_the_unbiased_hsic_estimator_of_song_et_al(shape):
+    n, dx, dy = shape
+    x = gaussian(n, dx, seed=10) + 3.0  # uncentred: the estimator does not depend on the features' means
+    y = x[:, :1] * gaussian(1, dy, seed=11) + gaussian(n, dy, seed=12) - 1.0
+    assert linear_cka(x, y, debiased=True) == pytest.approx(song_cka(x, y), rel=1e-9)
+    assert linear_cka(x, y) != pytest.approx(song_cka(x, y), rel=1e-3)  # the biased form is a different number
+
+
+def test_cka_matrix_pairs_every_layer_of_one_capture_with_every_layer_of_another():
+    acts = {"a": gaussian(100, 5, seed=13), "b": gaussian(100, 9, seed=14), "c": gaussian(100, 3, seed=15)}
+    acts["b"][:, :5] += acts["a"]
+    names_a, names_b, matrix = cka_matrix(acts, {"c": acts["c"], "a": acts["a"]})
+    assert names_a == ["a", "b", "c"] and names_b == ["c", "a"]
+    assert matrix.shape == (3, 2) and matrix.dtype == torch.float64
+    for i, a in enumerate(names_a):
+        for j, b in enumerate(names_b):
+            assert matrix[i, j].item() == pytest.approx(linear_cka(acts[a], acts[b]), rel=1e-12)
+    _, _, square = cka_matrix(acts, acts, debiased=True)
+    assert torch.allclose(square.diagonal(), torch.ones(3, dtype=torch.float64)) and torch.allclose(square, square.T)
+    with pytest.raises(ValueError, match="same samples"):
+        cka_matrix(acts, {"short": gaussian(50, 5, seed=16)})
+
+
+# ---- probes -------------------------------------------------------------------------------------------------------
+
+def test_probe_recovers_a_planted_linear_feature_and_not_a_random_label():
+    x = gaussian(1000, 20, seed=17)
+    planted = (x @ gaussian(20, 1, seed=18)).squeeze(1) > 0
+    assert probe(x, planted.long()) > 0.95
+    assert probe(x, planted.double()) == probe(x, planted.long())  # 0/1 floats (parity targets) are classes too
+    three = (x @ gaussian(20, 3, seed=19)).argmax(1)  # multi-class: one-hot ridge + argmax
+    assert probe(x, three) > 0.85
+    random = torch.randint(0, 2, (1000,), generator=torch.Generator().manual_seed(20))
+    assert abs(probe(x, random) - 0.5) < 0.08  # chance: 300 held-out samples, ±0.03 standard deviation
+    assert probe(x, random) == probe(x, random)  # a fixed split: deterministic
+    wide = gaussian(1000, 500, seed=33)  # enough features to fit the random labels of the training rows
+    assert abs(probe(wide, random) - 0.5) < 0.08  # held out: still chance
+    hidden = torch.cat([gaussian(1000, 30, seed=21), planted[:, None] * 4.0 - 2.0], dim=1)  # one column among noise
+    assert probe(hidden, planted.long()) > 0.95
+
+
+def test_probe_of_real_valued_targets_is_the_held_out_r2():
+    x = gaussian(600, 10, seed=22)
+    w = gaussian(10, 1, seed=23).squeeze(1)
+    assert probe(x, x @ w + 0.01 * gaussian(600, 1, seed=24).squeeze(1)) > 0.99
+    assert probe(x, gaussian(600, 1, seed=25).squeeze(1) + 0.5) < 0.05
+
+
+def test_ridge_readout_is_the_same_through_the_dual_when_features_outnumber_samples():
+    a, t = gaussian(20, 50, seed=26), gaussian(20, 3, seed=27)
+    primal = torch.linalg.solve(a.T @ a + 0.1 * 20 * torch.eye(50, dtype=torch.float64), a.T @ t)
+    assert torch.allclose(ridge_fit(a, t, 0.1), primal, atol=1e-10)
+
+
+# ---- effective dimension ------------------------------------------------------------------------------------------
+
+def test_participation_ratio_of_isotropic_data_is_d_and_of_rank_one_data_is_one():
+    assert effective_dimension(gaussian(20000, 10, seed=28)) == pytest.approx(10, rel=0.01)
+    line = gaussian(500, 1, seed=29) * gaussian(1, 10, seed=30) + 7.0
+    assert effective_dimension(line) == pytest.approx(1.0, abs=1e-9)
+    two = torch.cat([gaussian(20000, 2, seed=31), 1e-3 * gaussian(20000, 8, seed=32)], dim=1)
+    assert effective_dimension(two * 50.0) == pytest.approx(2.0, rel=0.01)  # scale-free; tiny directions barely count
+    assert math.isnan(effective_dimension(torch.ones(10, 3)))
+
+
+# ---- capture ------------------------------------------------------------------------------------------------------
+
+def skilltrain_mlp():
+    from skilltrain.config import to_container
+    from skilltrain.module import SkillModule
+
+    return SkillModule(to_container(load("recipe=domino_2task", "model.widths=[8,6]"))).model
+
+
+def test_capture_records_every_linear_and_activation_of_a_skilltrain_mlp_in_forward_order():
+    model = skilltrain_mlp().train()
+    x = torch.randint(0, 2, (64, 32)).double()
+    acts = capture(model, x)
+    assert list(acts) == ["layers.0", "layers.1", "layers.2", "layers.3", "layers.4"]
+    assert [tuple(v.shape) for v in acts.values()] == [(64, 8), (64, 8), (64, 6), (64, 6), (64, 2)]
+    assert torch.equal(acts["layers.1"], acts["layers.0"].relu())
+    assert torch.equal(acts["layers.4"], model(x).detach())
+    assert model.training and not any(m._forward_hooks for m in model.modules())  # mode restored, hooks removed
+    picked = capture(model, x, layers=["layers.3", "layers.0"], batch_size=10)  # chunked: the same activations
+    assert list(picked) == ["layers.0", "layers.3"] and torch.allclose(picked["layers.3"], acts["layers.3"])
+
+
+class TokenModel(nn.Module):
+    """A user's model: token embeddings [n, seq, d], one activation module applied twice, a pooled linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 4)
+        self.mix = nn.Linear(4, 4)
+        self.act = nn.Tanh()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.mix(self.act(self.embed(x))))
+        return self.head(h.mean(dim=1))
+
+
+def test_capture_averages_or_flattens_token_outputs_and_numbers_a_module_called_twice():
+    torch.manual_seed(0)
+    model, x = TokenModel(), torch.randint(0, 5, (16, 7))
+    model.head.eval()  # a model with parts in eval mode keeps them so
+    acts = capture(model, x)
+    assert model.training and not model.head.training
+    assert list(acts) == ["embed", "act[0]", "mix", "act[1]", "head"]
+    assert torch.allclose(acts["embed"], model.embed(x).mean(dim=1))  # [n, seq, d] → [n, d], averaged over positions
+    assert acts["act[1]"].shape == (16, 4) and acts["head"].shape == (16, 2)
+    flat = capture(model, x, layers=["embed"], sequence="flatten")
+    assert torch.equal(flat["embed"], model.embed(x).detach().flatten(1))  # [n, seq · d]: where each feature was
+
+
+def test_capture_names_an_unknown_layer_with_the_closest_valid_one_in_one_line():
+    with pytest.raises(UserError) as error:
+        capture(skilltrain_mlp(), torch.zeros(4, 32, dtype=torch.float64), layers=["layers.0", "layer.3"])
+    message = str(error.value)
+    assert "\n" not in message and "'layer.3'" in message and "did you mean 'layers.3'?" in message
+
+
+# ---- a trained run ------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_analyze_run_writes_cka_probes_and_effective_dimension_of_a_trained_run(tmp_path):
+    args = ("recipe=domino_2task", "trainer.max_steps=40", "data.n_samples=1000")
+    a, b = tmp_path / "a", tmp_path / "b"
+    fit_quietly(*args, "seed=0", out_dir=a)
+    fit_quietly(*args, "seed=1", out_dir=b)
+
+    result = analyze_run(a, other=b, n_probe=400)
+    assert set(result) == {"cka", "probes", "effective_dim"}
+    assert json.loads((a / REPORT_FILE).read_text()) == result
+    assert (a / "cka.png").stat().st_size > 0 and (a / "probes.png").stat().st_size > 0
+    layers = ["layers.0", "layers.1", "layers.2"]  # the MLP [32, 50, 2]: Linear, ReLU, Linear
+    cka = result["cka"]
+    assert cka["layers"] == cka["other_layers"] == layers and cka["n_samples"] == 400
+    assert len(cka["matrix"]) == 3 and all(len(row) == 3 for row in cka["matrix"])
+    assert all(0 <= v <= 1 for row in cka["matrix"] for v in row)
+    assert any(v < 0.999 for row in cka["matrix"] for v in row)  # another seed: not the same representations
+    probes = result["probes"]
+    assert probes["skills"] == ["x1x2", "x3x4"] and probes["metric"] == "accuracy"
+    assert all(0 <= probes["held_out"][layer][s] <= 1 for layer in layers for s in probes["skills"])
+    assert set(result["effective_dim"]["overall"]) == set(layers)
+    assert all(1 <= v <= 50 for v in result["effective_dim"]["overall"].values())
+
+    alone = analyze_run(a, n_probe=400)  # against itself
+    matrix = torch.tensor(alone["cka"]["matrix"], dtype=torch.float64)
+    assert alone["cka"]["other"] == str(a) and torch.allclose(matrix.diagonal(), torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(matrix, matrix.T) and matrix[0, 0] != matrix[0, 2]
+    assert alone["probes"] == probes  # the probe set does not depend on the other run
+
+    renamed = tmp_path / "renamed"  # the same weights, but its skills are called differently: another task
+    shutil.copytree(b, renamed)
+    config = OmegaConf.load(renamed / "config.yaml")
+    config.data.skill_names = ["p", "q"]
+    OmegaConf.save(config, renamed / "config.yaml")
+    with pytest.raises(UserError, match="same task") as error:
+        analyze_run(a, other=renamed, n_probe=400)
+    assert "\n" not in str(error.value)
+    with pytest.raises(UserError, match="not a skilltrain training run"):
+        analyze_run(a, other=tmp_path)
+
+
+def test_analyze_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    from skilltrain.cli import main
+
+    assert main(["analyze"]) == 2
+    assert main(["analyze", f"run_dir={tmp_path}", "nprobe=3"]) == 2
+    assert main(["analyze", f"run_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in err] == ["run_dir", "nprobe", "run_dir"], err

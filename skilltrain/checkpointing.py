@@ -10,6 +10,11 @@ the evaluation of the checkpoint's step on resume, so a checkpoint written befor
 `every_n_train_steps` does) would lose it. Then every checkpoint holds all that happened up to its step, and a
 resumed run repeats and loses nothing.
 
+With `checkpoint.at_learn_steps=true`, the weights are also kept as each skill is learned:
+`checkpoints/learned-<skill>.ckpt`, written at the first step at which the learn step is known (the run's logging
+or evaluation boundary at or after it: at most `trainer.log_every_n_steps` later for a training-split metric), so
+that `analyze … ckpt=learned-<skill>` shows the representations at the time a skill was learned.
+
 A run stopped by SIGTERM (or a first Ctrl-C) stops at a step boundary and writes its checkpoint there. A diverged
 run writes none: the divergence guard is consulted before every write, so `last.ckpt` stays the last good state.
 """
@@ -26,11 +31,23 @@ from skilltrain.guard import DivergenceGuard
 
 
 class RunCheckpoints(L.Callback):
-    def __init__(self, dirpath: Path, every_n_steps: int | None, val_every: int, guard: DivergenceGuard):
+    def __init__(self, dirpath: Path, every_n_steps: int | None, val_every: int, guard: DivergenceGuard,
+                 learned: dict | None = None):
         self.path = Path(dirpath) / "last.ckpt"
         self.guard = guard
         self.every_n_steps, self.val_every = every_n_steps, val_every
         self._deferred = False
+        self.learned = learned  # SkillProgress.learned (checkpoint.at_learn_steps), else None
+        self._kept: set[str] = set()
+
+    def keep_learned(self, trainer: L.Trainer) -> None:
+        """The weights as each newly learned skill's learn step becomes known (once per skill; not on a resume)."""
+        for skill, step in self.learned.items():
+            if step is not None and skill not in self._kept:
+                self._kept.add(skill)
+                target = self.path.with_name(f"learned-{skill}.ckpt")
+                if not target.exists():
+                    trainer.save_checkpoint(str(target), weights_only=True)
 
     def save(self, trainer: L.Trainer) -> None:
         self.guard.check()  # raises instead of saving a diverged state
@@ -42,6 +59,8 @@ class RunCheckpoints(L.Callback):
             os.replace(partial, self.path)  # same directory: atomic, whatever filesystem /tmp is on
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.learned is not None:
+            self.keep_learned(trainer)
         step = trainer.global_step
         if self.every_n_steps and step % self.every_n_steps == 0:
             if step % self.val_every == 0:
@@ -50,6 +69,8 @@ class RunCheckpoints(L.Callback):
                 self.save(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
+        if self.learned is not None and not trainer.sanity_checking:
+            self.keep_learned(trainer)
         if self._deferred and not trainer.sanity_checking:
             self._deferred = False
             self.save(trainer)

@@ -18,6 +18,8 @@ commands:
   compare        A/B comparison of interventions over paired seeds, with statistics, tables and plots
                    python -m skilltrain compare recipe=domino_2task seeds=5 arms=[baseline,gradient_rescaling]
                      compare.workers=2   (rerun the same command to resume; compare.dry_run=true prints the runs)
+  sweep          a grid of any config keys over seeds, with power laws fitted: loss vs parameters, samples or steps
+                   python -m skilltrain sweep recipe=multitask_parity sweep.model.widths=[[16],[64],[256]] seeds=3
   benchmark      every intervention mode on every task of a suite, over seeds: a leaderboard
                    python -m skilltrain benchmark suite=quick compare.workers=2   (suites: conf/suites/)
   theory         simulate a toy model of arXiv 2501.12391 (geometry | resource | domino); a run directory like fit's
@@ -76,6 +78,12 @@ def cmd_benchmark(args: list[str]) -> int:
     return benchmark(args)
 
 
+def cmd_sweep(args: list[str]) -> int:
+    from skilltrain.sweep import sweep
+
+    return sweep(args)
+
+
 def cmd_export_data(args: list[str]) -> int:
     from skilltrain.config import load_config
     from skilltrain.data.export import export_data
@@ -117,13 +125,14 @@ def cmd_analyze(args: list[str]) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from skilltrain.analysis.representations import REPORT_FILE, analyze_run
+    from skilltrain.analysis.representations import analyze_run, report_file
     from skilltrain.config import parse_overrides, require
     from skilltrain.report import console
 
     cli = parse_overrides(args)
-    extra = sorted(set(cli) - {"run_dir", "other", "n_probe", "debiased", "layers", "seed"})
-    require(not extra, extra[0] if extra else "", "unknown key (analyze takes run_dir, other, n_probe, debiased, layers, seed)")
+    extra = sorted(set(cli) - {"run_dir", "other", "n_probe", "debiased", "layers", "seed", "ckpt"})
+    require(not extra, extra[0] if extra else "",
+            "unknown key (analyze takes run_dir, other, n_probe, debiased, layers, seed, ckpt)")
     require(cli.get("run_dir"), "run_dir", "is required: the run directory to analyse (analyze run_dir=runs/…)")
     n_probe, debiased, seed = cli.get("n_probe", 1000), cli.get("debiased", False), cli.get("seed", 0)
     require(isinstance(n_probe, int) and not isinstance(n_probe, bool), "n_probe", f"expected an integer, got '{n_probe}'")
@@ -131,7 +140,8 @@ def cmd_analyze(args: list[str]) -> int:
     require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", f"expected an integer ≥ 0, got '{seed}'")
     layers = cli.get("layers")
     layers = [str(x) for x in layers] if layers is not None else None
-    result = analyze_run(str(cli.run_dir), cli.get("other"), n_probe, seed=seed, debiased=debiased, layers=layers)
+    result = analyze_run(str(cli.run_dir), cli.get("other"), n_probe, seed=seed, debiased=debiased, layers=layers,
+                         checkpoint=str(cli.get("ckpt", "last")))
     probes, cka = result["probes"], result["cka"]
     table = Table(title=escape(f"held-out linear probe {probes['metric']} per layer (rows) and skill; CKA vs "
                                f"{'itself' if cka['other'] == cka['run'] else cka['other']} on the diagonal"))
@@ -147,7 +157,7 @@ def cmd_analyze(args: list[str]) -> int:
         table.add_row(escape(layer), *["—" if v is None else f"{v:.2f}" for v in row],
                       "—" if dim is None else f"{dim:.1f}", "—" if same is None else f"{same:.2f}")
     console().print(table)
-    print(f"representations: {Path(str(cli.run_dir)) / REPORT_FILE}", flush=True)
+    print(f"representations: {Path(str(cli.run_dir)) / report_file(str(cli.get('ckpt', 'last')))}", flush=True)
     return 0
 
 
@@ -196,7 +206,8 @@ def _plain(arg: str) -> str:
 
 COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "benchmark": cmd_benchmark, "list": cmd_list,
             "print-config": cmd_print_config, "export-data": cmd_export_data, "theory": cmd_theory,
-            "fit-theory": cmd_fit_theory, "analyze": cmd_analyze}
+            "fit-theory": cmd_fit_theory, "analyze": cmd_analyze,
+            "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,6 +76,10 @@ class AnalysisConfig:
     """What a run analyses once it has trained."""
 
     theory: str | None = MISSING  # resource: fit the Resource model to the run's curves (skilltrain.theory.fit)
+    representations: bool = MISSING  # CKA, probes, effective dimension (skilltrain.analysis.representations)
+
+
+DEFAULT_ANALYSIS = {"theory": None, "representations": False}
 
 
 @dataclass
@@ -129,6 +133,7 @@ class LoggerConfig:
 @dataclass
 class CheckpointConfig:
     every_n_steps: int | None = MISSING  # periodic checkpoints; null = only at the end
+    at_learn_steps: bool = MISSING  # also keep the weights as each skill is learned: checkpoints/learned-<skill>.ckpt
 
 
 @dataclass
@@ -410,7 +415,8 @@ def _resume_config(cli: DictConfig) -> DictConfig:
     require(saved_path.is_file(), "ckpt_path", f"'{run_dir}' has no config.yaml: not a skilltrain run directory")
     saved = _load_yaml(saved_path.read_text(), str(saved_path))
     defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
-    saved = OmegaConf.merge({"analysis": defaults.analysis}, saved)  # runs made before `analysis` existed
+    # a run made before these keys existed
+    saved = OmegaConf.merge({"analysis": defaults.analysis, "checkpoint": {"at_learn_steps": False}}, saved)
     lacking = sorted(_dotted_keys(defaults) - _dotted_keys(saved))
     require(not lacking, "ckpt_path", f"'{run_dir}' was written by an older skilltrain (its config.yaml has no "
             f"{', '.join(lacking[:3])}{', …' if len(lacking) > 3 else ''}); resume it with the version that made it, "
@@ -443,7 +449,9 @@ def _dotted_keys(node: DictConfig, prefix: str = "") -> set[str]:
 
 def from_container(container: dict, source: str = "a saved config") -> DictConfig:
     """Re-apply the schema to a saved config (a checkpoint's hyper-parameters, a run's config.yaml)."""
-    container = {"analysis": {"theory": None}, **container}  # runs made before `analysis` existed
+    # a run made before these keys existed
+    container = {**container, "analysis": {**DEFAULT_ANALYSIS, **(container.get("analysis") or {})},
+                 "checkpoint": {"at_learn_steps": False, **(container.get("checkpoint") or {})}}
     return _typed([(source, OmegaConf.create(container))])
 
 

@@ -254,7 +254,8 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
         *([early] if early else []),
         guard,
         stopper,
-        RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, val_every(cfg), guard),
+        RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, val_every(cfg), guard,
+                       progress.learned if cfg.checkpoint.at_learn_steps else None),
     ]
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     threads = choose_threads(trainer_kwargs.pop("threads"), sum(p.numel() for p in module.parameters()),
@@ -302,6 +303,10 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
         print_table(summary)
     if cfg.analysis.theory:
         _fit_theory(run_dir, show)
+    if cfg.analysis.representations and status != "diverged":
+        from skilltrain.analysis.representations import analyze_run
+
+        analyze_run(run_dir)  # representations.json, cka.png, probes.png
     return RunResult(run_dir, status, summary, message, signum)
 
 

@@ -26,6 +26,7 @@ The core functions take plain tensors and any `nn.Module`: nothing here needs Li
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -341,8 +342,9 @@ def _join_passes(per_pass: list[list[tuple[str, torch.Tensor | None]]], n: int, 
 
 # ---- a trained run ------------------------------------------------------------------------------------------------
 
-def load_run(run_dir: Path):
-    """The run's SkillModule with its last checkpoint's weights, in eval mode, on the CPU.
+def load_run(run_dir: Path, checkpoint: str = "last"):
+    """The run's SkillModule with the weights of `checkpoints/<checkpoint>.ckpt` (`last`, or `learned-<skill>` from
+    checkpoint.at_learn_steps=true), in eval mode, on the CPU.
 
     The model is rebuilt from config.yaml; an architecture intervention (modular_routing) replaces it as it did in
     training before the weights are loaded, so the checkpoint's keys match.
@@ -350,9 +352,12 @@ def load_run(run_dir: Path):
     from skilltrain.config import from_container, to_container
     from skilltrain.module import SkillModule
 
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if not ((run_dir / "config.yaml").is_file() and ckpt.is_file()):
+    ckpt = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    if not ((run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()):
         raise UserError(f"run_dir: '{run_dir}' has no config.yaml and checkpoints/last.ckpt: not a skilltrain training run")
+    if not ckpt.is_file():
+        kept = sorted(p.name[: -len(".ckpt")] for p in (run_dir / "checkpoints").glob("*.ckpt"))
+        raise unknown("checkpoint", checkpoint, kept, key="ckpt")
     cfg = from_container(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")), f"{run_dir}/config.yaml")
     module = SkillModule(to_container(cfg))
     if cfg.interventions:
@@ -437,7 +442,8 @@ def check_same_task(module, other, run_dir: Path, other_dir: Path) -> None:
 
 
 def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: int = 1000, *, seed: int = 0,
-                debiased: bool = False, layers: Sequence[str] | None = None, sequence: str = "mean") -> dict:
+                debiased: bool = False, layers: Sequence[str] | None = None, sequence: str = "mean",
+                checkpoint: str = "last") -> dict:
     """Representations of a trained run: writes <run_dir>/representations.json, cka.png and probes.png; returns the
     JSON's content.
 
@@ -462,7 +468,7 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
     run_dir = Path(run_dir)
     if n_probe < 4:
         raise UserError(f"n_probe: must be ≥ 4 (a probe needs samples to fit and to test), got {n_probe}")
-    module = load_run(run_dir)
+    module = load_run(run_dir, checkpoint)
     task = module.task
     batches = probe_batches(task, n_probe, seed)
     x = torch.cat([b["x"] for b in batches])
@@ -504,11 +510,18 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
                           "per_skill": {name: {s: effective_dimension(acts[name][rows[k]]) for k, s in enumerate(skills)}
                                         for name in names}},
     }
+    result["checkpoint"] = checkpoint
     result = _without_nan(result)
-    (run_dir / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n")
-    plot_cka(run_dir / "cka.png", result["cka"])
-    plot_probes(run_dir / "probes.png", result["probes"])
+    suffix = "" if checkpoint == "last" else f"-{checkpoint}"  # learned-<skill>: beside the final weights' report
+    (run_dir / report_file(checkpoint)).write_text(json.dumps(result, indent=2) + "\n")
+    plot_cka(run_dir / f"cka{suffix}.png", result["cka"])
+    plot_probes(run_dir / f"probes{suffix}.png", result["probes"])
     return result
+
+
+def report_file(checkpoint: str = "last") -> str:
+    """representations.json for the final weights, representations-learned-<skill>.json for a learn-step checkpoint."""
+    return REPORT_FILE if checkpoint == "last" else f"representations-{checkpoint}.json"
 
 
 def _without_nan(value: Any) -> Any:
@@ -561,3 +574,113 @@ def plot_probes(path: Path, probes: Mapping) -> None:
     ax.legend(fontsize=7, ncol=max(1, len(skills) // 8))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+# ---- across the runs of a comparison ------------------------------------------------------------------------------
+
+
+def compare_representations(directory: Path, seeds: Mapping[str, Sequence[int]], baseline: str, n_probe: int = 500,
+                            seed: int = 0) -> dict:
+    """For a comparison whose runs wrote representations.json (analysis.representations=true): per arm, the median
+    over seed pairs of each layer's CKA with the same layer of another seed (is what is learned universal across
+    seeds?), and the median held-out probe score per layer and skill; across arms, the median over seeds of the
+    layer × layer CKA of each arm's run against the baseline's run of the same seed (did the intervention change
+    what is learned, or only when?). All on one probe set drawn from the task."""
+    runs = {arm: {s: Path(directory) / arm / f"seed{s}" for s in arm_seeds} for arm, arm_seeds in seeds.items()}
+    first = next((run for arm_runs in runs.values() for run in arm_runs.values()), None)
+    if first is None:
+        return {}
+    task = load_run(first).task
+    batches = probe_batches(task, n_probe, seed)
+    x = torch.cat([b["x"] for b in batches])
+    skill = torch.cat([b["skill"] for b in batches]) if task.form == "control" else None
+    acts: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
+    for arm, arm_runs in runs.items():
+        acts[arm] = {}
+        for s, run in arm_runs.items():
+            module = load_run(run)
+            acts[arm][s] = capture(module.model, model_inputs(module, x, skill), batch_size=CAPTURE_CHUNK)
+    out: dict[str, Any] = {"n_samples": len(x), "layers": {}, "cross_seed_cka": {}, "vs_baseline": {}, "probes": {}}
+    for arm, by_seed in acts.items():
+        layers = list(next(iter(by_seed.values()))) if by_seed else []
+        out["layers"][arm] = layers
+        pairs = list(itertools.combinations(sorted(by_seed), 2))
+        out["cross_seed_cka"][arm] = {
+            layer: _median([linear_cka(by_seed[a][layer], by_seed[b][layer]) for a, b in pairs
+                            if layer in by_seed[a] and layer in by_seed[b]]) for layer in layers}
+        reports = [json.loads((runs[arm][s] / REPORT_FILE).read_text()) for s in by_seed
+                   if (runs[arm][s] / REPORT_FILE).is_file()]
+        if reports:
+            probes = reports[0]["probes"]
+            out["probes"][arm] = {"metric": probes["metric"], "held_out": {
+                layer: {sk: _median([r["probes"]["held_out"].get(layer, {}).get(sk) for r in reports])
+                        for sk in probes["skills"]} for layer in probes["layers"]}}
+        if arm != baseline and baseline in acts:
+            common = [s for s in by_seed if s in acts[baseline]]
+            matrices = [cka_matrix(acts[baseline][s], by_seed[s])[2] for s in common]
+            if matrices:
+                base_layers = list(acts[baseline][common[0]])
+                median = torch.stack(matrices).nanmedian(0).values
+                # the same layer: by name, or by position in the forward pass when the architectures name them apart
+                pairs = [(b, b) for b in base_layers if b in layers] if set(base_layers) & set(layers) else \
+                    list(zip(base_layers, layers)) if len(base_layers) == len(layers) else []
+                out["vs_baseline"][arm] = {"baseline_layers": base_layers, "layers": layers, "seeds": common,
+                                           "matrix": median.tolist(),
+                                           "same_layer": [[b, a, float(median[base_layers.index(b), layers.index(a)])]
+                                                          for b, a in pairs]}
+    return _without_nan(out)
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None and not math.isnan(v)]
+    return float(torch.tensor(kept, dtype=torch.float64).median()) if kept else None
+
+
+def plot_comparison(path: Path, result: Mapping) -> None:
+    """Left: each arm's cross-seed CKA per layer; right: one heatmap per arm of its CKA against the baseline."""
+    arms = list(result["layers"])
+    others = list(result["vs_baseline"])
+    fig, axes = figure(1, 1 + len(others), (5 + 4 * len(others), 4))
+    ax = axes[0][0]
+    colors = colormap("tab10")
+    for i, arm in enumerate(arms):
+        layers = result["layers"][arm]
+        ax.plot(range(len(layers)), [result["cross_seed_cka"][arm][layer] for layer in layers], "o-", color=colors(i % 10),
+                label=arm)
+        ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+    ax.set(ylim=(0, 1.05), ylabel="CKA between seeds (median)", title="universal across seeds?")
+    ax.legend(fontsize=7)
+    for j, arm in enumerate(others, start=1):
+        v = result["vs_baseline"][arm]
+        image = axes[0][j].imshow(v["matrix"], vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        axes[0][j].set_yticks(range(len(v["baseline_layers"])), v["baseline_layers"], fontsize=7)
+        axes[0][j].set_xticks(range(len(v["layers"])), v["layers"], rotation=45, ha="right", fontsize=7)
+        axes[0][j].set_title(f"{arm} (columns) vs baseline (rows)", fontsize=9)
+        fig.colorbar(image, ax=axes[0][j], fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def comparison_markdown(result: Mapping) -> str:
+    lines = ["", "## Representations (analysis.representations=true)", "",
+             f"Linear CKA on {result['n_samples']} probe samples drawn from the task; medians over seed pairs (within an "
+             "arm) or over seeds (against the baseline, same seed).", ""]
+    for arm, layers in result["layers"].items():
+        versus = result["vs_baseline"].get(arm)
+        same = {a: (b, c) for b, a, c in versus["same_layer"]} if versus else {}
+        lines += [f"{arm}:", "", "| layer | CKA across seeds |" + (" CKA vs the baseline's layer |" if versus else ""),
+                  "|---|---|" + ("---|" if versus else "")]
+        for layer in layers:
+            across = result["cross_seed_cka"][arm].get(layer)
+            row = f"| {layer} | {'—' if across is None else f'{across:.2f}'} |"
+            if versus:
+                row += f" {same[layer][1]:.2f} ({same[layer][0]}) |" if layer in same else " — |"
+            lines.append(row)
+        lines.append("")
+    for arm, probes in result["probes"].items():
+        skills = list(next(iter(probes["held_out"].values())))
+        lines += ["", f"Held-out linear probe {probes['metric']} per layer and skill, {arm} (median over seeds):", "",
+                  "| layer | " + " | ".join(skills) + " |", "|---" * (1 + len(skills)) + "|"]
+        for layer, row in probes["held_out"].items():
+            lines.append(f"| {layer} | " + " | ".join("—" if row[s] is None else f"{row[s]:.2f}" for s in skills) + " |")
+    return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from skilltrain.errors import UserError
 def analyse(plan: Plan) -> dict:
     """Statistics, tables and plots from the runs' directories; returns comparison.json's content."""
     from skilltrain.analysis import plots
+    from skilltrain.analysis.representations import comparison_markdown, plot_comparison
     from skilltrain.analysis.stats import compare_arms, to_csv, to_markdown
     from skilltrain.report import write_json
 
@@ -31,6 +32,9 @@ def analyse(plan: Plan) -> dict:
     fits = theory_fits(plan, result["seeds"])
     if fits:
         result["theory_fit"] = fits
+    representations = _representations(plan, result["seeds"])
+    if representations:
+        result["representations"] = representations
     out = plan.directory
     write_json(out / "comparison.json", result)
     (out / "comparison.csv").write_text(to_csv(result))
@@ -38,7 +42,10 @@ def analyse(plan: Plan) -> dict:
     measured = (f"Learn step: first step with {metric['split']} {metric['name']} "
                 f"{'≥' if metric['name'] == 'acc' else '≤'} {metric['threshold']}." if metric else "No run finished.")
     header = f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n{measured}\n\n"
-    (out / "comparison.md").write_text(header + to_markdown(result) + (theory_fit_markdown(fits) if fits else ""))
+    (out / "comparison.md").write_text(header + to_markdown(result) + (theory_fit_markdown(fits) if fits else "")
+                                       + (comparison_markdown(representations) if representations else ""))
+    if representations:
+        plot_comparison(out / "representations.png", representations)
     if metric and skills:
         # curves of completed runs (a diverged run's curve is cut short); learn steps of every counted run
         used = {arm: {s: summaries[arm][s] for s in seeds if s not in result["diverged"][arm]}
@@ -49,6 +56,18 @@ def analyse(plan: Plan) -> dict:
         plots.learn_step_distributions(out / "learn_steps.png", result)
         plots.skill_timeline(out / "timeline.png", _median_windows(used, skills), skills)
     return result
+
+
+def _representations(plan: Plan, seeds: dict) -> dict:
+    """Across the runs that analysed their representations (analysis.representations=true): cross-seed and
+    arm-vs-baseline CKA, and the probe tables (skilltrain.analysis.representations.compare_representations)."""
+    from skilltrain.analysis.representations import REPORT_FILE, compare_representations
+
+    analysed = {arm: [s for s in used if (plan.directory / arm / f"seed{s}" / REPORT_FILE).is_file()]
+                for arm, used in seeds.items()}
+    if not any(analysed.values()):
+        return {}
+    return compare_representations(plan.directory, analysed, plan.settings.baseline)
 
 
 def theory_fits(plan: Plan, seeds: dict) -> dict:

@@ -1,0 +1,291 @@
+"""Scaling sweeps: a grid of any config keys, run over seeds like a comparison, and power laws fitted to it.
+
+    python -m skilltrain sweep recipe=multitask_parity sweep.model.widths=[[16],[32],[64],[128],[256]] seeds=3
+        [compare.workers=2] [out_dir=DIR] [key=value …]
+
+Every `sweep.<key>=[v1, v2, …]` is one axis; the grid is their product. Each grid point is an arm of one comparison
+(`<sweep>/<point>/seed<s>/`, through `compare`'s runner: resumable, warm workers or SLURM, one W&B group), run to its
+full budget (`compare.stop_early=false`: a scaling law needs the loss at a fixed budget).
+
+What is fitted, for the one swept quantity x (a grid of several keys is run and tabulated, and fitted along each
+key whose other keys are fixed at one value only when it is the sole axis):
+- x = the number of trainable parameters when the key is a model key (`model.*`): the exponent `alpha_N`;
+- x = the training set size for `data.n_samples`: `alpha_D`; x = the steps for `trainer.max_steps`: `alpha_S`;
+- any other numeric key: `alpha_<key>`.
+The loss is each skill's held-out loss at the end of the run (the training loss where a recipe has no held-out
+set), and "overall" is their frequency-weighted mean, the expected loss under the data's skill mixture. A power law
+L = c · x^(−α) is fitted by least squares in log-log to the medians over seeds; its 95% interval is a bootstrap over
+seeds (each grid point's seeds resampled). A skill whose loss does not fall with x, or that is already at ~0, fits
+badly: every fit reports its R², and the notes say which fits to distrust.
+
+Output: sweep.json (`exponents`: per fitted quantity its value and 95% CI, overall and per skill; the grid; the
+losses), sweep.md (the table), sweep.png (log-log, measured medians with quartiles and the fitted lines).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from omegaconf import ListConfig, OmegaConf
+
+from skilltrain.config import parse_overrides, require
+
+BOOTSTRAP = 2000
+QUANTITIES = {"data.n_samples": "alpha_D", "trainer.max_steps": "alpha_S"}
+
+
+def _dotted(prefix: str, node) -> list[tuple[str, object]]:
+    """`sweep.model.widths=[[16],[32]]` arrives nested: {"model": {"widths": [...]}} → [("model.widths", [...])]."""
+    if OmegaConf.is_dict(node):
+        return [item for k, v in node.items() for item in _dotted(f"{prefix}.{k}" if prefix else str(k), v)]
+    return [(prefix, node)]
+
+
+def point_name(values: dict[str, object]) -> str:
+    """A directory-safe arm name for a grid point: `widths-16` or `n_samples-4096_lr-0.001`."""
+    parts = []
+    for key, value in values.items():
+        text = json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
+        parts.append(f"{key.split('.')[-1]}-{re.sub(r'[^A-Za-z0-9.+-]+', '', text)}")
+    return "_".join(parts)
+
+
+def parse(args: list[str]) -> tuple[dict[str, list], list[str]]:
+    """(axes {key: values}, the other arguments)."""
+    cli = parse_overrides(args)
+    axes = dict(_dotted("", cli.get("sweep"))) if cli.get("sweep") is not None else {}
+    require(axes, "sweep", "needs at least one axis: sweep.<key>=[v1,v2,...], e.g. sweep.model.widths=[[16],[32],[64]]")
+    for key, values in axes.items():
+        shown = OmegaConf.to_container(values) if OmegaConf.is_config(values) else values
+        require(isinstance(values, ListConfig) and len(values) >= 2, f"sweep.{key}",
+                f"expected a list of ≥ 2 values to sweep, got {shown}")
+    rest = [a for a in args if not a.split("=", 1)[0].startswith("sweep.") and a.split("=", 1)[0] != "sweep"]
+    require(not any(a.split("=", 1)[0].split(".")[0] == "arms" for a in rest), "arms",
+            "a sweep's arms are its grid points (sweep.<key>=[...]); run a comparison for named arms")
+    return {k: list(OmegaConf.to_container(v)) for k, v in axes.items()}, rest
+
+
+def sweep(args: list[str]) -> int:
+    """The `sweep` command: exit 0, or 1 when a grid point has no finished run."""
+    from skilltrain.comparison import run_comparison
+    from skilltrain.comparison.plan import _flatten
+
+    axes, rest = parse(args)
+    grid = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    names = [point_name(p) for p in grid]
+    require(len(set(names)) == len(names), "sweep", "two grid points get the same name; use distinct values")
+    arms = {name: {"overrides": point} for name, point in zip(names, grid)}
+    settings = [a for a in rest if a.startswith("compare.")]
+    settings += [] if any(a.startswith("compare.stop_early=") for a in settings) else ["compare.stop_early=false"]
+    settings += [] if any(a.startswith("compare.baseline=") for a in settings) else [f"compare.baseline={names[0]}"]
+    others = [a for a in rest if not a.startswith("compare.")]
+    cli = parse_overrides(rest)
+    if cli.get("out_dir") is None:
+        import hashlib
+
+        tag = hashlib.blake2b(json.dumps([sorted(others), axes], sort_keys=True).encode(), digest_size=4).hexdigest()
+        others.append(f"out_dir={Path('runs') / 'sweep' / (str(cli.get('recipe') or 'run') + '-' + tag)}")
+    try:
+        result = run_comparison([*others, *_flatten("arms", arms), *settings])
+    except KeyboardInterrupt:
+        return 130
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+        return 1
+    report = analyse_sweep(result.directory, axes, grid, names)
+    print_sweep(report)
+    print(f"sweep_dir: {result.directory}", flush=True)
+    return 0
+
+
+# ---- analysis ---------------------------------------------------------------------------------------------------
+
+
+def final_losses(run_dir: Path, skills: list[str]) -> dict[str, float] | None:
+    """Each skill's loss at the run's end: the last held-out evaluation, or the last training row without one."""
+    try:
+        rows = list(csv.DictReader(open(run_dir / "metrics.csv", newline="")))
+    except OSError:
+        return None
+    for marker, suffix in (("val/loss", "val_loss"), ("train/loss", "loss")):
+        measured = [r for r in rows if r.get(marker)]
+        if measured:
+            last = measured[-1]
+            values = {s: last.get(f"skill/{s}/{suffix}") for s in skills}
+            if all(values.values()):
+                return {s: float(v) for s, v in values.items()}
+    return None
+
+
+def parameter_count(run_dir: Path) -> int:
+    import torch
+
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    return int(sum(v.numel() for k, v in state.items() if v.is_floating_point() and not k.endswith(("mask", "_mask"))))
+
+
+def fit_power_law(x: np.ndarray, losses: np.ndarray) -> dict:
+    """losses [points, seeds] (NaN: missing): α of L = c·x^(−α) fitted to the medians, with a bootstrap interval."""
+    medians = np.nanmedian(losses, axis=1)
+    ok = np.isfinite(medians) & (medians > 0)
+    if ok.sum() < 2:
+        return {"value": None, "ci95": None, "r2": None, "note": "fewer than two grid points with a positive loss"}
+    lx, ly = np.log(x[ok]), np.log(medians[ok])
+    slope, intercept = np.polyfit(lx, ly, 1)
+    residual = ly - (slope * lx + intercept)
+    total = ((ly - ly.mean()) ** 2).sum()
+    r2 = float(1 - (residual**2).sum() / total) if total > 0 else None
+    rng = np.random.default_rng(0)
+    seeds = losses.shape[1]
+    draws = []
+    for _ in range(BOOTSTRAP if seeds > 1 else 0):
+        pick = rng.integers(0, seeds, seeds)
+        m = np.nanmedian(losses[:, pick], axis=1)
+        good = np.isfinite(m) & (m > 0)
+        if good.sum() >= 2:
+            draws.append(-np.polyfit(np.log(x[good]), np.log(m[good]), 1)[0])
+    ci = [float(v) for v in np.percentile(draws, [2.5, 97.5])] if draws else None
+    return {"value": float(-slope), "ci95": ci, "r2": r2, "prefactor": float(math.exp(intercept))}
+
+
+def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], names: list[str]) -> dict:
+    from skilltrain.report import write_json
+
+    comparison = json.loads((directory / "comparison.json").read_text())
+    skills = list(comparison["skills"])
+    seeds = comparison["seeds_planned"]
+    frequencies = _frequencies(directory / names[0], skills)
+    losses = np.full((len(grid), len(seeds), len(skills) + 1), np.nan)
+    sizes = np.full((len(grid), len(seeds)), np.nan)
+    for i, name in enumerate(names):
+        for j, seed in enumerate(seeds):
+            run = directory / name / f"seed{seed}"
+            if seed not in comparison["seeds"].get(name, []):
+                continue  # failed or missing: the comparison lists it under `excluded`
+            final = final_losses(run, skills)
+            if final is None:
+                continue
+            losses[i, j, :-1] = [final[s] for s in skills]
+            losses[i, j, -1] = sum(frequencies[s] * final[s] for s in skills) / sum(frequencies.values())
+            if len(axes) == 1 and next(iter(axes)).startswith("model."):
+                sizes[i, j] = parameter_count(run)
+    result = {"axes": axes, "grid": [{"name": n, **p} for n, p in zip(names, grid)], "skills": skills, "seeds": seeds,
+              "frequencies": frequencies, "losses": {n: {"overall": _clean(losses[i, :, -1]),
+                                                        **{s: _clean(losses[i, :, k]) for k, s in enumerate(skills)}}
+                                                    for i, n in enumerate(names)},
+              "exponents": {}, "notes": []}
+    if len(axes) == 1:
+        key = next(iter(axes))
+        if key.startswith("model."):
+            quantity, x = "alpha_N", np.nanmedian(sizes, axis=1)
+            result["parameters"] = {n: float(v) for n, v in zip(names, x)}
+        else:
+            quantity = QUANTITIES.get(key, f"alpha_{key}")
+            values = [v for v in axes[key]]
+            require(all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values), f"sweep.{key}",
+                    "a power law needs positive numbers on the swept axis (for model keys the parameter count is used)")
+            x = np.array(values, dtype=float)
+        overall = fit_power_law(x, losses[:, :, -1])
+        per_skill = {s: fit_power_law(x, losses[:, :, k]) for k, s in enumerate(skills)}
+        result["exponents"][quantity] = {**overall, "per_skill": per_skill, "x": x.tolist()}
+        bad = [s for s, f in per_skill.items() if f["r2"] is None or f["r2"] < 0.8]
+        if bad:
+            result["notes"].append(f"{quantity}: the power law fits {', '.join(bad)} poorly (R² < 0.8 or undefined): "
+                                   "a skill whose loss does not fall steadily with the swept quantity has no exponent")
+        if overall["r2"] is not None and overall["r2"] < 0.9:
+            result["notes"].append(f"{quantity}: the overall loss is not a clean power law here (R² {overall['r2']:.2f})")
+        _plot(directory / "sweep.png", result, quantity, losses)
+    else:
+        result["notes"].append("a grid of several keys is run and tabulated; exponents are fitted for a single axis")
+    write_json(directory / "sweep.json", result)
+    (directory / "sweep.md").write_text(_markdown(result))
+    return result
+
+
+def _clean(values: np.ndarray) -> list:
+    return [None if not np.isfinite(v) else float(v) for v in values]
+
+
+def _frequencies(run_dir: Path, skills: list[str]) -> dict[str, float]:
+    summary = json.loads((run_dir / "seed1" / "summary.json").read_text()) if (run_dir / "seed1" / "summary.json").is_file() \
+        else next(json.loads(p.read_text()) for p in sorted(run_dir.glob("seed*/summary.json")))
+    return {s: summary["skills"][s]["frequency"] for s in skills}
+
+
+def _markdown(result: dict) -> str:
+    lines = [f"# sweep over {', '.join(result['axes'])}", ""]
+    for quantity, e in result["exponents"].items():
+        def cell(f):
+            if f["value"] is None:
+                return "—"
+            ci = f" [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}]" if f["ci95"] else ""
+            return f"{f['value']:.3f}{ci} (R² {f['r2']:.2f})" if f["r2"] is not None else f"{f['value']:.3f}{ci}"
+        lines += [f"## {quantity}: L ∝ x^(−α), fitted to the medians over seeds; 95% bootstrap CI over seeds", "",
+                  "| skill | frequency | α |", "|---|---|---|", f"| overall (frequency-weighted) | 1 | {cell(e)} |"]
+        lines += [f"| {s} | {result['frequencies'][s]:.3g} | {cell(f)} |" for s, f in e["per_skill"].items()]
+        lines.append("")
+    lines += ["## final loss per grid point (median over seeds)", "", "| point | overall | " +
+              " | ".join(result["skills"]) + " |", "|---" * (len(result["skills"]) + 2) + "|"]
+    for point in result["grid"]:
+        row = result["losses"][point["name"]]
+        med = [np.nanmedian([v for v in row[k] if v is not None] or [np.nan]) for k in ["overall", *result["skills"]]]
+        lines.append(f"| {point['name']} | " + " | ".join(f"{v:.3g}" for v in med) + " |")
+    lines += [""] + [f"note: {n}" for n in result["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
+    from skilltrain.analysis.plots import colormap, figure
+
+    e = result["exponents"][quantity]
+    x = np.array(e["x"])
+    fig, axes = figure(1, 2, (11, 4.2))
+    colors = colormap("viridis")
+    series = [("overall", losses[:, :, -1], e)]
+    series += [(s, losses[:, :, k], e["per_skill"][s]) for k, s in enumerate(result["skills"])]
+    for ax, subset in ((axes[0][0], series[:1]), (axes[0][1], series[1:])):
+        for i, (label, values, f) in enumerate(subset):
+            color = "black" if label == "overall" else colors(i / max(1, len(subset) - 1))
+            with np.errstate(all="ignore"):
+                lo, mid, hi = np.nanpercentile(values, [25, 50, 75], axis=1)
+            ok = np.isfinite(mid) & (mid > 0)
+            ax.errorbar(x[ok], mid[ok], yerr=[mid[ok] - lo[ok], hi[ok] - mid[ok]], fmt="o", color=color, ms=4, capsize=2,
+                        label=f"{label}: α = {f['value']:.2f}" if f["value"] is not None else label)
+            if f["value"] is not None:
+                ax.plot(x, f["prefactor"] * x ** -f["value"], "--", color=color, lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel({"alpha_N": "trainable parameters", "alpha_D": "training samples", "alpha_S": "steps"}
+                      .get(quantity, next(iter(result["axes"]))))
+        ax.set_ylabel("final loss")
+        ax.legend(fontsize=7)
+    axes[0][0].set_title(f"overall (frequency-weighted): {quantity}")
+    axes[0][1].set_title("per skill")
+    fig.suptitle("final loss vs the swept quantity: medians over seeds (bars: quartiles), dashed: power-law fits",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def print_sweep(result: dict) -> None:
+    from rich.markup import escape
+
+    from skilltrain.report import console
+
+    out = console()
+    for quantity, e in result["exponents"].items():
+        ci = f" [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]" if e.get("ci95") else ""
+        value = "—" if e["value"] is None else f"{e['value']:.3f}{ci}"
+        out.print(f"{quantity} (overall, frequency-weighted loss): {value}")
+        for s, f in e["per_skill"].items():
+            v = "—" if f["value"] is None else f"{f['value']:.3f}" + (f" (R² {f['r2']:.2f})" if f["r2"] is not None else "")
+            out.print(f"  {escape(s)}: {v}")
+    for note in result["notes"]:
+        out.print(f"note: {escape(note)}", style="yellow")

@@ -213,7 +213,7 @@ def test_analyze_run_writes_cka_probes_and_effective_dimension_of_a_trained_run(
     fit_quietly(*args, "seed=1", out_dir=b)
 
     result = analyze_run(a, other=b, n_probe=400)
-    assert set(result) == {"cka", "probes", "effective_dim"}
+    assert set(result) == {"cka", "probes", "effective_dim", "checkpoint"}
     assert json.loads((a / REPORT_FILE).read_text()) == result
     assert (a / "cka.png").stat().st_size > 0 and (a / "probes.png").stat().st_size > 0
     layers = ["layers.0", "layers.1", "layers.2"]  # the MLP [32, 50, 2]: Linear, ReLU, Linear
@@ -254,3 +254,40 @@ def test_analyze_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["analyze", f"run_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert [line.split(":")[1].strip() for line in err] == ["run_dir", "nprobe", "run_dir"], err
+
+
+@pytest.mark.slow
+def test_a_comparison_reports_representations_per_arm_and_against_the_baseline(tmp_path):
+    from skilltrain.comparison import run_comparison
+
+    result = run_comparison(["recipe=domino_2task", "arms=[baseline,modular_routing]", "seeds=2", "trainer.max_steps=60",
+                             "analysis.representations=true", "checkpoint.at_learn_steps=true", "compare.stop_early=false",
+                             f"out_dir={tmp_path / 'c'}"], show=False)
+    rep = result.statistics["representations"]
+    assert rep["layers"]["baseline"] == ["layers.0", "layers.1", "layers.2"]
+    assert all(0 <= v <= 1 + 1e-9 for v in rep["cross_seed_cka"]["baseline"].values())
+    versus = rep["vs_baseline"]["modular_routing"]
+    assert versus["seeds"] == [1, 2] and len(versus["matrix"]) == 3 and len(versus["matrix"][0]) == len(versus["layers"])
+    assert [pair[0] for pair in versus["same_layer"]] == ["layers.0", "layers.1", "layers.2"]  # matched by position
+    assert set(rep["probes"]["baseline"]["held_out"]["layers.1"]) == {"x1x2", "x3x4"}
+    assert "## Representations" in (tmp_path / "c" / "comparison.md").read_text()
+    assert (tmp_path / "c" / "representations.png").is_file()
+
+
+def test_learn_step_checkpoints_are_kept_and_analysed(tmp_path):
+    from skilltrain.analysis.representations import analyze_run
+    from skilltrain.errors import UserError
+
+    summary = fit_quietly("recipe=domino_2task", "trainer.max_steps=450", "checkpoint.at_learn_steps=true", "seed=0",
+                          out_dir=tmp_path / "r")
+    learned = [s for s, v in summary["skills"].items() if v["learned_step"] is not None]
+    kept = {p.name for p in (tmp_path / "r/checkpoints").glob("learned-*.ckpt")}
+    assert learned and kept == {f"learned-{s}.ckpt" for s in learned}
+    first = learned[0]
+    saved = torch.load(tmp_path / f"r/checkpoints/learned-{first}.ckpt", weights_only=True)
+    step = summary["skills"][first]["learned_step"]
+    assert step <= saved["global_step"] <= step + 10  # kept at the logging boundary at or after the learn step
+    result = analyze_run(tmp_path / "r", checkpoint=f"learned-{first}")
+    assert result["checkpoint"] == f"learned-{first}" and (tmp_path / f"r/representations-learned-{first}.json").is_file()
+    with pytest.raises(UserError, match="ckpt: unknown checkpoint"):
+        analyze_run(tmp_path / "r", checkpoint="learned-nothing")

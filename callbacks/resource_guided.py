@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from skilltrain.callbacks.data_sampling import DataSampling
+from skilltrain.theory.fit import LEARNED_U
 
-LEARNED_U = 0.1  # the Resource model's "learned": skill level 1 − u ≥ 0.9
 DT = 10  # steps per Euler step of the model (fitting and prediction)
 BETAS = (1.0, 0.75, 0.5, 0.25, 0.0)  # candidate mixtures q ∝ p^β · (u + 0.05)^γ (β = 1, γ = 0: the natural one)
 GAMMAS = (0.0, 0.5, 1.0, 2.0)
@@ -92,12 +92,13 @@ class ResourceGuided(DataSampling):
         """u at the fit points [P, n, K], from u = 1 at step 0, each segment under the mixture it used."""
         from skilltrain.theory import resource
 
-        eta = torch.tensor(10.0**log_eta) * DT
+        eta = torch.tensor(10.0**log_eta)
         n0 = torch.tensor(10.0**log_n0)
         state, out, last = None, [], 0
         for step, q in zip(steps, mixtures):
-            n = max(1, round((step - last) / DT))
-            u = resource.simulate(torch.tensor(q), eta, n0, n, loss=self.loss_kind, gates=self.gates, u0=state)
+            n = max(1, round((step - last) / DT))  # Euler steps of (step − last) / n ≈ DT steps each
+            u = resource.simulate(torch.tensor(q), eta * (step - last) / n, n0, n, loss=self.loss_kind, gates=self.gates,
+                                  u0=state)
             state = u[-1]
             out.append(state)
             last = step

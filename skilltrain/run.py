@@ -301,7 +301,7 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
                 cfg.metric.threshold, cfg.metric.split)
     if show:
         print_table(summary)
-    if cfg.analysis.theory:
+    if cfg.analysis.theory and status != "diverged":
         _fit_theory(run_dir, show)
     if cfg.analysis.representations and status != "diverged":
         from skilltrain.analysis.representations import analyze_run
@@ -316,13 +316,16 @@ def _fit_theory(run_dir: Path, show: bool) -> None:
 
     try:
         result = fit_resource(run_dir)
-    except UserError as e:  # too short a run to fit: the run itself is fine
-        print(f"note: analysis.theory: no fit ({e})", file=sys.stderr)
+    except Exception as e:  # a fit that fails leaves the finished run as it is, and says why
+        why = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+        print(f"note: analysis.theory: no fit ({why})", file=sys.stderr)
         return
     if show:
         r2 = ", ".join(f"{s} {v:.2f}" for s, v in result["r2"].items() if v is not None)
         print(f"Resource model fit: η_eff = {format_parameter(result['eta'])}, N0 = {format_parameter(result['n0'])}; "
               f"R² {r2} ({run_dir / 'theory_fit.png'})")
+        for note in result["notes"]:
+            print(f"note: {note}", file=sys.stderr)
 
 
 def _bf16_available(accelerator: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -265,8 +266,57 @@ def test_fit_theory_reads_the_declared_structure_of_a_compositional_task(tmp_pat
 
     fit_quietly("recipe=compositional", "trainer.max_steps=60", "seed=1", out_dir=tmp_path / "r")
     config = tmp_path / "r" / "config.yaml"  # as a run made before `analysis` existed wrote it
-    config.write_text("".join(config.read_text().partition("analysis:\n  theory: null\n")[::2]))
+    config.write_text(re.sub(r"analysis:\n(  .*\n)+", "", config.read_text()))
     assert "analysis" not in config.read_text()
     result = fit_resource(tmp_path / "r")
     composite = list(result["r2"])[2]
     assert result["fixed"]["prerequisites"] == {composite: {"op": "and", "of": list(result["r2"])[:2]}}
+
+
+def test_fit_theory_leaves_out_cells_a_run_did_not_measure(tmp_path):
+    """A skill absent from a logged batch is NaN in metrics.csv: the fit leaves that cell out, nothing else."""
+    from skilltrain.theory.fit import fit_resource
+    from skilltrain.theory.run import run_theory
+
+    run_dir, _ = run_theory(theory_cfg("recipe=resource_chain", f"out_dir={tmp_path / 'r'}"))
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    column = lines[0].split(",").index("skill/T2/loss")
+    cells = lines[40].split(",")
+    cells[column] = "nan"
+    lines[40] = ",".join(cells)
+    (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
+    result = fit_resource(run_dir)
+    assert result["eta"]["value"] == pytest.approx(1e-3, rel=0.05) and min(result["r2"].values()) > 0.99
+
+
+def test_stop_patience_counts_from_the_last_learn_step_exactly():
+    from skilltrain.theory.run import simulate
+
+    for recipe in ("geometry_two_task", "resource_chain"):
+        curves = simulate(theory_cfg(f"recipe={recipe}", "stop.when_all_learned=true", "stop.patience=0"))
+        assert curves.last_step == max(curves.learned_step), recipe
+
+
+@pytest.mark.parametrize("args, key", [
+    (["recipe=resource_chain", "resource.prerequisites.T3.of=5"], "resource.prerequisites.T3"),
+    (["recipe=resource_chain", "resource.prerequisites.T3.of=T2"], "resource.prerequisites.T3"),
+    (["recipe=geometry_scaling", "geometry.loss=mse"], "geometry.loss"),
+    (["recipe=geometry_scaling", "scaling.dims=[10,10,20]"], "scaling.dims"),
+    (["recipe=geometry_two_task", "optim.warmup_steps=10"], "optim.warmup_steps"),
+])
+def test_more_bad_theory_input(args, key, capsys, tmp_path):
+    from skilltrain.cli import main
+
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "scaling.json").write_text("{}")
+    assert main(["theory", *args, f"out_dir={tmp_path / 'kept'}", "overwrite=true"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {key}:"), err
+    assert (tmp_path / "kept" / "scaling.json").is_file()  # refused before anything was written
+
+
+def test_compare_refuses_a_scaling_sweep_as_an_arm(capsys, tmp_path):
+    from skilltrain.cli import main
+
+    assert main(["compare", "recipe=geometry_scaling", "arms=[baseline]", "seeds=1", f"out_dir={tmp_path}"]) == 2
+    assert "scaling.dims" in capsys.readouterr().err

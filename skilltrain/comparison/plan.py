@@ -204,6 +204,8 @@ def plan(args: list[str]) -> Plan:
             try:  # every run's config is valid before any runs
                 if theory:
                     cfg = load_theory_config(run_args)
+                    require(not cfg.scaling.dims, "scaling.dims", "a scaling sweep is one run over its own seeds "
+                            f"(scaling.seeds); run it with `python -m skilltrain theory recipe={recipe}`, not compare")
                     result.runs.append(Run(arm, seed, run_args, run_dir, command="theory"))
                     measured[arm] = {"skills": cfg_skills(cfg)[0], "metric": {"threshold": cfg.metric.threshold}}
                     continue

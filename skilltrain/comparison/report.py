@@ -29,7 +29,8 @@ def analyse(plan: Plan) -> dict:
     skills = list(result["skills"])
     result.update({"recipe": plan.recipe, "arm_specs": plan.arms, "seeds_planned": plan.seeds,
                    "runs": {f"{r.arm}/seed{r.seed}": str(r.run_dir) for r in plan.runs}})
-    fits = theory_fits(plan, result["seeds"])
+    fits = theory_fits(plan, {arm: [s for s in seeds if s not in result["diverged"][arm]]
+                              for arm, seeds in result["seeds"].items()})  # a diverged run's curve is cut short
     if fits:
         result["theory_fit"] = fits
     representations = _representations(plan, result["seeds"])
@@ -40,7 +41,7 @@ def analyse(plan: Plan) -> dict:
     (out / "comparison.csv").write_text(to_csv(result))
     metric = result["metric"]
     measured = (f"Learn step: first step with {metric['split']} {metric['name']} "
-                f"{'≥' if metric['name'] == 'acc' else '≤'} {metric['threshold']}." if metric else "No run finished.")
+                f"{'≤' if metric['name'] == 'loss' else '≥'} {metric['threshold']}." if metric else "No run finished.")
     header = f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n{measured}\n\n"
     (out / "comparison.md").write_text(header + to_markdown(result) + (theory_fit_markdown(fits) if fits else "")
                                        + (comparison_markdown(representations) if representations else ""))
@@ -157,7 +158,9 @@ def print_comparison(result: dict, directory: Path) -> None:
     for arm, f in result.get("theory_fit", {}).items():
         console.print(f"Resource model fit, {escape(arm)}: η_eff {f['eta']['median']:.3g} [{f['eta']['q1']:.3g}, "
                       f"{f['eta']['q3']:.3g}], N0 {f['n0']['median']:.3g} [{f['n0']['q1']:.3g}, {f['n0']['q3']:.3g}] "
-                      f"(median \\[quartiles] of {f['n']} runs)")
+                      f"(median \\[quartiles] of {f['n']} runs; determined in {f['eta']['n_determined']} and "
+                      f"{f['n0']['n_determined']} of them; median R² "
+                      f"{', '.join(f'{s} {v:.2f}' for s, v in f['r2_median'].items())})")
     for note in run_notes(result):
         console.print(escape(note), style="yellow")
     console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png")

@@ -24,6 +24,7 @@ from skilltrain.theory.geometry import GeometryConfig
 from skilltrain.theory.resource import ResourceConfig
 from skilltrain.theory.scaling import ScalingConfig
 
+SECTIONS = ("geometry", "resource", "domino", "scaling")
 MODELS = {"geometry": "parameters moving along skills' task vectors, trained by an optimizer on minibatches of task ids",
           "resource": "skills sharing one update budget η against wasted resources N0 (with prerequisite gates)",
           "domino": "skills learned one at a time, each in t0 = 1/η_eff; modules learn in parallel"}
@@ -103,14 +104,16 @@ def _recipe_file(recipe: str) -> DictConfig:
 
 
 def is_theory_recipe(recipe: str) -> bool:
-    """A shipped theory recipe's name, or a recipe file whose `model` is a toy model's name (fit's is a mapping)."""
+    """A shipped theory recipe's name, or a recipe file for a toy model: its `model` is a toy model's name (fit's is
+    a mapping), or it has a toy model's section (`geometry`, `resource`, `domino`, `scaling`) and no `data`."""
     if recipe in theory_recipe_names():
         return True
     if recipe.endswith((".yaml", ".yml")) and Path(recipe).is_file():
         try:
-            return str(OmegaConf.load(recipe).get("model")) in MODELS
+            layer = OmegaConf.load(recipe)
         except Exception:
             return False
+        return str(layer.get("model")) in MODELS or ("data" not in layer and any(k in layer for k in SECTIONS))
     return False
 
 
@@ -180,5 +183,12 @@ def _validate(cfg: DictConfig) -> None:
         c = cfg.resource.overlap
         require(c is None or (len(c) == len(names) and all(len(row) == len(names) for row in c)), "resource.overlap",
                 f"expected a {len(names)} × {len(names)} matrix (t_i·t_j) or null")
-    if cfg.model == "geometry" and cfg.optim.scheduler != "constant":
-        raise UserError("optim.scheduler: theory runs use a constant learning rate")
+    if cfg.model == "geometry" and (cfg.optim.scheduler != "constant" or cfg.optim.warmup_steps):
+        key = "optim.scheduler" if cfg.optim.scheduler != "constant" else "optim.warmup_steps"
+        raise UserError(f"{key}: theory runs use a constant learning rate")
+    if cfg.scaling.dims:  # checked before a sweep writes anything
+        require(cfg.geometry.loss == "ce", "geometry.loss", "the scaling sweep uses the CE loss (as the paper)")
+        require(cfg.geometry.task_vectors in ("random", "modular"), "geometry.task_vectors",
+                "the scaling sweep takes random (overlapping) or modular (one coordinate per task, none beyond N) vectors")
+        require(cfg.steps >= cfg.scaling.step_window[1], "steps",
+                f"must reach the end of scaling.step_window ({cfg.scaling.step_window[1]})")

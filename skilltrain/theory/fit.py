@@ -30,6 +30,7 @@ import csv
 import json
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,16 +58,22 @@ class Measured:
     gates: list
     gate_exponent: float
     steps: list[int]  # logged steps after 0
-    u: np.ndarray  # [T, K]
-    every: int  # the simulation's recording interval (the steps' gcd)
+    u: np.ndarray  # [T, K]; NaN where a skill was not measured
+    every: int  # unused (kept for callers that build a Measured by hand)
     learned_step: dict  # the run's own learn steps (its metric)
+    sampled: bool = False  # a data-sampling intervention changed the mixture (the fit assumes the natural one)
 
 
 def read_run(run_dir: Path) -> Measured:
     """A run's per-skill training losses as unlearned fractions, with what the model needs to know of its task."""
-    require((run_dir / "metrics.csv").is_file() and (run_dir / "summary.json").is_file(), "run_dir",
-            f"'{run_dir}' has no metrics.csv and summary.json: not a finished skilltrain run directory")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    require(all((run_dir / f).is_file() for f in ("metrics.csv", "summary.json", "config.yaml")), "run_dir",
+            f"'{run_dir}' has no metrics.csv, summary.json and config.yaml: not a finished skilltrain run directory")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary["skills"][next(iter(summary["skills"]))]["frequency"]
+    except (json.JSONDecodeError, KeyError, StopIteration, TypeError):
+        raise UserError(f"run_dir: '{run_dir}/summary.json' is not a run's summary (no skills with frequencies)") from None
+    require("scaling" not in summary, "run_dir", f"'{run_dir}' is a scaling sweep, not a run")
     saved = OmegaConf.load(run_dir / "config.yaml")
     skills = list(summary["skills"])
     p = np.array([summary["skills"][s]["frequency"] for s in skills], dtype=float)
@@ -85,7 +92,9 @@ def read_run(run_dir: Path) -> Measured:
             gates[i] = (op, list(parts))
     steps, losses = [], []
     with open(run_dir / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        for row in reader:
             if not row.get("train/loss"):
                 continue
             values = [row.get(f"skill/{s}/loss") for s in skills]
@@ -94,14 +103,17 @@ def read_run(run_dir: Path) -> Measured:
             steps.append(int(row["step"]))
             losses.append([float(v) for v in values])
     require(len(steps) >= 5, "run_dir", f"'{run_dir}' logged {len(steps)} rows of per-skill training losses; a fit needs ≥ 5")
-    losses = np.array(losses)
-    ref = losses[0] if theory else losses[1:].max(0)
+    losses = np.array(losses)  # NaN: a skill absent from a logged batch (its cell is left out of the fit)
+    with warnings.catch_warnings():  # a skill never measured: all-NaN, refused below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = losses[0] if theory else np.nanmax(losses[1:], axis=0)
+    require(np.isfinite(ref).all(), "run_dir", f"'{run_dir}' logged no training loss for some skill; nothing to fit")
     u = unlearned_fraction(losses, ref, loss)
     keep = np.array(steps) > 0
     steps_kept = [s for s, k in zip(steps, keep) if k]
-    every = math.gcd(*steps_kept)
-    return Measured(skills, list(p / p.sum()), loss, gates, a, steps_kept, np.clip(u[keep], 0, 1), every,
-                    {s: summary["skills"][s]["learned_step"] for s in skills})
+    return Measured(skills, list(p / p.sum()), loss, gates, a, steps_kept, u[keep], 1,
+                    {s: summary["skills"][s]["learned_step"] for s in skills},
+                    sampled=any(c.startswith("intervention/") and "/rate/" in c for c in header))
 
 
 def unlearned_fraction(losses: np.ndarray, reference: np.ndarray, loss: str) -> np.ndarray:
@@ -128,13 +140,13 @@ def predict(m: Measured, log_eta: np.ndarray, log_n0: np.ndarray) -> np.ndarray:
     p = torch.tensor(m.p, dtype=torch.float64)
     eta = torch.tensor(10.0 ** np.asarray(log_eta), dtype=torch.float64)
     n0 = torch.tensor(10.0 ** np.asarray(log_n0), dtype=torch.float64)
-    u = resource.simulate(p, eta, n0, n_steps, loss=m.loss, gates=m.gates, a=m.gate_exponent, every=m.every)
-    index = torch.tensor([s // m.every for s in m.steps])
+    u = resource.simulate(p, eta, n0, n_steps, loss=m.loss, gates=m.gates, a=m.gate_exponent, at=sorted(set(m.steps)))
+    index = torch.tensor([sorted(set(m.steps)).index(s) for s in m.steps])
     return u[index].permute(1, 0, 2).numpy()  # [P, T, K]
 
 
 def _sse(m: Measured, log_eta, log_n0) -> np.ndarray:
-    return ((predict(m, log_eta, log_n0) - m.u[None]) ** 2).sum((1, 2))
+    return np.nansum((predict(m, log_eta, log_n0) - m.u[None]) ** 2, axis=(1, 2))
 
 
 def fit(m: Measured, grid: int = 25, eta: float | None = None) -> dict:
@@ -164,8 +176,9 @@ def fit(m: Measured, grid: int = 25, eta: float | None = None) -> dict:
     u_fit = predict(m, [log_eta], [log_n0])[0]
     r2 = {}
     for k, skill in enumerate(m.skills):
-        total = float(((m.u[:, k] - m.u[:, k].mean()) ** 2).sum())
-        r2[skill] = None if total == 0 else round(1 - float(((u_fit[:, k] - m.u[:, k]) ** 2).sum()) / total, 4)
+        seen = np.isfinite(m.u[:, k])
+        total = float(((m.u[seen, k] - m.u[seen, k].mean()) ** 2).sum())
+        r2[skill] = None if total == 0 else round(1 - float(((u_fit[seen, k] - m.u[seen, k]) ** 2).sum()) / total, 4)
     at_edge = [name for name, value, (lo, hi) in (("eta", log_eta, LOG_ETA), ("n0", log_n0, LOG_N0))
                if (value <= lo + 1e-9 or value >= hi - 1e-9) and not (eta and name == "eta")]
     fixed = {"value": float(eta), "log10": round(log_eta, 4), "interval": [float(eta), float(eta)], "determined": True,
@@ -207,6 +220,7 @@ def fit_resource(run_dir: Path, collapse: bool = False, eta: float | None = None
     result = {
         "model": "resource",
         "fitted": ["n0"] if eta else ["eta", "n0"],
+        "units": "p normalised to sum to 1: a Resource model with frequencies p and waste N0 fits here as N0 / Σp",
         "fixed": {"p": dict(zip(m.skills, m.p)), "overlap": "identity", "loss": m.loss, "gate_exponent": m.gate_exponent,
                   "prerequisites": {m.skills[i]: {"op": g[0], "of": [m.skills[j] for j in g[1]]}
                                     for i, g in enumerate(m.gates) if g}},
@@ -221,6 +235,9 @@ def fit_resource(run_dir: Path, collapse: bool = False, eta: float | None = None
     for name in ("eta", "n0"):
         if not result[name]["determined"]:
             notes.append(f"{name} is not determined by this run (its interval spans more than a decade, or is open)")
+    if m.sampled:
+        notes.append("a data-sampling intervention changed the skill mixture during this run; the fit assumes the "
+                     "natural frequencies, so η_eff and N0 also absorb the change of mixture")
     poor = [s for s, r in result["r2"].items() if r is not None and r < 0.8]
     if poor:
         notes.append(f"the model fits {', '.join(poor)} poorly (R² < 0.8)")

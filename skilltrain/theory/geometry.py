@@ -18,7 +18,6 @@ optimizer that mixes coordinates (a matrix preconditioner) would couple padded r
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -112,19 +111,16 @@ def simulate(vectors: torch.Tensor, p: torch.Tensor, cfg: GeometryConfig, make_o
     logged_steps, levels, losses = [], [], []
     done_at = None
 
-    def observe(step: int, z: torch.Tensor, log: bool) -> None:
-        s = level(z, cfg.loss)
-        newly = (learned < 0) & (s >= threshold)
-        learned[newly] = step
-        if log:
-            logged_steps.append(step)
-            levels.append(s.clone())
-            losses.append(skill_loss(z, cfg.loss))
+    def record(step: int, z: torch.Tensor) -> None:
+        logged_steps.append(step)
+        levels.append(level(z, cfg.loss))
+        losses.append(skill_loss(z, cfg.loss))
 
     step = 0
     with torch.no_grad():
         z = torch.einsum("rkn,rn->rk", vectors, theta)
-        observe(0, z, True)
+        learned[level(z, cfg.loss) >= threshold] = 0
+        record(0, z)
         for step in range(1, steps + 1):
             if cfg.batch_size is None:
                 weights = p
@@ -137,15 +133,14 @@ def simulate(vectors: torch.Tensor, p: torch.Tensor, cfg: GeometryConfig, make_o
             theta.grad = grad
             optimizer.step()
             z = torch.einsum("rkn,rn->rk", vectors, theta)
+            s = level(z, cfg.loss)
+            learned[(learned < 0) & (s >= threshold)] = step
             if done_at is None and stop_after_learned is not None and bool((learned >= 0).all()):
                 done_at = step
             last = step == steps or (done_at is not None and step >= done_at + stop_after_learned)
-            observe(step, z, step % every == 0 or last)
+            if step % every == 0 or last:
+                record(step, z)
             if last:
                 break
     return Trajectory(logged_steps, torch.stack(levels), torch.stack(losses), learned, step)
 
-
-def eta_eff(lr: float, n_params: int) -> float:
-    """The Resource model's budget per step for SignGD on N parameters: 2·lr·√N."""
-    return 2 * lr * math.sqrt(n_params)

@@ -54,11 +54,13 @@ class ResourceConfig:
 def gates_from(prerequisites: dict[str, Any], skills: list[str], key: str = "resource.prerequisites") -> list:
     """[(op, [prerequisite indices]) or None] per skill, from {skill: {op, of}}; one-line errors for bad names."""
     gates: list = [None] * len(skills)
+    require(isinstance(prerequisites or {}, dict), key, "expected a mapping {skill: {op: and|or, of: [skills]}}")
     for name, spec in (prerequisites or {}).items():
         if name not in skills:
             raise unknown("skill", str(name), skills, key=key)
-        spec = dict(spec or {})
-        require(set(spec) <= {"op", "of"} and "of" in spec, f"{key}.{name}", f"expected {{op: and|or, of: [skills]}}, got {spec}")
+        shape_ok = isinstance(spec, dict) and set(spec) <= {"op", "of"} and isinstance(spec.get("of"), list) \
+            and all(isinstance(part, str) for part in spec["of"])
+        require(shape_ok, f"{key}.{name}", f"expected {{op: and|or, of: [skills]}}, got {spec}")
         op = str(spec.get("op", "and"))
         if op not in GATES:
             raise unknown("op", op, GATES, key=f"{key}.{name}.op")
@@ -107,9 +109,10 @@ def gate_values(u: torch.Tensor, gates: list, a: float) -> torch.Tensor:
 
 def simulate(p: torch.Tensor, eta: torch.Tensor | float, n0: torch.Tensor | float, steps: int, *, loss: str = "mse",
              overlap: torch.Tensor | None = None, gates: list | None = None, a: float = 0.01,
-             every: int = 1, u0: torch.Tensor | None = None) -> torch.Tensor:
-    """u at steps 0, every, 2·every, … ≤ steps: [T, ..., K]. `p` [..., K] (or [K]); `eta`, `n0` broadcast against
-    p's leading dimensions ([...] or scalars); `u0`: the state at step 0 (default: nothing learned, u = 1).
+             every: int = 1, u0: torch.Tensor | None = None, at: list[int] | None = None) -> torch.Tensor:
+    """u at steps 0, every, 2·every, … ≤ steps (or at the steps listed in `at`): [T, ..., K]. `p` [..., K] (or [K]);
+    `eta`, `n0` broadcast against p's leading dimensions ([...] or scalars); `u0`: the state at step 0 (default:
+    nothing learned, u = 1).
 
     With `eta` multiplied by dt and `steps` divided by it, the same call takes Euler steps of dt (accurate while
     dt·η·p/(Σ c p u + N0) ≪ 1): a cheap long-horizon prediction."""
@@ -120,14 +123,15 @@ def simulate(p: torch.Tensor, eta: torch.Tensor | float, n0: torch.Tensor | floa
     gates = gates or [None] * shape[-1]
     start = torch.ones(shape, dtype=torch.float64) if u0 is None else torch.as_tensor(u0, dtype=torch.float64).expand(shape)
     state = torch.logit(1 - start.clamp(1e-12, 0.5)) if loss == "ce" else start.clone()  # CE: u = σ(−z) ≤ ½
-    out = [_u(state, loss)]
+    wanted = set(at) if at is not None else None
+    out = [_u(state, loss)] if wanted is None or 0 in wanted else []
     for step in range(1, steps + 1):
         u = _u(state, loss)
         demand = gate_values(u, gates, a) * p * u
         share = demand if overlap is None else demand @ overlap.T.to(demand)
         update = eta * share / (demand.sum(-1, keepdim=True) + n0).clamp(min=1e-300)  # all learned, N0 = 0: no update
         state = state + update if loss == "ce" else (state - update).clamp(min=0)
-        if step % every == 0:
+        if (step in wanted) if wanted is not None else step % every == 0:
             out.append(_u(state, loss))
     return torch.stack(out)
 

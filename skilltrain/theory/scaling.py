@@ -41,6 +41,7 @@ class ScalingConfig:
     def validate(self) -> None:
         require(all(n >= 1 for n in self.dims), "scaling.dims", f"each must be ≥ 1, got {list(self.dims)}")
         require(not self.dims or len(set(self.dims)) >= 2, "scaling.dims", "a parameter-scaling fit needs ≥ 2 sizes")
+        require(len(set(self.dims)) == len(self.dims), "scaling.dims", f"sizes must be distinct, got {list(self.dims)}")
         require(self.alphas and all(a > 0 for a in self.alphas), "scaling.alphas", f"each must be > 0, got {list(self.alphas)}")
         require(self.seeds >= 1, "scaling.seeds", f"must be ≥ 1, got {self.seeds}")
         require(len(self.step_window) == 2 and 1 <= self.step_window[0] < self.step_window[1], "scaling.step_window",
@@ -144,10 +145,6 @@ def run_scaling(cfg, run_dir) -> dict:
     s = cfg.scaling
     dims, alphas = sorted(int(n) for n in s.dims), [float(a) for a in s.alphas]
     n_tasks, batch, steps = len(OmegaConf.to_object(cfg).skill_names()), cfg.geometry.batch_size or 1024, cfg.steps
-    require(cfg.geometry.loss == "ce", "geometry.loss", "the scaling sweep uses the CE loss (as the paper)")
-    require(cfg.geometry.task_vectors in ("random", "modular"), "geometry.task_vectors",
-            "the scaling sweep takes random (overlapping) or modular (one coordinate per task, none beyond N) vectors")
-    require(steps >= s.step_window[1], "steps", f"must reach the end of scaling.step_window ({s.step_window[1]})")
     result = {"task_vectors": cfg.geometry.task_vectors, "alphas": alphas, "dims": dims, "seeds": s.seeds,
               "n_tasks": n_tasks, "batch_size": batch, "steps": steps,
               "lr": cfg.optim.lr, "step_window": list(s.step_window), "exponents": {}, "loss_curves": {}}

@@ -241,7 +241,7 @@ def test_a_worker_runs_fit_after_fit_and_nothing_leaks_between_them(tmp_path):
                 ("between", ["recipe=multitask_parity", "data.n_tasks=3", "seed=5", *common]),
                 ("again", ["recipe=domino_2task", "seed=3", "interventions.skill_reweighting.mode=online", *common])]
         for name, args in runs:
-            assert worker.run([*args, f"out_dir={tmp_path}/{name}"], tmp_path / f"{name}.log") == 0, \
+            assert worker.run(["fit", *args, f"out_dir={tmp_path}/{name}"], tmp_path / f"{name}.log") == 0, \
                 (tmp_path / f"{name}.log").read_text()[-2000:]
         assert worker.alive() and "run_dir:" in (tmp_path / "again.log").read_text()
     finally:

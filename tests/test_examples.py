@@ -61,20 +61,20 @@ def test_plain_lightning_script(tmp_path):
     assert "None" not in lines["frequent"] and "None" not in lines["rare"]
 
 
-def test_the_optimizers_plugin_by_hand_and_in_a_theory_run(tmp_path):
+def test_the_optimizers_plugin_by_hand_and_in_a_theory_run(tmp_path, clean_registries, monkeypatch):
     """Lion's first step is −lr·sign(g); AdEMAMix's first is −lr·(g + α(1 − β3)·g)/(|g| + eps)."""
     import importlib.util
 
     import torch
 
-    spec = importlib.util.spec_from_file_location("st_example_optimizers", EXAMPLES / "optimizers.py")
-    module = importlib.util.module_from_spec(spec)
     from skilltrain.registry import OPTIMIZERS
 
-    if "lion" not in OPTIMIZERS.names():
-        spec.loader.exec_module(module)
-    else:  # registered by an earlier test in this process: use its classes
-        module = sys.modules[OPTIMIZERS.get("lion").obj.__module__]
+    for name in ("lion", "ademamix"):  # an earlier test may have registered docs' or this example's (restored after)
+        OPTIMIZERS._entries.pop(name, None)
+    spec = importlib.util.spec_from_file_location("st_example_optimizers", EXAMPLES / "optimizers.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
     g = torch.tensor([0.5, -2.0, 1e-3])
     p = torch.zeros(3, requires_grad=True)
     p.grad = g.clone()

@@ -32,22 +32,29 @@ from skilltrain.guard import DivergenceGuard
 
 class RunCheckpoints(L.Callback):
     def __init__(self, dirpath: Path, every_n_steps: int | None, val_every: int, guard: DivergenceGuard,
-                 learned: dict | None = None):
+                 progress=None):
         self.path = Path(dirpath) / "last.ckpt"
         self.guard = guard
         self.every_n_steps, self.val_every = every_n_steps, val_every
         self._deferred = False
-        self.learned = learned  # SkillProgress.learned (checkpoint.at_learn_steps), else None
+        self.progress = progress  # the run's SkillProgress (checkpoint.at_learn_steps), else None
         self._kept: set[str] = set()
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.progress is not None:  # a resume: skills learned before it have their file, or never get one (the
+            self._kept = {s for s, step in self.progress.learned.items() if step is not None}  # weights are gone)
+
     def keep_learned(self, trainer: L.Trainer) -> None:
-        """The weights as each newly learned skill's learn step becomes known (once per skill; not on a resume)."""
-        for skill, step in self.learned.items():
+        """The weights as each newly learned skill's learn step becomes known, once per skill. Every rank decides
+        alike (the learn steps come from all-reduced statistics) and calls save_checkpoint, which synchronises."""
+        for skill, step in self.progress.learned.items():
             if step is not None and skill not in self._kept:
                 self._kept.add(skill)
                 target = self.path.with_name(f"learned-{skill}.ckpt")
-                if not target.exists():
-                    trainer.save_checkpoint(str(target), weights_only=True)
+                partial = target.with_name(target.name + ".partial")
+                trainer.save_checkpoint(str(partial), weights_only=True)
+                if trainer.is_global_zero:
+                    os.replace(partial, target)  # never a half-written file under the final name
 
     def save(self, trainer: L.Trainer) -> None:
         self.guard.check()  # raises instead of saving a diverged state
@@ -59,7 +66,7 @@ class RunCheckpoints(L.Callback):
             os.replace(partial, self.path)  # same directory: atomic, whatever filesystem /tmp is on
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.learned is not None:
+        if self.progress is not None:
             self.keep_learned(trainer)
         step = trainer.global_step
         if self.every_n_steps and step % self.every_n_steps == 0:
@@ -69,7 +76,7 @@ class RunCheckpoints(L.Callback):
                 self.save(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if self.learned is not None and not trainer.sanity_checking:
+        if self.progress is not None and not trainer.sanity_checking:
             self.keep_learned(trainer)
         if self._deferred and not trainer.sanity_checking:
             self._deferred = False

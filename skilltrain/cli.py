@@ -122,6 +122,7 @@ def cmd_fit_theory(args: list[str]) -> int:
 def cmd_analyze(args: list[str]) -> int:
     from pathlib import Path
 
+    from omegaconf import OmegaConf
     from rich.markup import escape
     from rich.table import Table
 
@@ -139,6 +140,7 @@ def cmd_analyze(args: list[str]) -> int:
     require(isinstance(debiased, bool), "debiased", f"expected true or false, got '{debiased}'")
     require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", f"expected an integer ≥ 0, got '{seed}'")
     layers = cli.get("layers")
+    require(layers is None or OmegaConf.is_list(layers), "layers", f"expected a list such as [layers.0,layers.1], got '{layers}'")
     layers = [str(x) for x in layers] if layers is not None else None
     result = analyze_run(str(cli.run_dir), cli.get("other"), n_probe, seed=seed, debiased=debiased, layers=layers,
                          checkpoint=str(cli.get("ckpt", "last")))

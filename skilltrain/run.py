@@ -255,7 +255,7 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
         guard,
         stopper,
         RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, val_every(cfg), guard,
-                       progress.learned if cfg.checkpoint.at_learn_steps else None),
+                       progress if cfg.checkpoint.at_learn_steps else None),
     ]
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     threads = choose_threads(trainer_kwargs.pop("threads"), sum(p.numel() for p in module.parameters()),

@@ -7,15 +7,16 @@ Every `sweep.<key>=[v1, v2, …]` is one axis; the grid is their product. Each g
 (`<sweep>/<point>/seed<s>/`, through `compare`'s runner: resumable, warm workers or SLURM, one W&B group), run to its
 full budget (`compare.stop_early=false`: a scaling law needs the loss at a fixed budget).
 
-What is fitted, for the one swept quantity x (a grid of several keys is run and tabulated, and fitted along each
-key whose other keys are fixed at one value only when it is the sole axis):
+What is fitted, for a sweep of one key (a grid of several keys is run and tabulated, not fitted):
 - x = the number of trainable parameters when the key is a model key (`model.*`): the exponent `alpha_N`;
 - x = the training set size for `data.n_samples`: `alpha_D`; x = the steps for `trainer.max_steps`: `alpha_S`;
 - any other numeric key: `alpha_<key>`.
-The loss is each skill's held-out loss at the end of the run (the training loss where a recipe has no held-out
-set), and "overall" is their frequency-weighted mean, the expected loss under the data's skill mixture. A power law
-L = c · x^(−α) is fitted by least squares in log-log to the medians over seeds; its 95% interval is a bootstrap over
-seeds (each grid point's seeds resampled). A skill whose loss does not fall with x, or that is already at ~0, fits
+The loss is each skill's held-out loss at the run's last evaluation (the training loss at its last logged step, for
+every run alike, when some run has no evaluation), and "overall" is their mean weighted by each run's skill
+frequencies, the expected loss under the data's skill mixture. For `trainer.max_steps` x is the step that loss was
+measured at. Diverged and failed runs are left out (and listed in the notes). A power law L = c · x^(−α) is fitted
+by least squares in log-log to the medians over seeds; its 95% interval is a paired bootstrap over seeds (the same
+resampled seeds at every grid point). A skill whose loss does not fall with x, or that is already at ~0, fits
 badly: every fit reports its R², and the notes say which fits to distrust.
 
 Output: sweep.json (`exponents`: per fitted quantity its value and 95% CI, overall and per skill; the grid; the
@@ -49,27 +50,41 @@ def _dotted(prefix: str, node) -> list[tuple[str, object]]:
 
 
 def point_name(values: dict[str, object]) -> str:
-    """A directory-safe arm name for a grid point: `widths-16` or `n_samples-4096_lr-0.001`."""
+    """A directory- and dotlist-safe arm name for a grid point: `widths-16` or `n_samples-4096_lr-0p001`."""
     parts = []
     for key, value in values.items():
         text = json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
-        parts.append(f"{key.split('.')[-1]}-{re.sub(r'[^A-Za-z0-9.+-]+', '', text)}")
+        parts.append(f"{key.split('.')[-1]}-{re.sub(r'[^A-Za-z0-9+-]+', '', text.replace('.', 'p'))}")
     return "_".join(parts)
+
+
+NOT_SWEPT = ("seed", "seeds", "out_dir", "recipe", "plugins", "compare", "arms", "presets")
 
 
 def parse(args: list[str]) -> tuple[dict[str, list], list[str]]:
     """(axes {key: values}, the other arguments)."""
     cli = parse_overrides(args)
-    axes = dict(_dotted("", cli.get("sweep"))) if cli.get("sweep") is not None else {}
+    given = cli.get("sweep")
+    require(given is None or OmegaConf.is_dict(given), "sweep",
+            "expected axes as sweep.<key>=[v1,v2,...], e.g. sweep.model.widths=[[16],[32],[64]]")
+    axes = dict(_dotted("", given)) if given is not None else {}
     require(axes, "sweep", "needs at least one axis: sweep.<key>=[v1,v2,...], e.g. sweep.model.widths=[[16],[32],[64]]")
     for key, values in axes.items():
+        require(key.split(".")[0] not in NOT_SWEPT, f"sweep.{key}",
+                "cannot be swept (seeds are the comparison's: seeds=N; a sweep runs one recipe)")
         shown = OmegaConf.to_container(values) if OmegaConf.is_config(values) else values
         require(isinstance(values, ListConfig) and len(values) >= 2, f"sweep.{key}",
                 f"expected a list of ≥ 2 values to sweep, got {shown}")
     rest = [a for a in args if not a.split("=", 1)[0].startswith("sweep.") and a.split("=", 1)[0] != "sweep"]
     require(not any(a.split("=", 1)[0].split(".")[0] == "arms" for a in rest), "arms",
             "a sweep's arms are its grid points (sweep.<key>=[...]); run a comparison for named arms")
-    return {k: list(OmegaConf.to_container(v)) for k, v in axes.items()}, rest
+    axes = {k: list(OmegaConf.to_container(v)) for k, v in axes.items()}
+    if len(axes) == 1:  # fitted: checked before anything runs
+        key, values = next(iter(axes.items()))
+        require(key.startswith("model.") or all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                                for v in values), f"sweep.{key}",
+                "a power law needs positive numbers on the swept axis (for model.* keys the parameter count is used)")
+    return axes, rest
 
 
 def sweep(args: list[str]) -> int:
@@ -108,35 +123,50 @@ def sweep(args: list[str]) -> int:
 # ---- analysis ---------------------------------------------------------------------------------------------------
 
 
-def final_losses(run_dir: Path, skills: list[str]) -> dict[str, float] | None:
-    """Each skill's loss at the run's end: the last held-out evaluation, or the last training row without one."""
+def _rows(run_dir: Path) -> list[dict]:
     try:
-        rows = list(csv.DictReader(open(run_dir / "metrics.csv", newline="")))
+        with open(run_dir / "metrics.csv", newline="") as f:
+            return list(csv.DictReader(f))
     except OSError:
-        return None
-    for marker, suffix in (("val/loss", "val_loss"), ("train/loss", "loss")):
-        measured = [r for r in rows if r.get(marker)]
-        if measured:
-            last = measured[-1]
-            values = {s: last.get(f"skill/{s}/{suffix}") for s in skills}
-            if all(values.values()):
-                return {s: float(v) for s, v in values.items()}
+        return []
+
+
+def has_evaluation(run_dir: Path, skills: list[str]) -> bool:
+    return any(r.get("val/loss") and all(r.get(f"skill/{s}/val_loss") for s in skills) for r in _rows(run_dir))
+
+
+def final_losses(run_dir: Path, skills: list[str], split: str) -> tuple[dict[str, float], int] | None:
+    """(each skill's loss, the step it was measured at): the last held-out evaluation (split "val") or the last
+    logged training row (split "train")."""
+    marker, suffix = ("val/loss", "val_loss") if split == "val" else ("train/loss", "loss")
+    for row in reversed(_rows(run_dir)):
+        values = {s: row.get(f"skill/{s}/{suffix}") for s in skills}
+        if row.get(marker) and all(values.values()):
+            return {s: float(v) for s, v in values.items()}, int(row["step"])
     return None
 
 
 def parameter_count(run_dir: Path) -> int:
+    """Trainable parameters of the run's model; a masked weight (block-diagonal modules) counts its unmasked entries."""
     import torch
 
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    return int(sum(v.numel() for k, v in state.items() if v.is_floating_point() and not k.endswith(("mask", "_mask"))))
+    total = 0
+    for key, value in state.items():
+        if not value.is_floating_point() or key.endswith("mask"):
+            continue
+        mask = state.get(key.rsplit(".", 1)[0] + ".mask") if key.endswith(".weight") else None
+        total += int(mask.sum()) if mask is not None and mask.shape == value.shape else value.numel()
+    return total
 
 
 def fit_power_law(x: np.ndarray, losses: np.ndarray) -> dict:
     """losses [points, seeds] (NaN: missing): α of L = c·x^(−α) fitted to the medians, with a bootstrap interval."""
     medians = np.nanmedian(losses, axis=1)
     ok = np.isfinite(medians) & (medians > 0)
-    if ok.sum() < 2:
-        return {"value": None, "ci95": None, "r2": None, "note": "fewer than two grid points with a positive loss"}
+    if len(set(x[ok].tolist())) < 2:
+        return {"value": None, "ci95": None, "r2": None,
+                "note": "fewer than two distinct values of the swept quantity with a positive loss"}
     lx, ly = np.log(x[ok]), np.log(medians[ok])
     slope, intercept = np.polyfit(lx, ly, 1)
     residual = ly - (slope * lx + intercept)
@@ -149,7 +179,7 @@ def fit_power_law(x: np.ndarray, losses: np.ndarray) -> dict:
         pick = rng.integers(0, seeds, seeds)
         m = np.nanmedian(losses[:, pick], axis=1)
         good = np.isfinite(m) & (m > 0)
-        if good.sum() >= 2:
+        if len(set(x[good].tolist())) >= 2:
             draws.append(-np.polyfit(np.log(x[good]), np.log(m[good]), 1)[0])
     ci = [float(v) for v in np.percentile(draws, [2.5, 97.5])] if draws else None
     return {"value": float(-slope), "ci95": ci, "r2": r2, "prefactor": float(math.exp(intercept))}
@@ -161,26 +191,37 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
     comparison = json.loads((directory / "comparison.json").read_text())
     skills = list(comparison["skills"])
     seeds = comparison["seeds_planned"]
-    frequencies = _frequencies(directory / names[0], skills)
+    used = {name: [s for s in comparison["seeds"].get(name, []) if s not in comparison["diverged"].get(name, [])]
+            for name in names}  # diverged runs' curves are cut short; failed and missing ones are `excluded`
+    left_out = [f"{name}/seed{s}" for name in names for s in seeds if s not in used[name]]
+    split = "val" if all(has_evaluation(directory / n / f"seed{s}", skills) for n in names for s in used[n]) else "train"
     losses = np.full((len(grid), len(seeds), len(skills) + 1), np.nan)
     sizes = np.full((len(grid), len(seeds)), np.nan)
+    measured_at = np.full((len(grid), len(seeds)), np.nan)
+    frequencies = {}
     for i, name in enumerate(names):
         for j, seed in enumerate(seeds):
             run = directory / name / f"seed{seed}"
-            if seed not in comparison["seeds"].get(name, []):
-                continue  # failed or missing: the comparison lists it under `excluded`
-            final = final_losses(run, skills)
+            final = final_losses(run, skills, split) if seed in used[name] else None
             if final is None:
                 continue
-            losses[i, j, :-1] = [final[s] for s in skills]
-            losses[i, j, -1] = sum(frequencies[s] * final[s] for s in skills) / sum(frequencies.values())
+            freq = _frequencies(run, skills)
+            frequencies = frequencies or freq
+            losses[i, j, :-1] = [final[0][s] for s in skills]
+            losses[i, j, -1] = sum(freq[s] * final[0][s] for s in skills) / sum(freq.values())
+            measured_at[i, j] = final[1]
             if len(axes) == 1 and next(iter(axes)).startswith("model."):
                 sizes[i, j] = parameter_count(run)
     result = {"axes": axes, "grid": [{"name": n, **p} for n, p in zip(names, grid)], "skills": skills, "seeds": seeds,
               "frequencies": frequencies, "losses": {n: {"overall": _clean(losses[i, :, -1]),
                                                         **{s: _clean(losses[i, :, k]) for k, s in enumerate(skills)}}
                                                     for i, n in enumerate(names)},
-              "exponents": {}, "notes": []}
+              "exponents": {}, "notes": [],
+              "loss": "held-out loss at the last evaluation" if split == "val" else "training loss at the last logged step"}
+    if left_out:
+        result["notes"].append(f"left out (diverged, failed or missing): {', '.join(left_out)}")
+    if split == "train":
+        result["notes"].append("some run has no held-out evaluation within its budget: every run's training loss is used")
     if len(axes) == 1:
         key = next(iter(axes))
         if key.startswith("model."):
@@ -188,10 +229,12 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
             result["parameters"] = {n: float(v) for n, v in zip(names, x)}
         else:
             quantity = QUANTITIES.get(key, f"alpha_{key}")
-            values = [v for v in axes[key]]
-            require(all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values), f"sweep.{key}",
-                    "a power law needs positive numbers on the swept axis (for model keys the parameter count is used)")
-            x = np.array(values, dtype=float)
+            x = np.array(axes[key], dtype=float)
+            if key == "trainer.max_steps":  # the step the loss was measured at (an evaluation may come before the end)
+                x = np.nanmedian(measured_at, axis=1)
+                if not np.allclose(x, np.array(axes[key], dtype=float)):
+                    result["notes"].append("alpha_S: losses measured before the budget's end (the last evaluation); "
+                                           "x is that step")
         overall = fit_power_law(x, losses[:, :, -1])
         per_skill = {s: fit_power_law(x, losses[:, :, k]) for k, s in enumerate(skills)}
         result["exponents"][quantity] = {**overall, "per_skill": per_skill, "x": x.tolist()}
@@ -214,8 +257,7 @@ def _clean(values: np.ndarray) -> list:
 
 
 def _frequencies(run_dir: Path, skills: list[str]) -> dict[str, float]:
-    summary = json.loads((run_dir / "seed1" / "summary.json").read_text()) if (run_dir / "seed1" / "summary.json").is_file() \
-        else next(json.loads(p.read_text()) for p in sorted(run_dir.glob("seed*/summary.json")))
+    summary = json.loads((run_dir / "summary.json").read_text())
     return {s: summary["skills"][s]["frequency"] for s in skills}
 
 

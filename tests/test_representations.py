@@ -291,3 +291,21 @@ def test_learn_step_checkpoints_are_kept_and_analysed(tmp_path):
     assert result["checkpoint"] == f"learned-{first}" and (tmp_path / f"r/representations-learned-{first}.json").is_file()
     with pytest.raises(UserError, match="ckpt: unknown checkpoint"):
         analyze_run(tmp_path / "r", checkpoint="learned-nothing")
+
+
+def test_a_resumed_run_keeps_the_checkpoints_of_skills_learned_after_the_resume(tmp_path):
+    import contextlib
+    import io
+
+    from conftest import load
+
+    from skilltrain.run import fit
+
+    run = tmp_path / "r"
+    fit_quietly("recipe=domino_2task", "trainer.max_steps=40", "checkpoint.at_learn_steps=true", "seed=0", out_dir=run)
+    assert not list((run / "checkpoints").glob("learned-*.ckpt"))  # nothing learned in 40 steps
+    with contextlib.redirect_stdout(io.StringIO()):
+        fit(load("ckpt_path=last", f"out_dir={run}", "trainer.max_steps=450", "trainer.enable_progress_bar=false"))
+    summary = json.loads((run / "summary.json").read_text())
+    learned = {s for s, v in summary["skills"].items() if v["learned_step"] is not None}
+    assert learned and {p.name for p in (run / "checkpoints").glob("learned-*.ckpt")} == {f"learned-{s}.ckpt" for s in learned}

@@ -21,12 +21,26 @@ def test_a_power_law_is_fitted_in_log_log_with_a_bootstrap_over_seeds():
     fit = fit_power_law(x, noisy)
     assert fit["ci95"][0] < fit["value"] < fit["ci95"][1]
     assert fit_power_law(x, np.zeros((3, 2)))["value"] is None  # no positive loss: no exponent, said so
+    assert fit_power_law(np.array([5.0, 5.0]), np.ones((2, 2)))["value"] is None  # one x value: no slope
+
+
+def test_a_masked_weight_counts_its_unmasked_entries(tmp_path):
+    import torch
+
+    from skilltrain.sweep import parameter_count
+
+    mask = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    state = {"model.block.weight": torch.zeros(2, 2), "model.block.mask": mask, "model.block.bias": torch.zeros(2),
+             "model.head.weight": torch.zeros(1, 2)}
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"state_dict": state}, tmp_path / "checkpoints" / "last.ckpt")
+    assert parameter_count(tmp_path) == 2 + 2 + 2
 
 
 def test_the_grid_and_its_names():
     axes, rest = parse(["recipe=domino_2task", "sweep.model.widths=[[16],[32]]", "sweep.optim.lr=[0.001,0.01]", "seeds=2"])
     assert axes == {"model.widths": [[16], [32]], "optim.lr": [0.001, 0.01]} and rest == ["recipe=domino_2task", "seeds=2"]
-    assert point_name({"model.widths": [16], "optim.lr": 0.001}) == "widths-16_lr-0.001"
+    assert point_name({"model.widths": [16], "optim.lr": 0.001}) == "widths-16_lr-0p001"  # no dot: a dotlist key
 
 
 @pytest.mark.parametrize("args, key", [
@@ -34,6 +48,9 @@ def test_the_grid_and_its_names():
     (["recipe=domino_2task", "sweep.model.widths=[[16]]"], "sweep.model.widths"),
     (["recipe=domino_2task", "sweep.model.widths=16"], "sweep.model.widths"),
     (["recipe=domino_2task", "sweep.model.widths=[[8],[16]]", "arms=[baseline]"], "arms"),
+    (["recipe=domino_2task", "sweep.seed=[1,2]"], "sweep.seed"),
+    (["recipe=domino_2task", "sweep.optim.name=[adam,sgd]"], "sweep.optim.name"),  # refused before anything runs
+    (["recipe=domino_2task", "sweep=[1,2]"], "sweep"),
 ])
 def test_bad_sweeps_are_one_line_and_exit_2(args, key, capsys):
     from skilltrain.cli import main

@@ -58,6 +58,7 @@ def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[li
     for i, skill in enumerate(skills):
         ax = axes[i // cols][i % cols]
         for j, (arm, runs) in enumerate(curves.items()):
+            runs = [(s, c) for s, c in runs if s]  # a run with no evaluation within its budget has no curve to draw
             if not runs:
                 continue
             steps = max((s for s, _ in runs), key=len)

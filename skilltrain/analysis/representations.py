@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -342,7 +343,7 @@ def _join_passes(per_pass: list[list[tuple[str, torch.Tensor | None]]], n: int, 
 
 # ---- a trained run ------------------------------------------------------------------------------------------------
 
-def load_run(run_dir: Path, checkpoint: str = "last"):
+def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir"):
     """The run's SkillModule with the weights of `checkpoints/<checkpoint>.ckpt` (`last`, or `learned-<skill>` from
     checkpoint.at_learn_steps=true), in eval mode, on the CPU.
 
@@ -352,9 +353,12 @@ def load_run(run_dir: Path, checkpoint: str = "last"):
     from skilltrain.config import from_container, to_container
     from skilltrain.module import SkillModule
 
+    if not re.fullmatch(r"last|learned-[^/\\]+", checkpoint):
+        raise UserError(f"ckpt: expected last or learned-<skill> (a checkpoint of checkpoint.at_learn_steps=true), "
+                        f"got '{checkpoint}'")
     ckpt = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
     if not ((run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()):
-        raise UserError(f"run_dir: '{run_dir}' has no config.yaml and checkpoints/last.ckpt: not a skilltrain training run")
+        raise UserError(f"{key}: '{run_dir}' has no config.yaml and checkpoints/last.ckpt: not a skilltrain training run")
     if not ckpt.is_file():
         kept = sorted(p.name[: -len(".ckpt")] for p in (run_dir / "checkpoints").glob("*.ckpt"))
         raise unknown("checkpoint", checkpoint, kept, key="ckpt")
@@ -371,7 +375,7 @@ def load_run(run_dir: Path, checkpoint: str = "last"):
     try:
         module.load_state_dict(state)
     except RuntimeError as e:
-        raise UserError(f"run_dir: the checkpoint of '{run_dir}' does not fit the model its config.yaml builds "
+        raise UserError(f"{key}: the checkpoint of '{run_dir}' does not fit the model its config.yaml builds "
                         f"({str(e).splitlines()[0]})") from None
     return module.eval()
 
@@ -478,7 +482,7 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
         other_dir, other_acts = run_dir, acts
     else:
         other_dir = Path(other)
-        other_module = load_run(other_dir)
+        other_module = load_run(other_dir, key="other")
         check_same_task(module, other_module, run_dir, other_dir)
         other_acts = capture(other_module.model, model_inputs(other_module, x, skill), layers, sequence=sequence,
                              batch_size=CAPTURE_CHUNK)
@@ -513,7 +517,7 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
     result["checkpoint"] = checkpoint
     result = _without_nan(result)
     suffix = "" if checkpoint == "last" else f"-{checkpoint}"  # learned-<skill>: beside the final weights' report
-    (run_dir / report_file(checkpoint)).write_text(json.dumps(result, indent=2) + "\n")
+    (run_dir / f"{REPORT_FILE[: -len('.json')]}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     plot_cka(run_dir / f"cka{suffix}.png", result["cka"])
     plot_probes(run_dir / f"probes{suffix}.png", result["probes"])
     return result
@@ -583,24 +587,35 @@ def compare_representations(directory: Path, seeds: Mapping[str, Sequence[int]],
                             seed: int = 0) -> dict:
     """For a comparison whose runs wrote representations.json (analysis.representations=true): per arm, the median
     over seed pairs of each layer's CKA with the same layer of another seed (is what is learned universal across
-    seeds?), and the median held-out probe score per layer and skill; across arms, the median over seeds of the
-    layer × layer CKA of each arm's run against the baseline's run of the same seed (did the intervention change
-    what is learned, or only when?). All on one probe set drawn from the task."""
+    seeds?), and the median held-out probe score per layer and skill (from the runs' own reports); across arms, the
+    median over seeds of the layer × layer CKA of each arm's run against the baseline's run of the same seed (did
+    the intervention change what is learned, or only when?). The CKAs use one probe set of `n_probe` samples drawn
+    from the task (per skill in the control form). An arm whose runs have other inputs than the baseline's (a swept
+    input size) is left out of the CKAs, with a note."""
     runs = {arm: {s: Path(directory) / arm / f"seed{s}" for s in arm_seeds} for arm, arm_seeds in seeds.items()}
     first = next((run for arm_runs in runs.values() for run in arm_runs.values()), None)
     if first is None:
         return {}
-    task = load_run(first).task
+    reference = load_run(first)
+    task = reference.task
     batches = probe_batches(task, n_probe, seed)
     x = torch.cat([b["x"] for b in batches])
     skill = torch.cat([b["skill"] for b in batches]) if task.form == "control" else None
     acts: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
+    notes = []
     for arm, arm_runs in runs.items():
         acts[arm] = {}
         for s, run in arm_runs.items():
             module = load_run(run)
+            try:
+                check_same_task(reference, module, first, run)
+            except UserError:
+                notes.append(f"{arm}: its runs have other inputs than {first.parent.name}'s; no CKA against them")
+                acts.pop(arm)
+                break
             acts[arm][s] = capture(module.model, model_inputs(module, x, skill), batch_size=CAPTURE_CHUNK)
-    out: dict[str, Any] = {"n_samples": len(x), "layers": {}, "cross_seed_cka": {}, "vs_baseline": {}, "probes": {}}
+    out: dict[str, Any] = {"n_samples": len(x), "layers": {}, "cross_seed_cka": {}, "vs_baseline": {}, "probes": {},
+                           "notes": notes}
     for arm, by_seed in acts.items():
         layers = list(next(iter(by_seed.values()))) if by_seed else []
         out["layers"][arm] = layers
@@ -645,14 +660,15 @@ def plot_comparison(path: Path, result: Mapping) -> None:
     colors = colormap("tab10")
     for i, arm in enumerate(arms):
         layers = result["layers"][arm]
-        ax.plot(range(len(layers)), [result["cross_seed_cka"][arm][layer] for layer in layers], "o-", color=colors(i % 10),
-                label=arm)
+        values = [result["cross_seed_cka"][arm][layer] for layer in layers]
+        ax.plot(range(len(layers)), [math.nan if v is None else v for v in values], "o-", color=colors(i % 10), label=arm)
         ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
     ax.set(ylim=(0, 1.05), ylabel="CKA between seeds (median)", title="universal across seeds?")
     ax.legend(fontsize=7)
     for j, arm in enumerate(others, start=1):
         v = result["vs_baseline"][arm]
-        image = axes[0][j].imshow(v["matrix"], vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        matrix = [[math.nan if c is None else c for c in row] for row in v["matrix"]]
+        image = axes[0][j].imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         axes[0][j].set_yticks(range(len(v["baseline_layers"])), v["baseline_layers"], fontsize=7)
         axes[0][j].set_xticks(range(len(v["layers"])), v["layers"], rotation=45, ha="right", fontsize=7)
         axes[0][j].set_title(f"{arm} (columns) vs baseline (rows)", fontsize=9)
@@ -674,7 +690,8 @@ def comparison_markdown(result: Mapping) -> str:
             across = result["cross_seed_cka"][arm].get(layer)
             row = f"| {layer} | {'—' if across is None else f'{across:.2f}'} |"
             if versus:
-                row += f" {same[layer][1]:.2f} ({same[layer][0]}) |" if layer in same else " — |"
+                value = same.get(layer, (None, None))
+                row += " — |" if value[1] is None else f" {value[1]:.2f} ({value[0]}) |"
             lines.append(row)
         lines.append("")
     for arm, probes in result["probes"].items():
@@ -683,4 +700,5 @@ def comparison_markdown(result: Mapping) -> str:
                   "| layer | " + " | ".join(skills) + " |", "|---" * (1 + len(skills)) + "|"]
         for layer, row in probes["held_out"].items():
             lines.append(f"| {layer} | " + " | ".join("—" if row[s] is None else f"{row[s]:.2f}" for s in skills) + " |")
+    lines += [f"note: {n}" for n in result.get("notes", [])]
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,12 @@ def _representations(plan: Plan, seeds: dict) -> dict:
                 for arm, used in seeds.items()}
     if not any(analysed.values()):
         return {}
-    return compare_representations(plan.directory, analysed, plan.settings.baseline)
+    try:
+        return compare_representations(plan.directory, analysed, plan.settings.baseline)
+    except Exception as e:  # the runs and their statistics stand; say why this part is missing
+        print(f"note: analysis.representations: no comparison of representations ({type(e).__name__}: {e})",
+              file=sys.stderr)
+        return {}
 
 
 def theory_fits(plan: Plan, seeds: dict) -> dict:
@@ -163,4 +169,5 @@ def print_comparison(result: dict, directory: Path) -> None:
                       f"{', '.join(f'{s} {v:.2f}' for s, v in f['r2_median'].items())})")
     for note in run_notes(result):
         console.print(escape(note), style="yellow")
-    console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png")
+    extra = ", representations.png" if result.get("representations") else ""
+    console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png{extra}")

@@ -79,9 +79,6 @@ class Task:
     n_classes: int = 2  # classes per output (ce only)
     vocab_size: int | None = None  # token form: x holds ids in [0, vocab_size)
     seq_len: int | None = None  # token form: tokens per sample
-    # Declared dependency structure, for theory fits (skilltrain.theory.fit): skill index → (gate, its parts'
-    # indices); gate "and" (needs all parts) or "or" (any one). Empty: independent skills.
-    prerequisites: dict[int, tuple[str, list[int]]] = {}
 
     def __init__(self, cfg: DataConfig, seed: int, dtype: torch.dtype = torch.float32):
         self.cfg = cfg
@@ -90,6 +87,9 @@ class Task:
         self.skills: list[str] = []
         self.frequencies: list[float] = []
         self.n_inputs: int = 0
+        # Declared dependency structure, for theory fits (skilltrain.theory.fit): skill index → (gate, its parts'
+        # indices); gate "and" (needs all parts) or "or" (any one). Empty: independent skills.
+        self.prerequisites: dict[int, tuple[str, list[int]]] = {}
 
     def finish(self, skills: list[str], frequencies: list[float]) -> None:
         """Set skill names and frequencies, honouring `data.skill_names` / `data.frequencies`."""

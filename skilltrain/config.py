@@ -175,8 +175,10 @@ def recipe_stem(recipe: str) -> str:
     return Path(recipe).stem if recipe.endswith((".yaml", ".yml")) else recipe
 
 
-def recipe_names() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in resources.files("skilltrain.recipes").iterdir() if p.name.endswith(".yaml"))
+def recipe_names(folder: str = "") -> list[str]:
+    """The shipped recipes (`folder="theory"`: the toy models' recipes)."""
+    path = resources.files("skilltrain.recipes").joinpath(folder) if folder else resources.files("skilltrain.recipes")
+    return sorted(p.name[: -len(".yaml")] for p in path.iterdir() if p.name.endswith(".yaml"))
 
 
 def preset_names() -> list[str]:
@@ -184,9 +186,9 @@ def preset_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def recipe_description(name: str) -> str:
+def recipe_description(name: str, folder: str = "") -> str:
     """The first comment line of a recipe file."""
-    text = resources.files("skilltrain.recipes").joinpath(f"{name}.yaml").read_text()
+    text = resources.files("skilltrain.recipes").joinpath(*([folder] if folder else []), f"{name}.yaml").read_text()
     for line in text.splitlines():
         if line.startswith("#"):
             return line.lstrip("# ").strip()

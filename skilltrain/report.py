@@ -91,16 +91,16 @@ def write_json(path: Path, data: dict) -> None:
 
 def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, threshold: float, split: str) -> None:
     """Per-skill loss and accuracy against step (train solid, held-out dashed), learn steps marked."""
-    from skilltrain.analysis.plots import colormap, figure
+    from skilltrain.analysis.plots import figure, skill_colors
 
     k = len(progress.skills)
     train_curve = progress.full_train_curve()
     has_acc = any(not math.isnan(v) for row in train_curve for v in row[1 + k :])
     fig, axes = figure(1, 2 if has_acc else 1, (11 if has_acc else 6, 4))
     ax_loss, ax_acc = axes[0][0], (axes[0][1] if has_acc else None)
-    colors = colormap("tab10" if k <= 10 else "viridis")
+    colors = skill_colors(k)
     for i, skill in enumerate(progress.skills):
-        color = colors(i if k <= 10 else i / max(1, k - 1))
+        color = colors[i]
         for rows, style, suffix in ((train_curve, "-", ""), (progress.val_curve, "--", " (held-out)")):
             if not rows:
                 continue

@@ -31,6 +31,13 @@ def colormap(name: str):
     return matplotlib.colormaps[name]
 
 
+def skill_colors(k: int) -> list:
+    """One colour per skill of k: tab10's distinct colours up to 10 skills, a viridis gradient beyond."""
+    if k <= 10:
+        return [colormap("tab10")(i) for i in range(k)]
+    return [colormap("viridis")(i / max(1, k - 1)) for i in range(k)]
+
+
 def read_curves(run_dir: Path, skills: Sequence[str], metric: str, split: str) -> tuple[list[int], list[list[float]]]:
     """(steps, one curve per skill) of the learn metric from a run's metrics.csv."""
     suffix = metric if split == "train" else f"val_{metric}"
@@ -114,12 +121,12 @@ def skill_timeline(path: Path, windows: Mapping[str, Mapping[str, tuple[float | 
     """Per arm, per skill: a bar from the median onset to the median completion (the Domino picture)."""
     arms = list(windows)
     fig, axes = figure(len(arms), 1, (8, 0.45 * len(skills) * len(arms) + 1), sharex=True)
-    colors = colormap("tab10" if len(skills) <= 10 else "viridis")
+    colors = skill_colors(len(skills))
     for a, arm in enumerate(arms):
         ax = axes[a][0]
         for i, skill in enumerate(skills):
             onset, done = windows[arm].get(skill, (None, None))
-            color = colors(i % 10 if len(skills) <= 10 else i / max(1, len(skills) - 1))
+            color = colors[i]
             if onset is not None and done is not None:
                 ax.barh(i, max(done - onset, 1), left=onset, color=color, height=0.6)
             elif onset is not None:

@@ -17,7 +17,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from skilltrain.config import _load_yaml, _translate, _validate_section, parse_overrides, require
+from skilltrain.config import (
+    _load_yaml,
+    _translate,
+    _validate_section,
+    parse_overrides,
+    recipe_description,
+    recipe_names,
+    require,
+)
 from skilltrain.errors import UserError, unknown
 from skilltrain.theory.domino import DominoConfig
 from skilltrain.theory.geometry import GeometryConfig
@@ -84,13 +92,11 @@ class TheoryConfig:
 
 
 def theory_recipe_names() -> list[str]:
-    folder = resources.files("skilltrain.recipes").joinpath("theory")
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return recipe_names("theory")
 
 
 def theory_recipe_description(name: str) -> str:
-    text = resources.files("skilltrain.recipes").joinpath("theory", f"{name}.yaml").read_text()
-    return next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+    return recipe_description(name, "theory")
 
 
 def _recipe_file(recipe: str) -> DictConfig:

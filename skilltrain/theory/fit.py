@@ -250,12 +250,12 @@ def fit_resource(run_dir: Path, collapse: bool = False, eta: float | None = None
 
 
 def _plot_fit(path: Path, m: Measured, u_fit: np.ndarray, result: dict) -> None:
-    from skilltrain.analysis.plots import colormap, figure
+    from skilltrain.analysis.plots import figure, skill_colors
 
     fig, axes = figure(1, 2, (11, 4))
-    colors = colormap("tab10" if len(m.skills) <= 10 else "viridis")
+    colors = skill_colors(len(m.skills))
     for k, skill in enumerate(m.skills):
-        color = colors(k if len(m.skills) <= 10 else k / max(1, len(m.skills) - 1))
+        color = colors[k]
         r2 = result["r2"][skill]
         label = f"{skill} (p={m.p[k]:.3g}, R²={r2:.2f})" if r2 is not None else skill
         for ax in axes[0]:
@@ -275,13 +275,13 @@ def _plot_fit(path: Path, m: Measured, u_fit: np.ndarray, result: dict) -> None:
 
 
 def _plot_collapse(path: Path, m: Measured, u_fit: np.ndarray) -> None:
-    from skilltrain.analysis.plots import colormap, figure
+    from skilltrain.analysis.plots import figure, skill_colors
 
     fig, axes = figure(1, 1, (6, 4))
     ax = axes[0][0]
-    colors = colormap("tab10" if len(m.skills) <= 10 else "viridis")
+    colors = skill_colors(len(m.skills))
     for k, skill in enumerate(m.skills):
-        color = colors(k if len(m.skills) <= 10 else k / max(1, len(m.skills) - 1))
+        color = colors[k]
         exponent = 1 / m.p[k]
         ax.plot(m.steps, np.clip(m.u[:, k], 1e-300, 1) ** exponent, color=color, lw=1.5, label=skill)
         ax.plot(m.steps, np.clip(u_fit[:, k], 1e-300, 1) ** exponent, color=color, lw=1, ls="--")

@@ -171,12 +171,12 @@ def build_summary(cfg: DictConfig, names: list[str], p: list[float], curves: Cur
 
 
 def plot_curves(path: Path, names: list[str], curves: Curves, summary: dict) -> None:
-    from skilltrain.analysis.plots import colormap, figure
+    from skilltrain.analysis.plots import figure, skill_colors
 
     fig, axes = figure(1, 2, (11, 4))
-    colors = colormap("tab10" if len(names) <= 10 else "viridis")
+    colors = skill_colors(len(names))
     for k, name in enumerate(names):
-        color = colors(k if len(names) <= 10 else k / max(1, len(names) - 1))
+        color = colors[k]
         label = name if len(names) <= 12 else None
         axes[0][0].plot(curves.steps, curves.losses[:, k].clamp(min=1e-12).tolist(), color=color, lw=1.5, label=label)
         axes[0][1].plot(curves.steps, curves.levels[:, k].tolist(), color=color, lw=1.5, label=label)

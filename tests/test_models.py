@@ -110,3 +110,20 @@ def test_switching_the_model_on_the_command_line_drops_the_recipes_keys_for_the_
     assert cfg.model.name == "transformer" and "widths" not in cfg.model and cfg.model.dtype == "float64"
     assert main(["print-config", "model.name=transformer", "model.widths=[3]"]) == 2  # given with it: an error
     assert "model.widths: unknown key" in capsys.readouterr().err
+
+
+def test_hierarchical_cnn_is_a_convolution_with_kernel_equal_to_stride():
+    model, task = built("recipe=rhm_cnn", "model.width=6")
+    assert len(model.layers) == 3 and task.seq_len == 8  # one layer per level: 2^3 leaves
+    x = task.sample(5, torch.Generator().manual_seed(0), torch.tensor([0, 1, 2, 3, 0]))["x"]
+    h = torch.nn.functional.one_hot(x, task.vocab_size).double().transpose(1, 2)  # [B, v, T], Conv1d's layout
+    for layer in model.layers:
+        linear = layer.linear  # weight [out, patch · in], read patch-major: the kernel [out, in, patch]
+        kernel = linear.weight.view(linear.out_features, 2, -1).permute(0, 2, 1)
+        h = torch.relu(torch.nn.functional.conv1d(h, kernel, linear.bias, stride=2))
+    assert torch.allclose(model(x), model.head(h.squeeze(-1)))
+
+
+def test_hierarchical_cnn_refuses_an_input_that_is_not_a_power_of_its_patch(capsys):
+    assert main(["fit", "recipe=rhm_cnn", "model.patch=3", "trainer.max_steps=1"]) == 2
+    assert "model.patch: hierarchical_cnn merges 3 tokens per layer" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from skilltrain.data.base import Task
-from skilltrain.models import embedding_mlp, mlp, modular, transformer  # noqa: F401  (register the models)
+from skilltrain.models import embedding_mlp, hierarchical_cnn, mlp, modular, transformer  # noqa: F401  (register)
 from skilltrain.models.base import DTYPES, ModelConfig
 from skilltrain.registry import MODELS
 

@@ -19,6 +19,10 @@ by least squares in log-log to the medians over seeds; its 95% interval is a pai
 resampled seeds at every grid point). A skill whose loss does not fall with x, or that is already at ~0, fits
 badly: every fit reports its R², and the notes say which fits to distrust.
 
+When one axis is `data.n_samples` and the task is a classification, the sweep also measures the sample complexity:
+the held-out error (1 − accuracy) against P and the P* at which it falls to a tenth of chance's, for each setting of
+the other axes (skilltrain.analysis.sample_complexity): `sample_complexity` in sweep.json, sample_complexity.png.
+
 Output: sweep.json (`exponents`: per fitted quantity its value and 95% CI, overall and per skill; the grid; the
 losses), sweep.md (the table), sweep.png (log-log, measured medians with quartiles and the fitted lines).
 """
@@ -146,6 +150,15 @@ def final_losses(run_dir: Path, skills: list[str], split: str) -> tuple[dict[str
     return None
 
 
+def final_errors(run_dir: Path, skills: list[str]) -> dict[str, float] | None:
+    """Each skill's held-out error (1 − accuracy) at the last evaluation."""
+    for row in reversed(_rows(run_dir)):
+        values = {s: row.get(f"skill/{s}/val_acc") for s in skills}
+        if row.get("val/loss") and all(values.values()):
+            return {s: 1 - float(v) for s, v in values.items()}
+    return None
+
+
 def parameter_count(run_dir: Path) -> int:
     """Trainable parameters of the run's model; a masked weight (block-diagonal modules) counts its unmasked entries."""
     import torch
@@ -198,6 +211,7 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
     losses = np.full((len(grid), len(seeds), len(skills) + 1), np.nan)
     sizes = np.full((len(grid), len(seeds)), np.nan)
     measured_at = np.full((len(grid), len(seeds)), np.nan)
+    errors = np.full((len(grid), len(seeds)), np.nan)  # frequency-weighted held-out error, for the sample complexity
     frequencies = {}
     for i, name in enumerate(names):
         for j, seed in enumerate(seeds):
@@ -210,6 +224,9 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
             losses[i, j, :-1] = [final[0][s] for s in skills]
             losses[i, j, -1] = sum(freq[s] * final[0][s] for s in skills) / sum(freq.values())
             measured_at[i, j] = final[1]
+            error = final_errors(run, skills) if split == "val" else None
+            if error is not None:
+                errors[i, j] = sum(freq[s] * error[s] for s in skills) / sum(freq.values())
             if len(axes) == 1 and next(iter(axes)).startswith("model."):
                 sizes[i, j] = parameter_count(run)
     result = {"axes": axes, "grid": [{"name": n, **p} for n, p in zip(names, grid)], "skills": skills, "seeds": seeds,
@@ -247,9 +264,44 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
         _plot(directory / "sweep.png", result, quantity, losses)
     else:
         result["notes"].append("a grid of several keys is run and tabulated; exponents are fitted for a single axis")
+    if "data.n_samples" in axes:
+        _sample_complexity(directory, result, axes, grid, names, used, errors)
     write_json(directory / "sweep.json", result)
     (directory / "sweep.md").write_text(_markdown(result))
     return result
+
+
+def _sample_complexity(directory: Path, result: dict, axes: dict, grid: list[dict], names: list[str],
+                       used: dict, errors: np.ndarray) -> None:
+    """P* per setting of the other axes (a classification task with held-out evaluations only; else a note)."""
+    from skilltrain.analysis import sample_complexity as sc
+    from skilltrain.data import task_of_run
+
+    runs = [directory / n / f"seed{s}" for n in names for s in used[n]]
+    task = task_of_run(OmegaConf.load(runs[0] / "config.yaml")) if runs else None
+    if task is None or task.loss != "ce" or not task.accuracy or np.isnan(errors).all():
+        result["notes"].append("sample complexity: needs a classification task with held-out accuracies in every run")
+        return
+    limit = sc.threshold(task.n_classes)
+    others = [k for k in axes if k != "data.n_samples"]
+    groups: dict[str, dict] = {}
+    for i, point in enumerate(grid):
+        setting = {k: point[k] for k in others}
+        group = groups.setdefault(json.dumps(setting), {"setting": setting, "rows": []})
+        group["rows"].append(i)
+    result["sample_complexity"] = []
+    for group in groups.values():
+        rows = group["rows"]
+        sizes = [grid[i]["data.n_samples"] for i in rows]
+        measured = sc.sample_complexity(sizes, errors[rows], limit)
+        result["sample_complexity"].append({**group["setting"], "P": sizes, **measured,
+                                            "errors": [_clean(errors[i]) for i in rows]})
+        if measured["note"]:
+            label = ", ".join(f"{k}={v}" for k, v in group["setting"].items()) or "P*"
+            result["notes"].append(f"sample complexity ({label}): {measured['note']}")
+    sc.plot(directory / "sample_complexity.png",
+            [{"label": ", ".join(f"{k.split('.')[-1]}={v}" for k, v in g.items() if k in others),
+              "sizes": g["P"], "errors": g["errors"], "sample_complexity": g} for g in result["sample_complexity"]])
 
 
 def _clean(values: np.ndarray) -> list:
@@ -273,6 +325,17 @@ def _markdown(result: dict) -> str:
                   "| skill | frequency | α |", "|---|---|---|", f"| overall (frequency-weighted) | 1 | {cell(e)} |"]
         lines += [f"| {s} | {result['frequencies'][s]:.3g} | {cell(f)} |" for s, f in e["per_skill"].items()]
         lines.append("")
+    if result.get("sample_complexity"):
+        first = result["sample_complexity"][0]
+        others = [k for k in result["axes"] if k != "data.n_samples"]
+        lines += [f"## sample complexity: P* where the median held-out error falls to {first['threshold']:.3g} "
+                  "(a tenth of chance's); 95% bootstrap CI over seeds", "",
+                  "| " + " | ".join([*others, "P*", "95% CI", *(f"error at P={p}" for p in first["P"])]) + " |",
+                  "|---" * (len(others) + 2 + len(first["P"])) + "|"]
+        for g in result["sample_complexity"]:
+            lines.append("| " + " | ".join([*(str(g[k]) for k in others), _p_star(g), _ci(g["ci95"]),
+                                            *("—" if e is None else f"{e:.3f}" for e in g["median_error"])]) + " |")
+        lines.append("")
     lines += ["## final loss per grid point (median over seeds)", "", "| point | overall | " +
               " | ".join(result["skills"]) + " |", "|---" * (len(result["skills"]) + 2) + "|"]
     for point in result["grid"]:
@@ -281,6 +344,16 @@ def _markdown(result: dict) -> str:
         lines.append(f"| {point['name']} | " + " | ".join(f"{v:.3g}" for v in med) + " |")
     lines += [""] + [f"note: {n}" for n in result["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _p_star(g: dict) -> str:
+    if g["P_star"] is not None:
+        return f"{g['P_star']:.4g}"
+    return f"≤ {min(g['P'])}" if g["where"] == "below" else f"> {max(g['P'])}"
+
+
+def _ci(ci: list | None) -> str:
+    return "—" if ci is None else f"[{ci[0]:.4g}, {'beyond the grid' if ci[1] is None else format(ci[1], '.4g')}]"
 
 
 def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
@@ -329,5 +402,9 @@ def print_sweep(result: dict) -> None:
         for s, f in e["per_skill"].items():
             v = "—" if f["value"] is None else f"{f['value']:.3f}" + (f" (R² {f['r2']:.2f})" if f["r2"] is not None else "")
             out.print(f"  {escape(s)}: {v}")
+    for g in result.get("sample_complexity", []):
+        setting = ", ".join(f"{k}={v}" for k, v in g.items() if k in result["axes"] and k != "data.n_samples")
+        out.print(f"sample complexity{' (' + escape(setting) + ')' if setting else ''}: P* = {_p_star(g)} "
+                  f"{_ci(g['ci95'])} (held-out error ≤ {g['threshold']:.3g})")
     for note in result["notes"]:
         out.print(f"note: {escape(note)}", style="yellow")

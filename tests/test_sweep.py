@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -76,3 +77,46 @@ def test_a_width_sweep_fits_alpha_n_to_the_parameter_counts(tmp_path):
     assert e["value"] == pytest.approx(-np.polyfit(np.log(x), np.log(np.median(overall, axis=1)), 1)[0], rel=1e-9)
     assert set(e["per_skill"]) == {"x1x2", "x3x4"} and (out / "sweep.png").is_file() and (out / "sweep.md").is_file()
     assert json.loads((out / "comparison.json").read_text())["baseline"] == "widths-8"
+
+
+def test_sample_complexity_is_where_the_median_error_falls_to_a_tenth_of_chance_and_stays():
+    from skilltrain.analysis.sample_complexity import crossing, sample_complexity, threshold
+
+    assert threshold(4) == pytest.approx(0.075) and threshold(2) == pytest.approx(0.05)
+    sizes = np.array([100.0, 200.0, 400.0, 800.0])
+    # between 200 (0.3) and 400 (0.05): a fraction (0.3 − 0.075) / 0.25 = 0.9 of the way in log P
+    assert crossing(sizes, np.array([0.5, 0.3, 0.05, 0.0]), 0.075) == (pytest.approx(200 * 2**0.9), "grid")
+    # a dip below that comes back up is not generalisation: the crossing is the last one
+    assert crossing(sizes, np.array([0.5, 0.05, 0.2, 0.0]), 0.075) == (pytest.approx(400 * 2**0.625), "grid")
+    assert crossing(sizes, np.array([0.05, 0.04, 0.0, 0.0]), 0.075) == (None, "below")
+    assert crossing(sizes, np.array([0.5, 0.4, 0.3, 0.2]), 0.075) == (None, "above")
+    assert crossing(sizes, np.array([0.5, np.nan, 0.05, 0.0]), 0.075)[0] == pytest.approx(100 * 4**(0.425 / 0.45))
+    same = np.repeat(np.array([[0.5], [0.3], [0.05], [0.0]]), 3, axis=1)  # three identical seeds: no spread
+    measured = sample_complexity(list(sizes), same, 0.075)
+    assert measured["P_star"] == pytest.approx(200 * 2**0.9) and measured["ci95"] == pytest.approx([200 * 2**0.9] * 2)
+    spread = same + np.array([[0.0, 0.0, 0.0], [0.0, -0.2, 0.1], [0.0, 0.0, 0.1], [0.0, 0.0, 0.0]])
+    lo, hi = sample_complexity(list(sizes), spread, 0.075)["ci95"]
+    assert lo < 200 * 2**0.9 and hi == pytest.approx(400 * 2**((0.15 - 0.075) / 0.15))
+    never = sample_complexity(list(sizes), np.full((4, 2), 0.5), 0.075)
+    assert never["P_star"] is None and never["where"] == "above" and "P* > 800" in never["note"]
+
+
+@pytest.mark.slow
+def test_a_sweep_over_the_training_set_measures_the_sample_complexity(tmp_path):
+    from skilltrain.cli import main
+
+    out = tmp_path / "s"
+    assert main(["sweep", "recipe=rhm_cnn", "sweep.data.n_samples=[32,1024]", "seeds=1", "trainer.max_steps=300",
+                 "trainer.val_check_interval=100", f"out_dir={out}"]) == 0
+    saved = json.loads((out / "sweep.json").read_text())
+    (measured,) = saved["sample_complexity"]
+    errors = []
+    for point in ("n_samples-32", "n_samples-1024"):  # 1 − accuracy at the last evaluation, mean over the 4 classes
+        with open(out / point / "seed0" / "metrics.csv", newline="") as f:
+            values = [r for r in csv.DictReader(f) if r["val/loss"]][-1]
+        assert values["step"] == "300"
+        errors.append(1 - np.mean([float(values[f"skill/class{c}/val_acc"]) for c in range(4)]))
+    assert measured["median_error"] == pytest.approx(errors) and measured["threshold"] == pytest.approx(0.075)
+    assert errors[0] > 0.3 and errors[1] < 0.075 and measured["where"] == "grid"  # 8 samples a class vs 256
+    assert measured["P_star"] == pytest.approx(32 * 32 ** ((errors[0] - 0.075) / (errors[0] - errors[1])))
+    assert (out / "sample_complexity.png").is_file() and "sample complexity" in (out / "sweep.md").read_text()

@@ -21,4 +21,16 @@ def build_task(cfg: DataConfig, seed: int, dtype: torch.dtype = torch.float32) -
     return TASKS.get(cfg.name).obj(cfg, seed, dtype)
 
 
-__all__ = ["DataConfig", "Task", "build_task"]
+def task_of_run(saved) -> Task:
+    """The task a finished run trained on, rebuilt from its saved config.yaml (an OmegaConf node)."""
+    from omegaconf import OmegaConf
+
+    from skilltrain.config import from_container
+    from skilltrain.models import DTYPES
+
+    cfg = from_container(OmegaConf.to_container(saved), "the run's config.yaml")
+    seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+    return build_task(OmegaConf.to_object(cfg.data), seed, DTYPES[cfg.model.dtype])
+
+
+__all__ = ["DataConfig", "Task", "build_task", "task_of_run"]

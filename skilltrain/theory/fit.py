@@ -124,13 +124,9 @@ def unlearned_fraction(losses: np.ndarray, reference: np.ndarray, loss: str) -> 
 
 def _task_structure(saved) -> tuple[str, dict]:
     """(the task's loss, its declared prerequisites) from a fit run's config.yaml."""
-    from skilltrain.config import from_container
-    from skilltrain.data import build_task
-    from skilltrain.models import DTYPES
+    from skilltrain.data import task_of_run
 
-    cfg = from_container(OmegaConf.to_container(saved), "the run's config.yaml")
-    seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
-    task = build_task(OmegaConf.to_object(cfg.data), seed, DTYPES[cfg.model.dtype])
+    task = task_of_run(saved)
     return task.loss, dict(task.prerequisites)
 
 

@@ -1,0 +1,101 @@
+"""Sample complexity: the training-set size P* at which a network generalises, read off a sweep over data.n_samples.
+
+The held-out error of a run is 1 − its held-out accuracy at the last evaluation, each skill's weighted by the skill's
+frequency. P* is where the median error over seeds falls to a threshold and stays there for every larger P on the grid,
+interpolated linearly in log P between the two grid points around the crossing. The threshold is a tenth of chance's
+error, (1 − 1/n_classes) / 10 (0.075 for 4 classes). The 95% interval is a bootstrap over seeds (the same resampled
+seeds at every P). A crossing outside the grid has no value, only a bound, and says so: widen the grid.
+
+For the Random Hierarchy Model (Cagnetta, Petrini, Wyart et al.) deep networks need P* ∝ n_c·m^L samples, far fewer
+than the n_c·m^((s^L − 1)/(s − 1)) distinct inputs; `examples/rhm_sample_complexity.py` measures it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BOOTSTRAP = 2000
+CHANCE_FRACTION = 0.1  # the threshold, as a fraction of chance's error
+
+
+def threshold(n_classes: int) -> float:
+    """A tenth of the error of guessing among n_classes equally frequent labels."""
+    return CHANCE_FRACTION * (1 - 1 / n_classes)
+
+
+def crossing(sizes: np.ndarray, errors: np.ndarray, limit: float) -> tuple[float | None, str]:
+    """(P*, where): P* log-interpolated where `errors` [points] fall to `limit` and stay there at every larger size;
+    where = "grid" (inside the grid), "below" (already there at the smallest size: P* ≤ it; value None) or
+    "above" (never there: P* > the largest size; value None)."""
+    ok = np.isfinite(errors)
+    order = np.argsort(sizes[ok])
+    p, e = sizes[ok][order], errors[ok][order]
+    if len(p) == 0 or e[-1] > limit:
+        return None, "above"
+    first = len(e) - int(np.argmax((e > limit)[::-1])) if (e > limit).any() else 0  # first index of the good tail
+    if first == 0:
+        return None, "below"
+    lo, hi = first - 1, first
+    t = (e[lo] - limit) / (e[lo] - e[hi])
+    return float(math.exp(math.log(p[lo]) + t * (math.log(p[hi]) - math.log(p[lo])))), "grid"
+
+
+def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float) -> dict:
+    """errors [points, seeds] (NaN: missing run) → {"P_star", "ci95", "threshold", "median_error", "where", "note"}."""
+    sizes_ = np.asarray(sizes, dtype=float)
+    with np.errstate(all="ignore"):
+        median = np.nanmedian(errors, axis=1)
+    value, where = crossing(sizes_, median, limit)
+    draws = []
+    rng = np.random.default_rng(0)
+    seeds = errors.shape[1]
+    for _ in range(BOOTSTRAP if seeds > 1 else 0):
+        pick = rng.integers(0, seeds, seeds)
+        with np.errstate(all="ignore"):
+            v, w = crossing(sizes_, np.nanmedian(errors[:, pick], axis=1), limit)
+        draws.append(v if w == "grid" else (sizes_.min() if w == "below" else math.inf))
+    ci = None
+    if draws:
+        with np.errstate(invalid="ignore"):  # draws beyond the grid are inf
+            lo, hi = np.percentile(draws, [2.5, 97.5])
+        ci = [float(lo), float(hi) if math.isfinite(hi) else None]  # None: beyond the grid in > 2.5% of resamples
+    note = {"grid": None,
+            "below": f"the median error is ≤ {limit:.3g} already at the smallest P ({sizes_.min():g}): P* ≤ that; "
+                     "extend the grid downwards",
+            "above": f"the median error never stays ≤ {limit:.3g} within the grid: P* > {sizes_.max():g}; "
+                     "extend the grid upwards (or train longer)"}[where]
+    if where == "grid" and seeds < 3:
+        note = "one seed: no interval" if seeds == 1 else f"only {seeds} seeds: the interval is rough"
+    return {"P_star": value, "ci95": ci if value is not None else None, "threshold": limit, "where": where,
+            "median_error": [None if not np.isfinite(v) else float(v) for v in median], "note": note}
+
+
+def plot(path, groups: list[dict]) -> None:
+    """Held-out error against P, one curve per group (the sweep's other axes), with the threshold and each P*."""
+    from skilltrain.analysis.plots import colormap, figure
+
+    fig, axes = figure(1, 1, (6.4, 4.4))
+    ax = axes[0][0]
+    colors = colormap("viridis")
+    for i, group in enumerate(groups):
+        color = colors(i / max(1, len(groups) - 1)) if len(groups) > 1 else "black"
+        sizes, errors = np.asarray(group["sizes"], dtype=float), np.asarray(group["errors"], dtype=float)
+        with np.errstate(all="ignore"):
+            lo, mid, hi = np.nanpercentile(errors, [25, 50, 75], axis=1)
+        ok = np.isfinite(mid)
+        sc = group["sample_complexity"]
+        star = f"P* = {sc['P_star']:.3g}" if sc["P_star"] is not None else f"P* {'≤' if sc['where'] == 'below' else '>'} grid"
+        ax.errorbar(sizes[ok], mid[ok], yerr=[mid[ok] - lo[ok], hi[ok] - mid[ok]], fmt="o-", color=color, ms=4,
+                    capsize=2, lw=1, label=f"{group['label']}: {star}" if group["label"] else star)
+        if sc["P_star"] is not None:
+            ax.axvline(sc["P_star"], color=color, ls=":", lw=1)
+    ax.axhline(groups[0]["sample_complexity"]["threshold"], color="grey", ls="--", lw=1, label="threshold (chance / 10)")
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples P")
+    ax.set_ylabel("held-out error (1 − accuracy)")
+    ax.set_title("held-out error vs P: medians over seeds (bars: quartiles)", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -90,3 +90,24 @@ def test_the_optimizers_plugin_by_hand_and_in_a_theory_run(tmp_path, clean_regis
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "run/summary.json").read_text())
     assert summary["all_learned_step"] is not None
+
+
+@pytest.mark.slow
+def test_rhm_sample_complexity_on_a_small_grid(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("st_example_rhm", EXAMPLES / "rhm_sample_complexity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "FAMILIES", [(3, [3, 4], [32, 4096]), (4, [2], [32, 4096])])  # 6 runs, not 126
+    assert module.main([f"out_dir={tmp_path}", "seeds=1", "trainer.max_steps=300", "trainer.val_check_interval=100"]) == 0
+    saved = json.loads((tmp_path / "rhm_sample_complexity.json").read_text())
+    rows, fit = saved["rows"], saved["fit"]
+    assert [(r["L"], r["m"], r["prediction"]) for r in rows] == [(3, 3, 108), (3, 4, 256), (4, 2, 64)]  # n_c·m^L
+    assert all(r["where"] == "grid" and 32 < r["P_star"] < 4096 for r in rows)  # 8 samples a class vs 1024
+    slope = np.polyfit(np.log([r["prediction"] for r in rows]), np.log([r["P_star"] for r in rows]), 1)[0]
+    assert fit["b"] == pytest.approx(slope) and fit["rows_fitted"] == 3
+    assert (tmp_path / "rhm_sample_complexity.png").is_file()
+    assert f"b = {fit['b']:.2f}" in capsys.readouterr().out

@@ -1,0 +1,138 @@
+"""How many samples make the Random Hierarchy Model learnable? P* against the prediction n_c·m^L.
+
+    python examples/rhm_sample_complexity.py [out_dir=runs/rhm_sample_complexity] [seeds=3] [compare.workers=2]
+        [key=value …]
+
+Cagnetta, Petrini, Wyart et al. (the RHM; exp. 6 of arXiv 2501.12391) find that a deep network whose layers mirror
+the hierarchy learns the task from P* ∝ n_c·m^L samples, polynomial in the input size, where the task has
+n_c·m^((s^L − 1)/(s − 1)) distinct inputs. This script runs recipe `rhm_cnn` in two sweeps over the training-set
+size P, one per depth (v = 8, n_c = 4, s = 2; each grid stays within the distinct inputs of its smallest m):
+
+    L = 3, m ∈ {3, 4, 5, 6}: P ∈ {128, …, 6144}        L = 4, m ∈ {2, 3}: P ∈ {64, …, 4096}
+
+reads each sweep's sample complexity (P* where the median held-out error falls to a tenth of chance's, with its
+bootstrap interval over seeds), and fits P* = C·(n_c·m^L)^b in log-log, b's 95% interval a bootstrap over seeds.
+The theory says b = 1. Writes rhm_sample_complexity.json and .png in out_dir. Other key=value arguments go to both
+sweeps (e.g. trainer.max_steps=2000); a rerun resumes, keeping finished runs. Takes ~20 min on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from skilltrain.analysis.sample_complexity import BOOTSTRAP, crossing
+from skilltrain.cli import main as skilltrain
+
+FAMILIES = [  # (L, the m axis, the P axis)
+    (3, [3, 4, 5, 6], [128, 256, 512, 1024, 2048, 4096, 6144]),
+    (4, [2, 3], [64, 128, 256, 512, 1024, 2048, 4096]),
+]
+
+
+def measure(out_dir: Path, extra: list[str]) -> list[dict]:
+    """Run (or resume) both sweeps; one row per (L, m): its P*, interval, per-seed errors and the prediction."""
+    rows = []
+    for depth, ms, sizes in FAMILIES:
+        directory = out_dir / f"L{depth}"
+        code = skilltrain(["sweep", "recipe=rhm_cnn", f"out_dir={directory}", f"data.L={depth}",
+                      f"sweep.data.m={ms}".replace(" ", ""), f"sweep.data.n_samples={sizes}".replace(" ", ""), *extra])
+        if code:  # bad input (one line already printed) or a grid point without a finished run
+            raise SystemExit(code)
+        result = json.loads((directory / "sweep.json").read_text())
+        some_run = next(directory.glob("*/seed*/config.yaml"))
+        data = OmegaConf.load(some_run).data
+        for entry in result["sample_complexity"]:
+            m = entry["data.m"]
+            rows.append({"L": depth, "m": m, "n_c": data.n_c, "prediction": data.n_c * m**depth,
+                         "distinct_inputs": data.n_c * m ** ((data.s**depth - 1) // (data.s - 1)), **entry})
+    return rows
+
+
+def fit_exponent(rows: list[dict]) -> dict:
+    """log P* = log C + b·log(n_c m^L) over the rows with a P* inside their grid; b's interval a bootstrap over seeds
+    (each row's seeds resampled, its P* measured again)."""
+    inside = [r for r in rows if r["P_star"] is not None]
+    if len(inside) < 2:
+        return {"b": None, "ci95": None, "C": None, "rows_fitted": len(inside)}
+    x = np.log([r["prediction"] for r in inside])
+    b, log_c = np.polyfit(x, np.log([r["P_star"] for r in inside]), 1)
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(BOOTSTRAP):
+        resampled = []
+        for r in inside:
+            errors = np.array([[np.nan if e is None else e for e in seeds] for seeds in r["errors"]], dtype=float)
+            pick = rng.integers(0, errors.shape[1], errors.shape[1])
+            with np.errstate(all="ignore"):
+                value, _ = crossing(np.array(r["P"], dtype=float), np.nanmedian(errors[:, pick], axis=1), r["threshold"])
+            resampled.append(value)
+        ok = [i for i, v in enumerate(resampled) if v is not None]
+        if len(ok) >= 2:
+            draws.append(np.polyfit(x[ok], np.log([resampled[i] for i in ok]), 1)[0])
+    ci = [float(v) for v in np.percentile(draws, [2.5, 97.5])] if draws else None
+    return {"b": float(b), "ci95": ci, "C": float(math.exp(log_c)), "rows_fitted": len(inside),
+            "ratio_median": float(np.median([r["P_star"] / r["prediction"] for r in inside]))}
+
+
+def plot(path: Path, rows: list[dict], fit: dict) -> None:
+    from skilltrain.analysis.plots import figure
+
+    fig, axes = figure(1, 1, (6.2, 4.6))
+    ax = axes[0][0]
+    for depth, marker in ((3, "o"), (4, "s")):
+        mine = [r for r in rows if r["L"] == depth and r["P_star"] is not None]
+        if not mine:
+            continue
+        x = np.array([r["prediction"] for r in mine], dtype=float)
+        y = np.array([r["P_star"] for r in mine])
+        lo = np.array([r["ci95"][0] if r["ci95"] else v for r, v in zip(mine, y)])
+        hi = np.array([r["ci95"][1] if r["ci95"] and r["ci95"][1] else v for r, v in zip(mine, y)])
+        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt=marker, ms=6, capsize=3, label=f"L = {depth}")
+        for r in mine:
+            ax.annotate(f"m={r['m']}", (r["prediction"], r["P_star"]), textcoords="offset points", xytext=(5, -10),
+                        fontsize=7)
+    span = np.array([min(r["prediction"] for r in rows) / 1.5, max(r["prediction"] for r in rows) * 1.5])
+    if fit["b"] is not None:
+        ci = f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit["ci95"] else ""
+        ax.plot(span, fit["C"] * span ** fit["b"], "k--", lw=1, label=f"fit: P* ∝ (n_c m^L)^{fit['b']:.2f}{ci}")
+        ax.plot(span, fit["ratio_median"] * span, color="grey", ls=":", lw=1,
+                label=f"theory: P* = {fit['ratio_median']:.1f}·n_c m^L (slope 1)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("n_c · m^L")
+    ax.set_ylabel("sample complexity P* (held-out error ≤ chance / 10)")
+    ax.set_title("RHM (v=8, n_c=4, s=2), deep CNN: P* vs n_c·m^L; bars: 95% CI over seeds", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str]) -> int:
+    given = {a.split("=", 1)[0]: a.split("=", 1)[-1] for a in argv}
+    out_dir = Path(given.get("out_dir", "runs/rhm_sample_complexity"))
+    extra = [a for a in argv if not a.startswith("out_dir=")] + ([] if "seeds" in given else ["seeds=3"])
+    rows = measure(out_dir, extra)
+    fit = fit_exponent(rows)
+    (out_dir / "rhm_sample_complexity.json").write_text(json.dumps({"rows": rows, "fit": fit}, indent=1) + "\n")
+    plot(out_dir / "rhm_sample_complexity.png", rows, fit)
+    print("\n  L  m  n_c·m^L   P*      95% CI            P*/(n_c·m^L)")
+    for r in rows:
+        ci = "—" if not r["ci95"] else f"[{r['ci95'][0]:.0f}, {r['ci95'][1] or math.inf:.0f}]"
+        star = f"{r['P_star']:.0f}" if r["P_star"] is not None else ("≤grid" if r["where"] == "below" else ">grid")
+        ratio = f"{r['P_star'] / r['prediction']:.2f}" if r["P_star"] is not None else "—"
+        print(f"  {r['L']}  {r['m']}  {r['prediction']:>7}   {star:>6}  {ci:<16}  {ratio}")
+    if fit["b"] is not None:
+        ci = f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit["ci95"] else ""
+        print(f"P* ∝ (n_c·m^L)^b: b = {fit['b']:.2f}{ci} over {fit['rows_fitted']} settings (theory: 1)")
+    print(f"written: {out_dir / 'rhm_sample_complexity.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

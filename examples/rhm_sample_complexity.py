@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from skilltrain.analysis.sample_complexity import BOOTSTRAP, crossing
+from skilltrain.analysis.sample_complexity import BOOTSTRAP, crossing, median_over_seeds
 from skilltrain.cli import main as skilltrain
 
 FAMILIES = [  # (L, the m axis, the P axis)
@@ -45,6 +45,9 @@ def measure(out_dir: Path, extra: list[str]) -> list[dict]:
         if code:  # bad input (one line already printed) or a grid point without a finished run
             raise SystemExit(code)
         result = json.loads((directory / "sweep.json").read_text())
+        if "sample_complexity" not in result:  # e.g. no run evaluated within its budget
+            print(f"error: {directory}: no sample complexity was measured ({'; '.join(result['notes'])})", file=sys.stderr)
+            raise SystemExit(2)
         some_run = next(directory.glob("*/seed*/config.yaml"))
         data = OmegaConf.load(some_run).data
         for entry in result["sample_complexity"]:
@@ -55,28 +58,31 @@ def measure(out_dir: Path, extra: list[str]) -> list[dict]:
 
 
 def fit_exponent(rows: list[dict]) -> dict:
-    """log P* = log C + b·log(n_c m^L) over the rows with a P* inside their grid; b's interval a bootstrap over seeds
-    (each row's seeds resampled, its P* measured again)."""
+    """log P* = log C + b·log(n_c m^L) over the rows with a P* inside their grid. b's interval: a bootstrap over seeds
+    (each row's seeds resampled, its P* measured again); a resample in which some row's P* leaves its grid has no
+    slope over the same rows, and how many did is reported (`resamples_outside_grid`): many mean a wider grid."""
     inside = [r for r in rows if r["P_star"] is not None]
     if len(inside) < 2:
         return {"b": None, "ci95": None, "C": None, "rows_fitted": len(inside)}
     x = np.log([r["prediction"] for r in inside])
     b, log_c = np.polyfit(x, np.log([r["P_star"] for r in inside]), 1)
+    errors = [np.array([[np.nan if e is None else e for e in seeds] for seeds in r["errors"]], dtype=float)
+              for r in inside]
+    seeds = max(int(np.isfinite(e).any(axis=0).sum()) for e in errors)
     rng = np.random.default_rng(0)
-    draws = []
-    for _ in range(BOOTSTRAP):
+    draws, outside = [], 0
+    for _ in range(BOOTSTRAP if seeds > 1 else 0):  # one seed: no interval
         resampled = []
-        for r in inside:
-            errors = np.array([[np.nan if e is None else e for e in seeds] for seeds in r["errors"]], dtype=float)
-            pick = rng.integers(0, errors.shape[1], errors.shape[1])
-            with np.errstate(all="ignore"):
-                value, _ = crossing(np.array(r["P"], dtype=float), np.nanmedian(errors[:, pick], axis=1), r["threshold"])
-            resampled.append(value)
-        ok = [i for i, v in enumerate(resampled) if v is not None]
-        if len(ok) >= 2:
-            draws.append(np.polyfit(x[ok], np.log([resampled[i] for i in ok]), 1)[0])
+        for r, e in zip(inside, errors):
+            median = median_over_seeds(e[:, rng.integers(0, e.shape[1], e.shape[1])])
+            resampled.append(crossing(np.array(r["P"], dtype=float), median, r["threshold"])[0])
+        if any(v is None for v in resampled):
+            outside += 1
+            continue
+        draws.append(np.polyfit(x, np.log(resampled), 1)[0])
     ci = [float(v) for v in np.percentile(draws, [2.5, 97.5])] if draws else None
     return {"b": float(b), "ci95": ci, "C": float(math.exp(log_c)), "rows_fitted": len(inside),
+            "resamples_outside_grid": outside / BOOTSTRAP if seeds > 1 else None,
             "ratio_median": float(np.median([r["P_star"] / r["prediction"] for r in inside]))}
 
 
@@ -91,9 +97,11 @@ def plot(path: Path, rows: list[dict], fit: dict) -> None:
             continue
         x = np.array([r["prediction"] for r in mine], dtype=float)
         y = np.array([r["P_star"] for r in mine])
-        lo = np.array([r["ci95"][0] if r["ci95"] else v for r, v in zip(mine, y)])
-        hi = np.array([r["ci95"][1] if r["ci95"] and r["ci95"][1] else v for r, v in zip(mine, y)])
-        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt=marker, ms=6, capsize=3, label=f"L = {depth}")
+        # an interval end beyond the grid is drawn to the grid's end, with an arrow-like open cap
+        lo = np.array([(r["ci95"][0] or min(r["P"])) if r["ci95"] else v for r, v in zip(mine, y)])
+        hi = np.array([(r["ci95"][1] or max(r["P"])) if r["ci95"] else v for r, v in zip(mine, y)])
+        open_hi = [bool(r["ci95"]) and r["ci95"][1] is None for r in mine]
+        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt=marker, ms=6, capsize=3, label=f"L = {depth}", uplims=open_hi)
         for r in mine:
             ax.annotate(f"m={r['m']}", (r["prediction"], r["P_star"]), textcoords="offset points", xytext=(5, -10),
                         fontsize=7)
@@ -123,13 +131,16 @@ def main(argv: list[str]) -> int:
     plot(out_dir / "rhm_sample_complexity.png", rows, fit)
     print("\n  L  m  n_c·m^L   P*      95% CI            P*/(n_c·m^L)")
     for r in rows:
-        ci = "—" if not r["ci95"] else f"[{r['ci95'][0]:.0f}, {r['ci95'][1] or math.inf:.0f}]"
+        ci = "—" if not r["ci95"] else f"[{r['ci95'][0] or 0:.0f}, {r['ci95'][1] or math.inf:.0f}]"
         star = f"{r['P_star']:.0f}" if r["P_star"] is not None else ("≤grid" if r["where"] == "below" else ">grid")
         ratio = f"{r['P_star'] / r['prediction']:.2f}" if r["P_star"] is not None else "—"
         print(f"  {r['L']}  {r['m']}  {r['prediction']:>7}   {star:>6}  {ci:<16}  {ratio}")
     if fit["b"] is not None:
-        ci = f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit["ci95"] else ""
+        ci = f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit["ci95"] else " (one seed: no interval)"
         print(f"P* ∝ (n_c·m^L)^b: b = {fit['b']:.2f}{ci} over {fit['rows_fitted']} settings (theory: 1)")
+        if fit.get("resamples_outside_grid"):
+            print(f"note: in {fit['resamples_outside_grid']:.0%} of the resamples some P* left its grid; "
+                  "the interval is over the others")
     print(f"written: {out_dir / 'rhm_sample_complexity.png'}")
     return 0
 

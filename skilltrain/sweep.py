@@ -83,6 +83,9 @@ def parse(args: list[str]) -> tuple[dict[str, list], list[str]]:
     require(not any(a.split("=", 1)[0].split(".")[0] == "arms" for a in rest), "arms",
             "a sweep's arms are its grid points (sweep.<key>=[...]); run a comparison for named arms")
     axes = {k: list(OmegaConf.to_container(v)) for k, v in axes.items()}
+    sizes = axes.get("data.n_samples", [1])  # a sample complexity reads P off this axis, in any grid
+    require(all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes), "sweep.data.n_samples",
+            f"expected training set sizes (positive integers), got {sizes}")
     if len(axes) == 1:  # fitted: checked before anything runs
         key, values = next(iter(axes.items()))
         require(key.startswith("model.") or all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
@@ -211,7 +214,7 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
     losses = np.full((len(grid), len(seeds), len(skills) + 1), np.nan)
     sizes = np.full((len(grid), len(seeds)), np.nan)
     measured_at = np.full((len(grid), len(seeds)), np.nan)
-    errors = np.full((len(grid), len(seeds)), np.nan)  # frequency-weighted held-out error, for the sample complexity
+    errors = np.full((len(grid), len(seeds)), np.nan)  # held-out error, for the sample complexity
     frequencies = {}
     for i, name in enumerate(names):
         for j, seed in enumerate(seeds):
@@ -225,8 +228,8 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
             losses[i, j, -1] = sum(freq[s] * final[0][s] for s in skills) / sum(freq.values())
             measured_at[i, j] = final[1]
             error = final_errors(run, skills) if split == "val" else None
-            if error is not None:
-                errors[i, j] = sum(freq[s] * error[s] for s in skills) / sum(freq.values())
+            if error is not None:  # the mean over skills: each has its own held-out set (classes: the balanced error)
+                errors[i, j] = sum(error.values()) / len(error)
             if len(axes) == 1 and next(iter(axes)).startswith("model."):
                 sizes[i, j] = parameter_count(run)
     result = {"axes": axes, "grid": [{"name": n, **p} for n, p in zip(names, grid)], "skills": skills, "seeds": seeds,
@@ -273,35 +276,33 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
 
 def _sample_complexity(directory: Path, result: dict, axes: dict, grid: list[dict], names: list[str],
                        used: dict, errors: np.ndarray) -> None:
-    """P* per setting of the other axes (a classification task with held-out evaluations only; else a note)."""
+    """P* per setting of the other axes, for a classification task (a regression task has no error rate: nothing)."""
     from skilltrain.analysis import sample_complexity as sc
     from skilltrain.data import task_of_run
 
-    runs = [directory / n / f"seed{s}" for n in names for s in used[n]]
-    task = task_of_run(OmegaConf.load(runs[0] / "config.yaml")) if runs else None
-    if task is None or task.loss != "ce" or not task.accuracy or np.isnan(errors).all():
-        result["notes"].append("sample complexity: needs a classification task with held-out accuracies in every run")
-        return
-    limit = sc.threshold(task.n_classes)
     others = [k for k in axes if k != "data.n_samples"]
     groups: dict[str, dict] = {}
     for i, point in enumerate(grid):
         setting = {k: point[k] for k in others}
-        group = groups.setdefault(json.dumps(setting), {"setting": setting, "rows": []})
-        group["rows"].append(i)
-    result["sample_complexity"] = []
+        groups.setdefault(json.dumps(setting), {"setting": setting, "rows": []})["rows"].append(i)
+    measured = []
     for group in groups.values():
         rows = group["rows"]
+        runs = [directory / names[i] / f"seed{s}" for i in rows for s in used[names[i]]]
+        task = task_of_run(OmegaConf.load(runs[0] / "config.yaml")) if runs else None  # its class count, per group
+        if task is not None and (task.loss != "ce" or not task.accuracy):
+            return
         sizes = [grid[i]["data.n_samples"] for i in rows]
-        measured = sc.sample_complexity(sizes, errors[rows], limit)
-        result["sample_complexity"].append({**group["setting"], "P": sizes, **measured,
-                                            "errors": [_clean(errors[i]) for i in rows]})
-        if measured["note"]:
+        limit = sc.threshold(task.n_classes) if task is not None else None
+        found = sc.sample_complexity(sizes, errors[rows] if task is not None else np.full((len(rows), 1), np.nan), limit)
+        measured.append({**group["setting"], "P": sizes, **found, "errors": [_clean(errors[i]) for i in rows]})
+        if found["note"]:
             label = ", ".join(f"{k}={v}" for k, v in group["setting"].items()) or "P*"
-            result["notes"].append(f"sample complexity ({label}): {measured['note']}")
+            result["notes"].append(f"sample complexity ({label}): {found['note']}")
+    result["sample_complexity"] = measured
     sc.plot(directory / "sample_complexity.png",
             [{"label": ", ".join(f"{k.split('.')[-1]}={v}" for k, v in g.items() if k in others),
-              "sizes": g["P"], "errors": g["errors"], "sample_complexity": g} for g in result["sample_complexity"]])
+              "sizes": g["P"], "errors": g["errors"], "sample_complexity": g} for g in measured if g["threshold"]])
 
 
 def _clean(values: np.ndarray) -> list:
@@ -328,32 +329,38 @@ def _markdown(result: dict) -> str:
     if result.get("sample_complexity"):
         first = result["sample_complexity"][0]
         others = [k for k in result["axes"] if k != "data.n_samples"]
-        lines += [f"## sample complexity: P* where the median held-out error falls to {first['threshold']:.3g} "
-                  "(a tenth of chance's); 95% bootstrap CI over seeds", "",
-                  "| " + " | ".join([*others, "P*", "95% CI", *(f"error at P={p}" for p in first["P"])]) + " |",
-                  "|---" * (len(others) + 2 + len(first["P"])) + "|"]
+        lines += ["## sample complexity: P* where the median held-out error (mean over skills of 1 − accuracy) falls "
+                  "to a tenth of chance's and stays there; 95% bootstrap CI over seeds", "",
+                  "| " + " | ".join([*others, "threshold", "P*", "95% CI", *(f"error at P={p}" for p in first["P"])]) + " |",
+                  "|---" * (len(others) + 3 + len(first["P"])) + "|"]
         for g in result["sample_complexity"]:
-            lines.append("| " + " | ".join([*(str(g[k]) for k in others), _p_star(g), _ci(g["ci95"]),
+            limit = "—" if g["threshold"] is None else f"{g['threshold']:.3g}"
+            lines.append("| " + " | ".join([*(str(g[k]) for k in others), limit, _p_star(g), _ci(g["ci95"]),
                                             *("—" if e is None else f"{e:.3f}" for e in g["median_error"])]) + " |")
         lines.append("")
     lines += ["## final loss per grid point (median over seeds)", "", "| point | overall | " +
               " | ".join(result["skills"]) + " |", "|---" * (len(result["skills"]) + 2) + "|"]
     for point in result["grid"]:
         row = result["losses"][point["name"]]
-        med = [np.nanmedian([v for v in row[k] if v is not None] or [np.nan]) for k in ["overall", *result["skills"]]]
+        med = [np.median(kept) if (kept := [v for v in row[k] if v is not None]) else np.nan
+               for k in ["overall", *result["skills"]]]
         lines.append(f"| {point['name']} | " + " | ".join(f"{v:.3g}" for v in med) + " |")
     lines += [""] + [f"note: {n}" for n in result["notes"]]
     return "\n".join(lines) + "\n"
 
 
 def _p_star(g: dict) -> str:
+    """P* as a number, or its bound when outside the grid."""
     if g["P_star"] is not None:
         return f"{g['P_star']:.4g}"
-    return f"≤ {min(g['P'])}" if g["where"] == "below" else f"> {max(g['P'])}"
+    return {"below": f"≤ {min(g['P'])}", "above": f"> {max(g['P'])}"}.get(g["where"], "no data")
 
 
 def _ci(ci: list | None) -> str:
-    return "—" if ci is None else f"[{ci[0]:.4g}, {'beyond the grid' if ci[1] is None else format(ci[1], '.4g')}]"
+    if ci is None:
+        return "—"
+    lo = "below the grid" if ci[0] is None else format(ci[0], ".4g")
+    return f"[{lo}, {'beyond the grid' if ci[1] is None else format(ci[1], '.4g')}]"
 
 
 def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
@@ -404,7 +411,8 @@ def print_sweep(result: dict) -> None:
             out.print(f"  {escape(s)}: {v}")
     for g in result.get("sample_complexity", []):
         setting = ", ".join(f"{k}={v}" for k, v in g.items() if k in result["axes"] and k != "data.n_samples")
-        out.print(f"sample complexity{' (' + escape(setting) + ')' if setting else ''}: P* = {_p_star(g)} "
-                  f"{_ci(g['ci95'])} (held-out error ≤ {g['threshold']:.3g})")
+        star = f"P* = {_p_star(g)}" if g["P_star"] is not None else f"P* {_p_star(g)}"
+        out.print(f"sample complexity{' (' + escape(setting) + ')' if setting else ''}: {star} {_ci(g['ci95'])} "
+                  f"(held-out error ≤ {g['threshold'] if g['threshold'] is None else format(g['threshold'], '.3g')})")
     for note in result["notes"]:
         out.print(f"note: {escape(note)}", style="yellow")

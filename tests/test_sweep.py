@@ -52,6 +52,7 @@ def test_the_grid_and_its_names():
     (["recipe=domino_2task", "sweep.seed=[1,2]"], "sweep.seed"),
     (["recipe=domino_2task", "sweep.optim.name=[adam,sgd]"], "sweep.optim.name"),  # refused before anything runs
     (["recipe=domino_2task", "sweep=[1,2]"], "sweep"),
+    (["recipe=rhm_cnn", "sweep.data.n_samples=[128,null]", "sweep.data.m=[3,4]"], "sweep.data.n_samples"),
 ])
 def test_bad_sweeps_are_one_line_and_exit_2(args, key, capsys):
     from skilltrain.cli import main
@@ -120,3 +121,44 @@ def test_a_sweep_over_the_training_set_measures_the_sample_complexity(tmp_path):
     assert errors[0] > 0.3 and errors[1] < 0.075 and measured["where"] == "grid"  # 8 samples a class vs 256
     assert measured["P_star"] == pytest.approx(32 * 32 ** ((errors[0] - 0.075) / (errors[0] - errors[1])))
     assert (out / "sample_complexity.png").is_file() and "sample complexity" in (out / "sweep.md").read_text()
+
+
+def test_sample_complexity_per_setting_counts_every_class_alike_and_says_which_runs_are_left_out(tmp_path):
+    """A grid of m × P written by hand (no training): per-class accuracies at the last evaluation, one run diverged,
+    one setting with no finished run, and skewed class frequencies."""
+    from conftest import load
+    from omegaconf import OmegaConf
+
+    from skilltrain.sweep import analyse_sweep
+
+    skills = [f"class{c}" for c in range(4)]
+    frequencies = [0.94, 0.02, 0.02, 0.02]
+    accuracy = {(3, 100): [1.0, 0.0, 0.0, 0.0],  # always class0: 6% of the weighted error, but chance's balanced error
+                (3, 400): [1.0, 1.0, 1.0, 0.9]}
+    axes = {"data.m": [3, 4], "data.n_samples": [100, 400]}
+    grid = [{"data.m": m, "data.n_samples": p} for m in (3, 4) for p in (100, 400)]
+    names = [point_name(point) for point in grid]
+    diverged = {names[1]: [3], names[2]: [1, 2, 3], names[3]: [1, 2, 3]}  # m=4: nothing finished
+    for point, name in zip(grid, names):
+        for seed in (1, 2, 3):
+            run = tmp_path / name / f"seed{seed}"
+            run.mkdir(parents=True)
+            cfg = load("recipe=rhm_cnn", f"data.m={point['data.m']}", f"data.n_samples={point['data.n_samples']}",
+                       f"data.frequencies={frequencies}", f"seed={seed}")
+            OmegaConf.save(cfg, run / "config.yaml")
+            (run / "summary.json").write_text(json.dumps({"skills": {s: {"frequency": f} for s, f in zip(skills, frequencies)}}))
+            acc = accuracy.get((point["data.m"], point["data.n_samples"]), [0.25] * 4)
+            header = ["step", "val/loss", *(f"skill/{s}/val_{k}" for s in skills for k in ("acc", "loss"))]
+            row = [100, 0.5, *(v for a in acc for v in (a, 0.5))]
+            (run / "metrics.csv").write_text(",".join(header) + "\n" + ",".join(map(str, row)) + "\n")
+    (tmp_path / "comparison.json").write_text(json.dumps({
+        "skills": skills, "seeds_planned": [1, 2, 3], "seeds": {n: [1, 2, 3] for n in names}, "diverged": diverged}))
+    result = analyse_sweep(tmp_path, axes, grid, names)
+    m3, m4 = result["sample_complexity"]
+    assert m3["data.m"] == 3 and m3["P"] == [100, 400] and m3["runs"] == [3, 2] and m3["threshold"] == pytest.approx(0.075)
+    assert m3["median_error"] == pytest.approx([0.75, 0.025])  # balanced: the skew does not hide the constant guess
+    assert m3["P_star"] == pytest.approx(100 * 4 ** ((0.75 - 0.075) / (0.75 - 0.025))) and m3["where"] == "grid"
+    assert "400 (2 of 3)" in m3["note"]
+    assert m4["data.m"] == 4 and m4["P_star"] is None and m4["where"] == "no data" and m4["runs"] == [0, 0]
+    markdown = (tmp_path / "sweep.md").read_text()
+    assert "| 4 | — | no data | — |" in markdown and (tmp_path / "sample_complexity.png").is_file()

@@ -1,10 +1,12 @@
 """Sample complexity: the training-set size P* at which a network generalises, read off a sweep over data.n_samples.
 
-The held-out error of a run is 1 − its held-out accuracy at the last evaluation, each skill's weighted by the skill's
-frequency. P* is where the median error over seeds falls to a threshold and stays there for every larger P on the grid,
-interpolated linearly in log P between the two grid points around the crossing. The threshold is a tenth of chance's
-error, (1 − 1/n_classes) / 10 (0.075 for 4 classes). The 95% interval is a bootstrap over seeds (the same resampled
-seeds at every P). A crossing outside the grid has no value, only a bound, and says so: widen the grid.
+The held-out error of a run is the mean over skills of 1 − the skill's held-out accuracy at the last evaluation (each
+skill has its own held-out set; where skills are classes this is the balanced error, whose chance level is
+1 − 1/n_classes whatever the class frequencies). P* is where the median error over seeds falls to a threshold and
+stays there at every larger P of the grid, interpolated linearly in log P between the two grid points around the
+crossing. The threshold is a tenth of chance's error, (1 − 1/n_classes) / 10 (0.075 for 4 classes). The 95% interval
+is a bootstrap over seeds (the same resampled seeds at every P). A crossing outside the grid has no value, only a
+bound, and says so: widen the grid. Runs left out (diverged, failed) are listed per P in the note.
 
 For the Random Hierarchy Model (Cagnetta, Petrini, Wyart et al.) deep networks need P* ∝ n_c·m^L samples, far fewer
 than the n_c·m^((s^L − 1)/(s − 1)) distinct inputs; `examples/rhm_sample_complexity.py` measures it.
@@ -13,6 +15,7 @@ than the n_c·m^((s^L − 1)/(s − 1)) distinct inputs; `examples/rhm_sample_co
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -42,34 +45,46 @@ def crossing(sizes: np.ndarray, errors: np.ndarray, limit: float) -> tuple[float
     return float(math.exp(math.log(p[lo]) + t * (math.log(p[hi]) - math.log(p[lo])))), "grid"
 
 
+def median_over_seeds(errors: np.ndarray) -> np.ndarray:
+    """errors [points, seeds] → the median at each point over the runs it has (NaN where it has none)."""
+    with warnings.catch_warnings():  # a grid point without a run has no median: NaN, said in the notes
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(errors, axis=1)
+
+
 def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float) -> dict:
-    """errors [points, seeds] (NaN: missing run) → {"P_star", "ci95", "threshold", "median_error", "where", "note"}."""
+    """errors [points, seeds] (NaN: a run left out) → {"P_star", "ci95", "threshold", "where", "median_error", "runs",
+    "note"}. ci95's ends are None where they lie beyond the grid (below its smallest P, above its largest)."""
     sizes_ = np.asarray(sizes, dtype=float)
-    with np.errstate(all="ignore"):
-        median = np.nanmedian(errors, axis=1)
+    runs = np.isfinite(errors).sum(axis=1)
+    median = median_over_seeds(errors)
+    out = {"P_star": None, "ci95": None, "threshold": limit, "where": "no data",
+           "median_error": [None if not np.isfinite(v) else float(v) for v in median], "runs": runs.tolist(),
+           "note": "no finished run to measure"}
+    if not runs.any():
+        return out
     value, where = crossing(sizes_, median, limit)
+    seeds = errors.shape[1]
     draws = []
     rng = np.random.default_rng(0)
-    seeds = errors.shape[1]
-    for _ in range(BOOTSTRAP if seeds > 1 else 0):
-        pick = rng.integers(0, seeds, seeds)
-        with np.errstate(all="ignore"):
-            v, w = crossing(sizes_, np.nanmedian(errors[:, pick], axis=1), limit)
-        draws.append(v if w == "grid" else (sizes_.min() if w == "below" else math.inf))
-    ci = None
-    if draws:
-        with np.errstate(invalid="ignore"):  # draws beyond the grid are inf
-            lo, hi = np.percentile(draws, [2.5, 97.5])
-        ci = [float(lo), float(hi) if math.isfinite(hi) else None]  # None: beyond the grid in > 2.5% of resamples
-    note = {"grid": None,
-            "below": f"the median error is ≤ {limit:.3g} already at the smallest P ({sizes_.min():g}): P* ≤ that; "
-                     "extend the grid downwards",
-            "above": f"the median error never stays ≤ {limit:.3g} within the grid: P* > {sizes_.max():g}; "
-                     "extend the grid upwards (or train longer)"}[where]
-    if where == "grid" and seeds < 3:
-        note = "one seed: no interval" if seeds == 1 else f"only {seeds} seeds: the interval is rough"
-    return {"P_star": value, "ci95": ci if value is not None else None, "threshold": limit, "where": where,
-            "median_error": [None if not np.isfinite(v) else float(v) for v in median], "note": note}
+    for _ in range(BOOTSTRAP if int(np.isfinite(errors).any(axis=0).sum()) > 1 else 0):
+        v, w = crossing(sizes_, median_over_seeds(errors[:, rng.integers(0, seeds, seeds)]), limit)
+        draws.append(v if w == "grid" else (0.0 if w == "below" else math.inf))
+    if value is not None and draws:  # order statistics, not interpolation: the draws beyond the grid are 0 and inf
+        lo, hi = np.quantile(draws, 0.025, method="lower"), np.quantile(draws, 0.975, method="higher")
+        out["ci95"] = [float(lo) if lo > 0 else None, float(hi) if math.isfinite(hi) else None]
+    notes = {"grid": [],
+             "below": [f"the median error is ≤ {limit:.3g} already at the smallest P ({sizes_.min():g}): P* ≤ that; "
+                       "extend the grid downwards"],
+             "above": [f"the median error never stays ≤ {limit:.3g} within the grid: P* > {sizes_.max():g}; "
+                       "extend the grid upwards (or train longer)"]}[where]
+    short = [f"{p:g} ({n} of {seeds})" for p, n in zip(sizes_, runs) if n < seeds]
+    if short:
+        notes.append(f"runs at P = {', '.join(short)}: the others diverged, failed or are missing and are left out")
+    used = int(np.isfinite(errors).any(axis=0).sum())
+    if value is not None and used < 3:
+        notes.append("one seed: no interval" if used == 1 else f"only {used} seeds: the interval is rough")
+    return {**out, "P_star": value, "where": where, "note": "; ".join(notes) or None}
 
 
 def plot(path, groups: list[dict]) -> None:
@@ -82,16 +97,19 @@ def plot(path, groups: list[dict]) -> None:
     for i, group in enumerate(groups):
         color = colors(i / max(1, len(groups) - 1)) if len(groups) > 1 else "black"
         sizes, errors = np.asarray(group["sizes"], dtype=float), np.asarray(group["errors"], dtype=float)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             lo, mid, hi = np.nanpercentile(errors, [25, 50, 75], axis=1)
         ok = np.isfinite(mid)
         sc = group["sample_complexity"]
-        star = f"P* = {sc['P_star']:.3g}" if sc["P_star"] is not None else f"P* {'≤' if sc['where'] == 'below' else '>'} grid"
+        star = f"P* = {sc['P_star']:.3g}" if sc["P_star"] is not None else {
+            "below": "P* ≤ grid", "above": "P* > grid"}.get(sc["where"], "no data")
         ax.errorbar(sizes[ok], mid[ok], yerr=[mid[ok] - lo[ok], hi[ok] - mid[ok]], fmt="o-", color=color, ms=4,
                     capsize=2, lw=1, label=f"{group['label']}: {star}" if group["label"] else star)
         if sc["P_star"] is not None:
             ax.axvline(sc["P_star"], color=color, ls=":", lw=1)
-    ax.axhline(groups[0]["sample_complexity"]["threshold"], color="grey", ls="--", lw=1, label="threshold (chance / 10)")
+    for limit in sorted({g["sample_complexity"]["threshold"] for g in groups}):
+        ax.axhline(limit, color="grey", ls="--", lw=1, label=f"threshold {limit:.3g} (chance / 10)")
     ax.set_xscale("log")
     ax.set_xlabel("training samples P")
     ax.set_ylabel("held-out error (1 − accuracy)")

@@ -87,10 +87,15 @@ def fit_exponent(rows: list[dict]) -> dict:
 
 
 def plot(path: Path, rows: list[dict], fit: dict) -> None:
-    from skilltrain.analysis.plots import figure
+    """Left: P* against n_c·m^L with the fit and the theory's slope 1. Right: the held-out error against P/(n_c·m^L),
+    which collapses onto one curve where the theory holds."""
+    from matplotlib import ticker
 
-    fig, axes = figure(1, 1, (6.2, 4.6))
-    ax = axes[0][0]
+    from skilltrain.analysis.plots import colormap, figure
+
+    fig, axes = figure(1, 2, (12, 4.6))
+    ax, collapse = axes[0][0], axes[0][1]
+    colors = colormap("viridis")
     for depth, marker in ((3, "o"), (4, "s")):
         mine = [r for r in rows if r["L"] == depth and r["P_star"] is not None]
         if not mine:
@@ -111,7 +116,18 @@ def plot(path: Path, rows: list[dict], fit: dict) -> None:
         ax.plot(span, fit["C"] * span ** fit["b"], "k--", lw=1, label=f"fit: P* ∝ (n_c m^L)^{fit['b']:.2f}{ci}")
         ax.plot(span, fit["ratio_median"] * span, color="grey", ls=":", lw=1,
                 label=f"theory: P* = {fit['ratio_median']:.1f}·n_c m^L (slope 1)")
-    ax.set_xscale("log")
+    for i, r in enumerate(rows):
+        errors = np.array([np.nan if e is None else e for e in r["median_error"]], dtype=float)
+        collapse.plot(np.array(r["P"]) / r["prediction"], errors, "o-" if r["L"] == 3 else "s--", ms=3, lw=1,
+                      color=colors(i / max(1, len(rows) - 1)), label=f"L={r['L']}, m={r['m']}")
+    collapse.axhline(rows[0]["threshold"], color="grey", ls="--", lw=1, label="threshold (chance / 10)")
+    collapse.set_xlabel("P / (n_c · m^L)")
+    collapse.set_ylabel("held-out error (median over seeds)")
+    collapse.set_title("held-out error against P in units of the prediction", fontsize=9)
+    collapse.legend(fontsize=7)
+    for a in (ax, collapse):
+        a.set_xscale("log")
+        a.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_yscale("log")
     ax.set_xlabel("n_c · m^L")
     ax.set_ylabel("sample complexity P* (held-out error ≤ chance / 10)")

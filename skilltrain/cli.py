@@ -20,6 +20,8 @@ commands:
                      compare.workers=2   (rerun the same command to resume; compare.dry_run=true prints the runs)
   sweep          a grid of any config keys over seeds, with power laws fitted: loss vs parameters, samples or steps
                    python -m skilltrain sweep recipe=multitask_parity sweep.model.widths=[[16],[64],[256]] seeds=3
+                 over data.n_samples it also measures the sample complexity P* (held-out error ≤ chance / 10)
+                   python -m skilltrain sweep recipe=rhm_cnn sweep.data.n_samples=[128,256,512,1024] seeds=3
   benchmark      every intervention mode on every task of a suite, over seeds: a leaderboard
                    python -m skilltrain benchmark suite=quick compare.workers=2   (suites: conf/suites/)
   theory         simulate a toy model of arXiv 2501.12391 (geometry | resource | domino); a run directory like fit's

@@ -89,6 +89,8 @@ def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float) -> d
 
 def plot(path, groups: list[dict]) -> None:
     """Held-out error against P, one curve per group (the sweep's other axes), with the threshold and each P*."""
+    from matplotlib import ticker
+
     from skilltrain.analysis.plots import colormap, figure
 
     fig, axes = figure(1, 1, (6.4, 4.4))
@@ -111,6 +113,8 @@ def plot(path, groups: list[dict]) -> None:
     for limit in sorted({g["sample_complexity"]["threshold"] for g in groups}):
         ax.axhline(limit, color="grey", ls="--", lw=1, label=f"threshold {limit:.3g} (chance / 10)")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))  # 1000, not 10^3
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("training samples P")
     ax.set_ylabel("held-out error (1 − accuracy)")
     ax.set_title("held-out error vs P: medians over seeds (bars: quartiles)", fontsize=10)

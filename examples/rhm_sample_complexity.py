@@ -40,8 +40,9 @@ def measure(out_dir: Path, extra: list[str]) -> list[dict]:
     rows = []
     for depth, ms, sizes in FAMILIES:
         directory = out_dir / f"L{depth}"
-        code = skilltrain(["sweep", "recipe=rhm_cnn", f"out_dir={directory}", f"data.L={depth}",
-                      f"sweep.data.m={ms}".replace(" ", ""), f"sweep.data.n_samples={sizes}".replace(" ", ""), *extra])
+        m_axis = f"sweep.data.m={ms}".replace(" ", "") if len(ms) > 1 else f"data.m={ms[0]}"  # an axis needs ≥ 2
+        code = skilltrain(["sweep", "recipe=rhm_cnn", f"out_dir={directory}", f"data.L={depth}", m_axis,
+                           f"sweep.data.n_samples={sizes}".replace(" ", ""), *extra])
         if code:  # bad input (one line already printed) or a grid point without a finished run
             raise SystemExit(code)
         result = json.loads((directory / "sweep.json").read_text())
@@ -51,7 +52,7 @@ def measure(out_dir: Path, extra: list[str]) -> list[dict]:
         some_run = next(directory.glob("*/seed*/config.yaml"))
         data = OmegaConf.load(some_run).data
         for entry in result["sample_complexity"]:
-            m = entry["data.m"]
+            m = entry.get("data.m", ms[0])
             rows.append({"L": depth, "m": m, "n_c": data.n_c, "prediction": data.n_c * m**depth,
                          "distinct_inputs": data.n_c * m ** ((data.s**depth - 1) // (data.s - 1)), **entry})
     return rows

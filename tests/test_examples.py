@@ -109,7 +109,7 @@ def test_rhm_sample_complexity_on_a_small_grid(tmp_path, monkeypatch, capsys):
         (3, 3, 108, 4 * 3**7), (3, 4, 256, 4 * 4**7), (4, 2, 64, 4 * 2**15)]  # n_c·m^L; n_c·m^(2^L − 1)
     for r in rows:  # each row is its sweep's measurement, from 8 samples a class (chance) to 1024 (learned)
         sweep = json.loads((tmp_path / f"L{r['L']}" / "sweep.json").read_text())
-        (same,) = [g for g in sweep["sample_complexity"] if g["data.m"] == r["m"]]
+        (same,) = [g for g in sweep["sample_complexity"] if g.get("data.m", 2) == r["m"]]
         assert r["P_star"] == same["P_star"] and r["where"] == "grid" and same["median_error"][0] > 0.3
     slope = np.polyfit(np.log([r["prediction"] for r in rows]), np.log([r["P_star"] for r in rows]), 1)[0]
     assert fit["b"] == pytest.approx(slope) and fit["rows_fitted"] == 3 and fit["ci95"] is None  # one seed

@@ -113,7 +113,7 @@ def test_a_sweep_over_the_training_set_measures_the_sample_complexity(tmp_path):
     (measured,) = saved["sample_complexity"]
     errors = []
     for point in ("n_samples-32", "n_samples-1024"):  # 1 − accuracy at the last evaluation, mean over the 4 classes
-        with open(out / point / "seed0" / "metrics.csv", newline="") as f:
+        with open(out / point / "seed1" / "metrics.csv", newline="") as f:  # seeds=1: seed 1
             values = [r for r in csv.DictReader(f) if r["val/loss"]][-1]
         assert values["step"] == "300"
         errors.append(1 - np.mean([float(values[f"skill/class{c}/val_acc"]) for c in range(4)]))

@@ -28,10 +28,10 @@ commands:
                    python -m skilltrain theory recipe=geometry_two_task seed=1   (recipes: recipes/theory/)
   fit-theory     fit the Resource model to a run's per-skill loss curves: theory_fit.json and theory_fit.png
                    python -m skilltrain fit-theory run_dir=runs/domino_2task/<stamp> [collapse=true]
-  analyze        what a run's layers represent: CKA (against another run, or itself), linear probes per skill,
-                 effective dimension: representations.json, cka.png, probes.png
+  analyze        what a run's layers represent: CKA between runs, linear probes per skill, effective dimension
+                 (against another run, or itself): representations.json, cka.png, probes.png
                    python -m skilltrain analyze run_dir=runs/a other=runs/b
-  list           recipes, tasks, models, optimizers and interventions, one line each (plugins=[...]: theirs too)
+  list           commands, recipes, tasks, models, optimizers and interventions, one line each (plugins=[...] too)
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
   export-data    freeze a task's training and held-out sets as a Hugging Face dataset (save_to_disk)
@@ -165,6 +165,14 @@ def cmd_analyze(args: list[str]) -> int:
     return 0
 
 
+def command_summaries() -> list[tuple[str, str]]:
+    """(command, its one-line summary) from USAGE, the one place commands are described."""
+    import re
+
+    found = dict(re.findall(r"^  ([a-z-]+) {2,}(.+)$", USAGE, flags=re.M))
+    return [(name, found.get(name, "")) for name in COMMANDS]
+
+
 def cmd_list(args: list[str]) -> int:
     from rich.markup import escape
     from rich.table import Table
@@ -185,7 +193,8 @@ def cmd_list(args: list[str]) -> int:
 
     from skilltrain.theory.config import theory_recipe_description, theory_recipe_names
 
-    sections = [("recipes", [(n, recipe_description(n)) for n in recipe_names()]),
+    sections = [("commands (python -m skilltrain --help shows an example of each)", command_summaries()),
+                ("recipes", [(n, recipe_description(n)) for n in recipe_names()]),
                 ("theory recipes (python -m skilltrain theory recipe=…)",
                  [(n, theory_recipe_description(n)) for n in theory_recipe_names()])]
     for title, registry in (("tasks", TASKS), ("models", MODELS), ("optimizers", OPTIMIZERS), ("interventions", INTERVENTIONS)):

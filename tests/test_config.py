@@ -71,3 +71,9 @@ def test_list_names_everything_with_a_description(capsys):
                  "mlp", "adam", "signgd", "interventions"]:
         assert name in out
     assert "SignGD: Adam with betas (0, 0)" in out
+    from skilltrain.cli import COMMANDS, command_summaries
+
+    summaries = dict(command_summaries())
+    assert set(summaries) == set(COMMANDS) and all(summaries.values()), summaries  # every command is described
+    for command in ("analyze", "sweep", "fit-theory"):
+        assert f"{command} " in out and summaries[command].split()[0] in out

@@ -53,7 +53,7 @@ def measure(out_dir: Path, extra: list[str]) -> list[dict]:
         data = OmegaConf.load(some_run).data
         for entry in result["sample_complexity"]:
             m = entry.get("data.m", ms[0])
-            rows.append({"L": depth, "m": m, "n_c": data.n_c, "prediction": data.n_c * m**depth,
+            rows.append({"L": depth, "m": m, "n_c": data.n_c, "v": data.v, "s": data.s, "prediction": data.n_c * m**depth,
                          "distinct_inputs": data.n_c * m ** ((data.s**depth - 1) // (data.s - 1)), **entry})
     return rows
 
@@ -132,7 +132,8 @@ def plot(path: Path, rows: list[dict], fit: dict) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("n_c · m^L")
     ax.set_ylabel("sample complexity P* (held-out error ≤ chance / 10)")
-    ax.set_title("RHM (v=8, n_c=4, s=2), deep CNN: P* vs n_c·m^L; bars: 95% CI over seeds", fontsize=9)
+    shape = ", ".join(f"{k}={'/'.join(str(v) for v in sorted({r[k] for r in rows}))}" for k in ("v", "n_c", "s"))
+    ax.set_title(f"RHM ({shape}), deep CNN: P* vs n_c·m^L; bars: 95% CI over seeds", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -292,9 +292,8 @@ def _sample_complexity(directory: Path, result: dict, axes: dict, grid: list[dic
         task = task_of_run(OmegaConf.load(runs[0] / "config.yaml")) if runs else None  # its class count, per group
         if task is not None and (task.loss != "ce" or not task.accuracy):
             return
-        sizes = [grid[i]["data.n_samples"] for i in rows]
-        limit = sc.threshold(task.n_classes) if task is not None else None
-        found = sc.sample_complexity(sizes, errors[rows] if task is not None else np.full((len(rows), 1), np.nan), limit)
+        sizes = [grid[i]["data.n_samples"] for i in rows]  # no finished run (no task): all NaN, "no data"
+        found = sc.sample_complexity(sizes, errors[rows], sc.threshold(task.n_classes) if task is not None else None)
         measured.append({**group["setting"], "P": sizes, **found, "errors": [_clean(errors[i]) for i in rows]})
         if found["note"]:
             label = ", ".join(f"{k}={v}" for k, v in group["setting"].items()) or "P*"
@@ -412,7 +411,7 @@ def print_sweep(result: dict) -> None:
     for g in result.get("sample_complexity", []):
         setting = ", ".join(f"{k}={v}" for k, v in g.items() if k in result["axes"] and k != "data.n_samples")
         star = f"P* = {_p_star(g)}" if g["P_star"] is not None else f"P* {_p_star(g)}"
-        out.print(f"sample complexity{' (' + escape(setting) + ')' if setting else ''}: {star} {_ci(g['ci95'])} "
-                  f"(held-out error ≤ {g['threshold'] if g['threshold'] is None else format(g['threshold'], '.3g')})")
+        limit = "" if g["threshold"] is None else f" (held-out error ≤ {g['threshold']:.3g})"
+        out.print(f"sample complexity{' (' + escape(setting) + ')' if setting else ''}: {star} {_ci(g['ci95'])}{limit}")
     for note in result["notes"]:
         out.print(f"note: {escape(note)}", style="yellow")

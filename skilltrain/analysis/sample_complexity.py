@@ -52,9 +52,10 @@ def median_over_seeds(errors: np.ndarray) -> np.ndarray:
         return np.nanmedian(errors, axis=1)
 
 
-def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float) -> dict:
+def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float | None) -> dict:
     """errors [points, seeds] (NaN: a run left out) → {"P_star", "ci95", "threshold", "where", "median_error", "runs",
-    "note"}. ci95's ends are None where they lie beyond the grid (below its smallest P, above its largest)."""
+    "note"}. ci95's ends are None where they lie beyond the grid (below its smallest P, above its largest). `limit`
+    is None only when no run finished (no task to take a class count from)."""
     sizes_ = np.asarray(sizes, dtype=float)
     runs = np.isfinite(errors).sum(axis=1)
     median = median_over_seeds(errors)

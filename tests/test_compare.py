@@ -183,8 +183,11 @@ def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path)
     common = [*SMALL, "seeds=2", "arms=[baseline,skill_reweighting]", "compare.workers=1", "compare.stop_early=false"]
     whole = run_cli("compare", *common, f"compare.out_dir={tmp_path}/whole")
     assert whole.returncode == 0, whole.stderr[-2000:]
+    # Ctrl-C's SIGINT, as a terminal sends it: a shell without job control starts background jobs with SIGINT ignored,
+    # and Python keeps it ignored (no KeyboardInterrupt), so the child gets the default disposition back
     proc = subprocess.Popen([sys.executable, "-m", "skilltrain", "compare", *common, f"compare.out_dir={tmp_path}/cut"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def a_second_run_is_under_way():  # one run finished, another one checkpointed and not finished
         done = list((tmp_path / "cut").glob("*/seed*/summary.json"))

@@ -66,9 +66,10 @@ def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float | Non
         return out
     value, where = crossing(sizes_, median, limit)
     seeds = errors.shape[1]
+    used = int(np.isfinite(errors).any(axis=0).sum())  # seeds with at least one run
     draws = []
     rng = np.random.default_rng(0)
-    for _ in range(BOOTSTRAP if int(np.isfinite(errors).any(axis=0).sum()) > 1 else 0):
+    for _ in range(BOOTSTRAP if used > 1 else 0):
         v, w = crossing(sizes_, median_over_seeds(errors[:, rng.integers(0, seeds, seeds)]), limit)
         draws.append(v if w == "grid" else (0.0 if w == "below" else math.inf))
     if value is not None and draws:  # order statistics, not interpolation: the draws beyond the grid are 0 and inf
@@ -82,7 +83,6 @@ def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float | Non
     short = [f"{p:g} ({n} of {seeds})" for p, n in zip(sizes_, runs) if n < seeds]
     if short:
         notes.append(f"runs at P = {', '.join(short)}: the others diverged, failed or are missing and are left out")
-    used = int(np.isfinite(errors).any(axis=0).sum())
     if value is not None and used < 3:
         notes.append("one seed: no interval" if used == 1 else f"only {used} seeds: the interval is rough")
     return {**out, "P_star": value, "where": where, "note": "; ".join(notes) or None}

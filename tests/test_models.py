@@ -99,7 +99,7 @@ def test_transformer_overfits_a_tiny_task():
     assert (model(x).argmax(-1) == y).all(), loss.item()
 
 
-@pytest.mark.parametrize("model", ["transformer", "embedding_mlp"])
+@pytest.mark.parametrize("model", ["transformer", "embedding_mlp", "hierarchical_cnn"])
 def test_token_models_refuse_vector_inputs(model, capsys):
     assert main(["fit", "recipe=compositional", f"model.name={model}", "trainer.max_steps=1"]) == 2
     assert "needs token inputs" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 
-from skilltrain.errors import unknown
+from skilltrain.errors import UserError, unknown
 
 HEADS = ("auto", "shared", "per_skill")
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -25,3 +25,10 @@ class ModelConfig:
             raise unknown("dtype", self.dtype, DTYPES, key="model.dtype")
         if self.head not in HEADS:
             raise unknown("head", self.head, HEADS, key="model.head")
+
+
+def require_tokens(task, model: str) -> None:
+    """One line for a model that reads token ids (`model`: how to name it) given a task of feature vectors."""
+    if not task.tokens:
+        raise UserError(f"model.name: {model} needs token inputs; task {task.cfg.name} gives vectors "
+                        "unless data.token_form=true")

@@ -12,7 +12,7 @@ from torch import nn
 
 from skilltrain.config import require
 from skilltrain.data.base import Task
-from skilltrain.errors import UserError
+from skilltrain.models.base import require_tokens
 from skilltrain.models.mlp import ACTIVATIONS, HiddenLayersConfig
 from skilltrain.registry import MODELS
 
@@ -33,9 +33,7 @@ class EmbeddingMLPConfig(HiddenLayersConfig):
 class EmbeddingMLP(nn.Module):
     def __init__(self, cfg: EmbeddingMLPConfig, task: Task, n_outputs: int):
         super().__init__()
-        if not task.tokens:
-            raise UserError(f"model.name: embedding_mlp needs token inputs; task {task.cfg.name} gives vectors "
-                            "unless data.token_form=true")
+        require_tokens(task, "embedding_mlp")
         self.embed = nn.Embedding(task.vocab_size, cfg.embed_dim)  # N(0, 1) init, as the paper
         sizes = [task.seq_len * cfg.embed_dim, *cfg.widths]
         layers: list[nn.Module] = []

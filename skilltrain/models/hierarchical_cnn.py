@@ -21,7 +21,7 @@ from torch import nn
 from skilltrain.config import require
 from skilltrain.data.base import Task
 from skilltrain.errors import UserError, unknown
-from skilltrain.models.base import ModelConfig
+from skilltrain.models.base import ModelConfig, require_tokens
 from skilltrain.models.mlp import ACTIVATIONS
 from skilltrain.registry import MODELS
 
@@ -68,9 +68,7 @@ class Patches(nn.Module):
 class HierarchicalCNN(nn.Module):
     def __init__(self, cfg: HierarchicalCNNConfig, task: Task, n_outputs: int):
         super().__init__()
-        if not task.tokens:
-            raise UserError(f"model.name: hierarchical_cnn needs token inputs; task {task.cfg.name} gives vectors "
-                            "unless data.token_form=true")
+        require_tokens(task, "hierarchical_cnn")
         depth = tree_depth(task.seq_len, cfg.patch)
         if depth is None:
             raise UserError(f"model.patch: hierarchical_cnn merges {cfg.patch} tokens per layer, so the input needs "

@@ -15,8 +15,8 @@ from torch import nn
 
 from skilltrain.config import require
 from skilltrain.data.base import Task
-from skilltrain.errors import UserError, unknown
-from skilltrain.models.base import ModelConfig
+from skilltrain.errors import unknown
+from skilltrain.models.base import ModelConfig, require_tokens
 from skilltrain.models.mlp import ACTIVATIONS
 from skilltrain.registry import MODELS
 
@@ -71,9 +71,7 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig, task: Task, n_outputs: int):
         super().__init__()
-        if not task.tokens:
-            raise UserError(f"model.name: a transformer needs token inputs; task {task.cfg.name} gives vectors "
-                            "unless data.token_form=true")
+        require_tokens(task, "a transformer")
         self.pool = cfg.pool
         self.embed = nn.Embedding(task.vocab_size, cfg.width)
         self.position = nn.Parameter(torch.zeros(task.seq_len, cfg.width))

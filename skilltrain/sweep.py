@@ -142,10 +142,8 @@ def has_evaluation(run_dir: Path, skills: list[str]) -> bool:
     return any(r.get("val/loss") and all(r.get(f"skill/{s}/val_loss") for s in skills) for r in _rows(run_dir))
 
 
-def final_losses(run_dir: Path, skills: list[str], split: str) -> tuple[dict[str, float], int] | None:
-    """(each skill's loss, the step it was measured at): the last held-out evaluation (split "val") or the last
-    logged training row (split "train")."""
-    marker, suffix = ("val/loss", "val_loss") if split == "val" else ("train/loss", "loss")
+def _last_logged(run_dir: Path, skills: list[str], marker: str, suffix: str) -> tuple[dict[str, float], int] | None:
+    """(each skill's `skill/<s>/<suffix>`, the step) from the last row that logged `marker` and all of them."""
     for row in reversed(_rows(run_dir)):
         values = {s: row.get(f"skill/{s}/{suffix}") for s in skills}
         if row.get(marker) and all(values.values()):
@@ -153,13 +151,16 @@ def final_losses(run_dir: Path, skills: list[str], split: str) -> tuple[dict[str
     return None
 
 
+def final_losses(run_dir: Path, skills: list[str], split: str) -> tuple[dict[str, float], int] | None:
+    """(each skill's loss, the step it was measured at): the last held-out evaluation (split "val") or the last
+    logged training row (split "train")."""
+    return _last_logged(run_dir, skills, *(("val/loss", "val_loss") if split == "val" else ("train/loss", "loss")))
+
+
 def final_errors(run_dir: Path, skills: list[str]) -> dict[str, float] | None:
     """Each skill's held-out error (1 − accuracy) at the last evaluation."""
-    for row in reversed(_rows(run_dir)):
-        values = {s: row.get(f"skill/{s}/val_acc") for s in skills}
-        if row.get("val/loss") and all(values.values()):
-            return {s: 1 - float(v) for s, v in values.items()}
-    return None
+    last = _last_logged(run_dir, skills, "val/loss", "val_acc")
+    return None if last is None else {s: 1 - v for s, v in last[0].items()}
 
 
 def parameter_count(run_dir: Path) -> int:

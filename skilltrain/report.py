@@ -11,9 +11,7 @@ summary.json (stable; the A/B tool and tests read it):
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from skilltrain import files
 from skilltrain.analysis.diagnostics import domino_diagnostics
 
 if TYPE_CHECKING:  # (importing it imports Lightning: `list` and `compare` use this module without training)
@@ -82,11 +81,7 @@ def _domino(summary: dict, progress: SkillProgress) -> dict:
     return domino_diagnostics(summary, steps, values)
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Atomic: a reader never sees half a file, and a crash never leaves one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+write_json = files.write_json  # strict JSON (null for NaN and ±Infinity), written atomically
 
 
 def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, threshold: float, split: str) -> None:

@@ -41,6 +41,17 @@ Seed = int | str
 Times = dict[Seed, tuple[float, bool]]  # seed -> (time, censored)
 
 QUANTILES = {"median": 0.5, "q1": 0.25, "q3": 0.75}
+
+
+def median(values) -> float | None:
+    """The median of the finite values (the mean of the two middle ones for an even count, as np.median), or None
+    when there are none. The one median of the package: never torch.median, which returns the lower middle value
+    (with 2 values, the minimum)."""
+    arr = np.asarray([v for v in np.asarray(values, dtype=float).ravel() if math.isfinite(v)], dtype=float) \
+        if values is not None else np.empty(0)
+    return float(np.median(arr)) if arr.size else None
+
+
 CSV_COLUMNS = ["quantity", "skill", "arm", "n", "n_censored", "n_diverged", "median", "median_censored", "q1",
                "q1_censored", "q3", "q3_censored", "speedup_n_pairs", "speedup_n_arm_censored", "speedup_n_baseline_censored",
                "speedup_n_both_censored", "speedup_n_undefined", "speedup_median", "speedup_ci_low", "speedup_ci_high",

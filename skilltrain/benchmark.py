@@ -151,12 +151,12 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
 def _runs(comparison: dict) -> dict[str, dict[int, dict]]:
     """arm → seed → summary, for the runs that count (completed or diverged) of one comparison (its comparison.json)."""
     from skilltrain.analysis.stats import COUNTED
-    from skilltrain.comparison.plan import _summary
+    from skilltrain.rundir import RunDir
 
     runs = {}
     for key, run_dir in comparison["runs"].items():
         arm, seed = key.rsplit("/seed", 1)
-        summary = _summary(Path(run_dir))
+        summary = RunDir(run_dir).read_summary()
         if summary and summary["status"] in COUNTED:
             runs.setdefault(arm, {})[int(seed)] = summary
     return runs

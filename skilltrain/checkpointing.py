@@ -1,9 +1,10 @@
-"""Checkpoints of a run: `<run_dir>/checkpoints/last.ckpt`, always the latest complete step.
+"""Checkpoints of a run: the `last` checkpoint of its run directory (skilltrain.rundir), always the latest
+complete step.
 
-Written every `checkpoint.every_n_steps` steps and when training ends (or is stopped): first to
-`last.ckpt.partial`, then renamed in the same directory, so a killed process never leaves half a checkpoint where
-the last good one was (Lightning's own write goes through the system's temporary directory, which may be another
-filesystem, and then copies).
+Written every `checkpoint.every_n_steps` steps and when training ends (or is stopped): first to a `.partial`
+file, then fsynced and renamed in the same directory (skilltrain.rundir.publish), so a killed process never leaves
+half a checkpoint where the last good one was (Lightning's own write goes through the system's temporary
+directory, which may be another filesystem, and then copies).
 
 A periodic checkpoint that falls on an evaluation step is written after that evaluation: Lightning does not repeat
 the evaluation of the checkpoint's step on resume, so a checkpoint written before it (as ModelCheckpoint's
@@ -16,24 +17,25 @@ or evaluation boundary at or after it: at most `trainer.log_every_n_steps` later
 that `analyze … ckpt=learned-<skill>` shows the representations at the time a skill was learned.
 
 A run stopped by SIGTERM (or a first Ctrl-C) stops at a step boundary and writes its checkpoint there. A diverged
-run writes none: the divergence guard is consulted before every write, so `last.ckpt` stays the last good state.
+run writes none: the divergence guard is consulted before every write, so the last one stays the last good state.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from skilltrain.guard import DivergenceGuard
+from skilltrain.rundir import LAST, checkpoint_file, publish
 
 
 class RunCheckpoints(L.Callback):
     def __init__(self, dirpath: Path, every_n_steps: int | None, val_every: int, guard: DivergenceGuard,
                  progress=None):
-        self.path = Path(dirpath) / "last.ckpt"
+        self.dirpath = Path(dirpath)
+        self.path = self.dirpath / checkpoint_file(LAST)
         self.guard = guard
         self.every_n_steps, self.val_every = every_n_steps, val_every
         self._deferred = False
@@ -50,20 +52,20 @@ class RunCheckpoints(L.Callback):
         for skill, step in self.progress.learned.items():
             if step is not None and skill not in self._kept:
                 self._kept.add(skill)
-                target = self.path.with_name(f"learned-{skill}.ckpt")
+                target = self.dirpath / checkpoint_file(f"learned-{skill}")
                 partial = target.with_name(target.name + ".partial")
                 trainer.save_checkpoint(str(partial), weights_only=True)
                 if trainer.is_global_zero:
-                    os.replace(partial, target)  # never a half-written file under the final name
+                    publish(partial, target)  # never a half-written file under the final name
 
     def save(self, trainer: L.Trainer) -> None:
         self.guard.check()  # raises instead of saving a diverged state
-        for logger in trainer.loggers:  # metrics.csv on disk must cover what the checkpoint covers (a resume
+        for logger in trainer.loggers:  # the metrics on disk must cover what the checkpoint covers (a resume
             logger.save()  # keeps its rows up to the checkpoint and re-logs the rest)
         partial = self.path.with_name(self.path.name + ".partial")
         trainer.save_checkpoint(str(partial), weights_only=False)  # the full state; every rank calls, rank 0 writes
         if trainer.is_global_zero:
-            os.replace(partial, self.path)  # same directory: atomic, whatever filesystem /tmp is on
+            publish(partial, self.path)  # same directory: atomic, whatever filesystem /tmp is on
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.progress is not None:

@@ -31,6 +31,7 @@ commands:
   analyze        what a run's layers represent: CKA between runs, linear probes per skill, effective dimension
                  (against another run, or itself): representations.json, cka.png, probes.png
                    python -m skilltrain analyze run_dir=runs/a other=runs/b
+                 reading a run runs none of its code: its plugins load only with plugins=[...] or trust_plugins=true
   list           commands, recipes, tasks, models, optimizers and interventions, one line each (plugins=[...] too)
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
@@ -131,11 +132,14 @@ def cmd_analyze(args: list[str]) -> int:
     from skilltrain.analysis.representations import analyze_run, report_file
     from skilltrain.config import parse_overrides, require
     from skilltrain.report import console
+    from skilltrain.rundir import reading_options
 
     cli = parse_overrides(args)
-    extra = sorted(set(cli) - {"run_dir", "other", "n_probe", "debiased", "layers", "seed", "ckpt"})
+    extra = sorted(set(cli) - {"run_dir", "other", "n_probe", "debiased", "layers", "seed", "ckpt", "plugins",
+                               "trust_plugins"})
     require(not extra, extra[0] if extra else "",
-            "unknown key (analyze takes run_dir, other, n_probe, debiased, layers, seed, ckpt)")
+            "unknown key (analyze takes run_dir, other, n_probe, debiased, layers, seed, ckpt, plugins, trust_plugins)")
+    plugins, trust_plugins = reading_options(cli)
     require(cli.get("run_dir"), "run_dir", "is required: the run directory to analyse (analyze run_dir=runs/…)")
     n_probe, debiased, seed = cli.get("n_probe", 1000), cli.get("debiased", False), cli.get("seed", 0)
     require(isinstance(n_probe, int) and not isinstance(n_probe, bool), "n_probe", f"expected an integer, got '{n_probe}'")
@@ -145,7 +149,7 @@ def cmd_analyze(args: list[str]) -> int:
     require(layers is None or OmegaConf.is_list(layers), "layers", f"expected a list such as [layers.0,layers.1], got '{layers}'")
     layers = [str(x) for x in layers] if layers is not None else None
     result = analyze_run(str(cli.run_dir), cli.get("other"), n_probe, seed=seed, debiased=debiased, layers=layers,
-                         checkpoint=str(cli.get("ckpt", "last")))
+                         checkpoint=str(cli.get("ckpt", "last")), plugins=plugins, trust_plugins=trust_plugins)
     probes, cka = result["probes"], result["cka"]
     table = Table(title=escape(f"held-out linear probe {probes['metric']} per layer (rows) and skill; CKA vs "
                                f"{'itself' if cka['other'] == cka['run'] else cka['other']} on the diagonal"))

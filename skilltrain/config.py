@@ -411,16 +411,18 @@ def identity(container: dict) -> dict:
 
 
 def _resume_config(cli: DictConfig) -> DictConfig:
-    """Resuming continues a run as it was configured: its config.yaml, with command-line changes to how it runs."""
-    run_dir = run_dir_of_checkpoint(str(cli.ckpt_path), cli.get("out_dir"))
-    saved_path = run_dir / "config.yaml"
-    require(saved_path.is_file(), "ckpt_path", f"'{run_dir}' has no config.yaml: not a skilltrain run directory")
+    """Resuming continues a run as it was configured: its saved config, with command-line changes to how it runs."""
+    from skilltrain.rundir import RunDir
+
+    run = RunDir(run_dir_of_checkpoint(str(cli.ckpt_path), cli.get("out_dir")))
+    run.require("config", key="ckpt_path", kind="a skilltrain run directory")
+    run_dir, saved_path = run.path, run.config_path
     saved = _load_yaml(saved_path.read_text(), str(saved_path))
     defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
     # a run made before these keys existed
     saved = OmegaConf.merge({"analysis": defaults.analysis, "checkpoint": {"at_learn_steps": False}}, saved)
     lacking = sorted(_dotted_keys(defaults) - _dotted_keys(saved))
-    require(not lacking, "ckpt_path", f"'{run_dir}' was written by an older skilltrain (its config.yaml has no "
+    require(not lacking, "ckpt_path", f"'{run_dir}' was written by an older skilltrain (its saved config has no "
             f"{', '.join(lacking[:3])}{', …' if len(lacking) > 3 else ''}); resume it with the version that made it, "
             "or start a new run")
     cli = OmegaConf.merge(cli, {"out_dir": str(run_dir)})
@@ -428,7 +430,7 @@ def _resume_config(cli: DictConfig) -> DictConfig:
     before, after = identity(OmegaConf.to_container(saved)), identity(to_container(cfg))
     for key in sorted(set(before) | set(after)):
         if before.get(key) != after.get(key):
-            raise UserError(f"{key}: cannot change when resuming a run (this run was trained with its config.yaml); "
+            raise UserError(f"{key}: cannot change when resuming a run (this run was trained with its saved config); "
                             "change only trainer.*, logger.* or checkpoint.*, or start a new run")
     if cfg.optim.scheduler in BUDGET_SCHEDULERS and cfg.trainer.max_steps != saved.trainer.max_steps:
         raise UserError(f"trainer.max_steps: cannot change when resuming a run whose optim.scheduler="

@@ -1,4 +1,4 @@
-"""Loggers: CSV (metrics.csv in the run directory) and Weights & Biases through Lightning's WandbLogger.
+"""Loggers: CSV (the run directory's metrics file, skilltrain.rundir) and Weights & Biases through Lightning's WandbLogger.
 
 W&B mode `auto` (the default) is online when an API key is configured (WANDB_API_KEY or `wandb login`), else
 offline (the run folder can be synced later with `wandb sync`); a WANDB_MODE environment variable wins over
@@ -8,7 +8,6 @@ offline (the run folder can be synced later with `wandb sync`); a WANDB_MODE env
 from __future__ import annotations
 
 import contextlib
-import csv
 import netrc
 import os
 import sys
@@ -22,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from skilltrain.errors import UserError
 from skilltrain.plugins import instantiate
+from skilltrain.rundir import METRICS, RunDir
 
 
 def resolve_wandb_mode(mode: str) -> str:
@@ -43,32 +43,29 @@ def _has_wandb_key() -> bool:
 
 
 class _ResumableCSVWriter(ExperimentWriter):
-    """Lightning's metrics.csv writer deletes an existing file; a resumed run keeps the rows its checkpoint covers:
-    training rows before the checkpoint's step, evaluation rows up to its last evaluation. Later rows were written
-    after the checkpoint and will be written again."""
+    """Lightning's CSV writer deletes an existing file and rewrites it in place when new columns appear; here a
+    resumed run keeps the rows its checkpoint covers (training rows before the checkpoint's step, evaluation rows
+    up to its last evaluation; later rows were written after the checkpoint and will be written again), and every
+    rewrite replaces the file atomically (RunDir), so that a kill or a full disk never loses the history."""
+
+    NAME_METRICS_FILE = METRICS
 
     def __init__(self, log_dir: str, resume_at: dict | None):
         self.resume_at = resume_at
+        self.run = RunDir(log_dir)
         super().__init__(log_dir=log_dir)
 
     def _check_log_dir_exists(self) -> None:
-        if self.resume_at is None or not os.path.isfile(self.metrics_file_path):
+        if self.resume_at is None or not self.run.metrics_path.is_file():
             return
-        step, val_step = self.resume_at["step"], self.resume_at["val_step"]
-        with open(self.metrics_file_path, newline="") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            rows = list(reader)
-        kept = [r for r in rows if (int(r["step"]) <= val_step if r.get("val/loss") else int(r["step"]) < step)]
-        with open(self.metrics_file_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=header)
-            writer.writeheader()
-            writer.writerows(kept)
-        self.metrics_keys = list(header)
+        self.metrics_keys = self.run.keep_metrics(self.resume_at["step"], self.resume_at["val_step"])
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        self.run.rewrite_metrics(fieldnames)
 
 
 class RunCSVLogger(CSVLogger):
-    """metrics.csv directly in the run directory, continued (not replaced) when the run is resumed."""
+    """The metrics file directly in the run directory, continued (not replaced) when the run is resumed."""
 
     def __init__(self, run_dir: Path, resume_at: dict | None = None):
         super().__init__(save_dir=str(run_dir), name="", version="")
@@ -96,20 +93,26 @@ class RunCSVLogger(CSVLogger):
         return self._experiment
 
 
-def build_loggers(cfg, run_dir: Path, run_id: str, resume_at: dict | None = None) -> list[Logger]:
-    """CSV, TensorBoard and any other Lightning logger the config names (one-line errors), then W&B."""
+def build_loggers(cfg, run_dir: Path, run_id: str | None, resume_at: dict | None = None, wandb: bool = True) -> list[Logger]:
+    """CSV, TensorBoard and any other Lightning logger the config names (one-line errors), then W&B (unless
+    `wandb=False`: `fit` starts it with `start_wandb` once the run directory is made)."""
     loggers: list[Logger] = []
     if cfg.logger.csv:
         loggers.append(RunCSVLogger(run_dir, resume_at))
     if cfg.logger.tensorboard:
         loggers.append(_tensorboard(run_dir))
     loggers += [instantiate(spec, f"logger.extra[{i}]", Logger) for i, spec in enumerate(cfg.logger.extra)]
-    mode = resolve_wandb_mode(cfg.logger.wandb.mode)
-    if mode != "disabled":
-        wandb_logger = _start_wandb(cfg.logger.wandb, run_dir, run_id, mode)
+    if wandb:
+        wandb_logger = start_wandb(cfg, run_dir, run_id)
         if wandb_logger is not None:
             loggers.append(wandb_logger)
     return loggers
+
+
+def start_wandb(cfg, run_dir: Path, run_id: str | None) -> Logger | None:
+    """The W&B logger, its run started (None when W&B is disabled or could not start: a warning, never a crash)."""
+    mode = resolve_wandb_mode(cfg.logger.wandb.mode)
+    return None if mode == "disabled" else _start_wandb(cfg.logger.wandb, run_dir, run_id or RunDir(run_dir).run_id, mode)
 
 
 def _tensorboard(run_dir: Path) -> Logger:
@@ -146,7 +149,7 @@ def _start_wandb(w, run_dir: Path, run_id: str, mode: str) -> Logger | None:
             with contextlib.suppress(Exception):
                 wandb.teardown()  # release the failed run (its id) before the next attempt
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-            then = "logging offline instead" if attempt == "online" else "going on with metrics.csv only"
+            then = "logging offline instead" if attempt == "online" else "going on with the CSV metrics only"
             print(f"warning: W&B {attempt} did not start ({type(e).__name__}: {first}); {then}", file=sys.stderr)
     return None
 

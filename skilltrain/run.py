@@ -1,11 +1,8 @@
 """One training run: the run directory, the Trainer and what the run leaves behind.
 
-    <run_dir>/config.yaml     the resolved config
-    <run_dir>/metrics.csv     per-skill curves (CSVLogger)
-    <run_dir>/summary.json    machine-readable results (skilltrain.report)
-    <run_dir>/curves.png      per-skill loss and accuracy, learn steps marked
-    <run_dir>/checkpoints/    last.ckpt (+ periodic ones with checkpoint.every_n_steps)
-    <run_dir>/wandb/          the W&B run folder, when W&B is on
+`fit` reads top to bottom: the run directory is chosen and checked (skilltrain.rundir owns its format), the model,
+data and callbacks are built, then the Trainer and loggers; only when all of it is checked is the directory made
+(or, with overwrite=true, the old run there replaced); then the Trainer fits and the run's results are written.
 
 The directory is decided once, by the launching process, before the Trainer exists, and handed to the processes
 Lightning's DDP launcher starts through the environment, so every rank writes into one run; only rank 0 writes.
@@ -16,12 +13,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 import os
-import shutil
 import sys
-import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,9 +24,11 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.allocator import tune_cpu_allocator
+from skilltrain.build import build_interventions
 from skilltrain.config import recipe_stem, require, to_container, to_yaml, val_every
 from skilltrain.errors import UserError
 from skilltrain.plugins import instantiate
+from skilltrain.rundir import MARKER, RunDir
 
 RUN_DIR_ENV = "SKILLTRAIN_RUN_DIR"
 
@@ -53,7 +49,10 @@ def _external_world_size() -> int:
 
 
 def choose_run_dir(cfg: DictConfig) -> tuple[Path, bool]:
-    """(run directory, whether this process creates it). Never returns a directory that holds another run."""
+    """(run directory, whether this process creates it), checked but not made: RunDir.create makes it once the whole
+    command is built. A default directory (`runs/<recipe>/<stamp>`) that another process takes first gets a suffix
+    then; an out_dir that may not be used (another run there without overwrite=true, or a folder that is not a
+    run) is refused here, before anything is built."""
     inherited = os.environ.get(RUN_DIR_ENV)
     if inherited:
         return Path(inherited), False
@@ -65,18 +64,9 @@ def choose_run_dir(cfg: DictConfig) -> tuple[Path, bool]:
     if cfg.ckpt_path:  # a resume continues in its own directory (set by the resume config)
         return Path(cfg.out_dir), False
     if cfg.out_dir:
-        path = Path(cfg.out_dir)
-        require(not path.exists() or path.is_dir(), "out_dir", f"'{path}' is a file, not a directory")
-        require(cfg.overwrite or not path.exists() or not any(path.iterdir()), "out_dir",
-                f"'{path}' already exists and is not empty; choose another out_dir, resume it with ckpt_path=last, "
-                "or replace it with overwrite=true (a finished run is never overwritten otherwise)")
-        return path, True
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / recipe_stem(cfg.recipe) / stamp
-    path, n = base, 1
-    while path.exists():
-        path, n = base.with_name(f"{stamp}-{n}"), n + 1
-    return path, True
+        RunDir.check_target(cfg.out_dir, cfg.overwrite)
+        return Path(cfg.out_dir), True
+    return Path("runs") / recipe_stem(cfg.recipe) / dt.datetime.now().strftime("%Y%m%d-%H%M%S"), True
 
 
 def resolve_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, dict]:
@@ -86,7 +76,7 @@ def resolve_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, dict]:
 
     from skilltrain.config import identity
 
-    path = run_dir / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    path = RunDir(run_dir).last_checkpoint if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
     require(path.is_file(), "ckpt_path", f"no checkpoint at '{path}'")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -101,16 +91,12 @@ def resolve_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, dict]:
     return str(path), position
 
 
-RUN_ID_FILE = ".run_id"
+RUN_ID_FILE = MARKER
 
 
 def run_id_of(run_dir: Path) -> str:
-    """The run's id (its W&B run id), drawn when the directory was made: a resume continues the same W&B run, a
-    new run in the same place (overwrite=true) starts a new one."""
-    path = run_dir / RUN_ID_FILE
-    if path.is_file():
-        return path.read_text().strip()
-    return hashlib.blake2b(str(run_dir.resolve()).encode(), digest_size=6).hexdigest()  # a run made before ids
+    """The run's id (its W&B run id): RunDir.run_id."""
+    return RunDir(run_dir).run_id
 
 
 def _trainer(kwargs: dict, callbacks: list, run_dir: Path) -> L.Trainer:
@@ -139,7 +125,7 @@ def _trainer(kwargs: dict, callbacks: list, run_dir: Path) -> L.Trainer:
 # Lightning messages that are noise for skilltrain runs, each for a reason:
 _NOISE = [
     ".*does not have many workers.*",  # batches are made on the training device, not in loader workers
-    ".*Experiment logs directory .* exists and is not empty.*",  # the run directory holds config.yaml already
+    ".*Experiment logs directory .* exists and is not empty.*",  # the run directory holds the saved config already
     ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",  # Lightning internals on torch ≥ 2.10
     ".*The `srun` command is available on your system but is not used.*",  # SLURM installed, a run started outside it
 ]
@@ -166,15 +152,6 @@ def _quiet_lightning():
                 handler.removeFilter(tip)
 
 
-def build_interventions(cfg: DictConfig, task) -> list:
-    """The configured interventions as callbacks, checked to work here and with each other (one-line errors)."""
-    from skilltrain.callbacks.intervention import build_intervention, check_composition
-
-    interventions = [build_intervention(name, OmegaConf.to_object(params), task) for name, params in cfg.interventions.items()]
-    check_composition(interventions, cfg)
-    return interventions
-
-
 def _warn_if_skills_cannot_be_told_apart(module) -> None:
     task = module.task
     if (task.form == "control" and task.n_skills > 1 and not task.skill_in_inputs and not module.per_skill_head
@@ -191,7 +168,7 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True
     ended (None on the other ranks).
 
     A run ends completed, stopped (SIGTERM, Ctrl-C; checkpoint written, resumable with ckpt_path=last) or diverged
-    (non-finite or exploded loss; the last good checkpoint is kept); summary.json says which, in every case.
+    (non-finite or exploded loss; the last good checkpoint is kept); its summary says which, in every case.
     """
     from skilltrain.data.datamodule import SkillDataModule
     from skilltrain.module import SkillModule
@@ -207,39 +184,35 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True
     _warn_if_skills_cannot_be_told_apart(module)
     callbacks = [*callbacks, *(instantiate(spec, f"callbacks[{i}]", L.Callback) for i, spec in enumerate(cfg.callbacks))]
     ckpt_path, resume_at = resolve_checkpoint(cfg, run_dir) if cfg.ckpt_path else (None, None)
-    # Everything is checked: only now may files change.
-    if creates:
-        if cfg.overwrite and run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
-        (run_dir / RUN_ID_FILE).write_text(uuid.uuid4().hex[:12])
-    run_id = run_id_of(run_dir)
+    # A default directory is made now: unique (another process that took the same name leaves this one a suffix),
+    # and nothing in it to lose. An out_dir is made, or the run there replaced, only once the Trainer and the loggers
+    # are built too.
+    run = RunDir.create(None, run_dir) if creates and not cfg.out_dir else RunDir(run_dir)
     try:
-        return _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, ckpt_path, resume_at, show)
+        return _train(cfg, callbacks, run, creates, module, datamodule, interventions, ckpt_path, resume_at, show)
     except UserError:
-        # A mistake found while setting up (a Trainer flag, a data shard): a run directory made for it is removed
-        # again, so that the same command, corrected, can use it; one that holds a checkpoint is kept.
-        if creates and not (run_dir / "checkpoints" / "last.ckpt").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
+        # A mistake found while setting up (a data shard too small for the processes): a run directory made for it
+        # is removed again, so that the same command, corrected, can use it; one that holds a checkpoint is kept.
+        if run.made:
+            run.remove_if_unfinished()
         raise
 
 
-def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, ckpt_path, resume_at,
+def _train(cfg, callbacks, run: RunDir, create: bool, module, datamodule, interventions, ckpt_path, resume_at,
            show) -> RunResult | None:
-    from lightning.pytorch.loggers import WandbLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from skilltrain.callbacks.skill_progress import SkillProgress
     from skilltrain.checkpointing import RunCheckpoints
     from skilltrain.guard import DivergenceGuard, TrainingDiverged
-    from skilltrain.loggers import WandbSetup, build_loggers
+    from skilltrain.loggers import WandbSetup, build_loggers, start_wandb
     from skilltrain.progress import StepProgress
-    from skilltrain.report import build_summary, plot_curves, print_table, write_json
+    from skilltrain.report import build_summary, plot_curves, print_table
     from skilltrain.stopping import StopOnSigint, StopWhenAllLearned
     from skilltrain.threads import choose_threads, using_threads
 
     task = module.task
+    run_dir = run.path
 
     every = cfg.trainer.log_every_n_steps
     progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, every,
@@ -254,7 +227,7 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
         *([early] if early else []),
         guard,
         stopper,
-        RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.every_n_steps, val_every(cfg), guard,
+        RunCheckpoints(run.checkpoints, cfg.checkpoint.every_n_steps, val_every(cfg), guard,
                        progress if cfg.checkpoint.at_learn_steps else None),
     ]
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -273,8 +246,15 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
     try:
         with _quiet_lightning(), using_threads(threads):
             trainer = _trainer(trainer_kwargs, callbacks, run_dir)  # its flags are checked before W&B starts
-            trainer.loggers = build_loggers(cfg, run_dir, run_id, resume_at)
-            if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+            loggers = build_loggers(cfg, run_dir, None, resume_at, wandb=False)  # a logger's settings checked too
+            # Everything is checked: only now may files change.
+            if create and not run.made:
+                run.make(cfg.overwrite)  # replaces the run there with overwrite=true
+            if run.made:
+                run.write_config(to_yaml(cfg))
+            wandb_logger = start_wandb(cfg, run_dir, run.run_id)
+            trainer.loggers = [*loggers, *([wandb_logger] if wandb_logger is not None else [])]
+            if wandb_logger is not None:
                 trainer.callbacks.append(WandbSetup(task.skills, to_container(cfg)))
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             if stopper.stopped:
@@ -295,9 +275,9 @@ def _train(cfg, callbacks, run_dir, run_id, module, datamodule, interventions, c
                    f"(stop.when_all_learned, stop.patience={cfg.stop.patience})")
     elif status == "completed" and steps < cfg.trainer.max_steps:
         status, message = "stopped", f"stopped at step {steps} (trainer.max_time or a callback)"
-    summary = build_summary(cfg, task.frequencies, progress, steps, status, run_id, message)
-    write_json(run_dir / "summary.json", summary)
-    plot_curves(run_dir / "curves.png", progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
+    summary = build_summary(cfg, task.frequencies, progress, steps, status, run.run_id, message)
+    run.write_summary(summary)
+    plot_curves(run.curves_path, progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
                 cfg.metric.threshold, cfg.metric.split)
     if show:
         print_table(summary)

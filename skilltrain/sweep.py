@@ -29,7 +29,6 @@ losses), sweep.md (the table), sweep.png (log-log, measured medians with quartil
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import math
@@ -131,11 +130,9 @@ def sweep(args: list[str]) -> int:
 
 
 def _rows(run_dir: Path) -> list[dict]:
-    try:
-        with open(run_dir / "metrics.csv", newline="") as f:
-            return list(csv.DictReader(f))
-    except OSError:
-        return []
+    from skilltrain.rundir import RunDir
+
+    return RunDir(run_dir).read_metrics()
 
 
 def has_evaluation(run_dir: Path, skills: list[str]) -> bool:
@@ -165,9 +162,9 @@ def final_errors(run_dir: Path, skills: list[str]) -> dict[str, float] | None:
 
 def parameter_count(run_dir: Path) -> int:
     """Trainable parameters of the run's model; a masked weight (block-diagonal modules) counts its unmasked entries."""
-    import torch
+    from skilltrain.rundir import RunDir
 
-    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    state = RunDir(run_dir).load_checkpoint()["state_dict"]
     total = 0
     for key, value in state.items():
         if not value.is_floating_point() or key.endswith("mask"):
@@ -280,6 +277,7 @@ def _sample_complexity(directory: Path, result: dict, axes: dict, grid: list[dic
     """P* per setting of the other axes, for a classification task (a regression task has no error rate: nothing)."""
     from skilltrain.analysis import sample_complexity as sc
     from skilltrain.data import task_of_run
+    from skilltrain.rundir import RunDir
 
     others = [k for k in axes if k != "data.n_samples"]
     groups: dict[str, dict] = {}
@@ -290,7 +288,7 @@ def _sample_complexity(directory: Path, result: dict, axes: dict, grid: list[dic
     for group in groups.values():
         rows = group["rows"]
         runs = [directory / names[i] / f"seed{s}" for i in rows for s in used[names[i]]]
-        task = task_of_run(OmegaConf.load(runs[0] / "config.yaml")) if runs else None  # its class count, per group
+        task = task_of_run(RunDir(runs[0])) if runs else None  # its class count, per group
         if task is not None and (task.loss != "ce" or not task.accuracy):
             return
         sizes = [grid[i]["data.n_samples"] for i in rows]  # no finished run (no task): all NaN, "no data"
@@ -310,7 +308,9 @@ def _clean(values: np.ndarray) -> list:
 
 
 def _frequencies(run_dir: Path, skills: list[str]) -> dict[str, float]:
-    summary = json.loads((run_dir / "summary.json").read_text())
+    from skilltrain.rundir import RunDir
+
+    summary = RunDir(run_dir).read_summary()
     return {s: summary["skills"][s]["frequency"] for s in skills}
 
 

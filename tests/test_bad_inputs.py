@@ -150,7 +150,7 @@ CASES = {
     # checkpoints and run directories
     "out_dir is a file": (["fit", "out_dir={ws}/broken.yaml"], "out_dir: '{ws}/broken.yaml' is a file, not a directory"),
     "resume without a run directory": (["fit", "ckpt_path=last"], "ckpt_path=last needs out_dir=<run directory>"),
-    "resume a directory that is no run": (["fit", "ckpt_path=last", "out_dir={ws}/nothing"], "has no config.yaml"),
+    "resume a directory that is no run": (["fit", "ckpt_path=last", "out_dir={ws}/nothing"], "does not exist"),
     "missing checkpoint": (["fit", "ckpt_path={ws}/done/checkpoints/step7.ckpt"], "ckpt_path: no checkpoint at"),
     "corrupt checkpoint": (["fit", "ckpt_path=last", "out_dir={ws}/corrupt"], "cannot read"),
     "checkpoint of another run": (["fit", "ckpt_path={ws}/other/checkpoints/last.ckpt", "out_dir={ws}/done"],

@@ -150,7 +150,7 @@ def test_a_run_written_by_an_older_skilltrain_is_refused_in_one_line(tmp_path, c
     assert main(["fit", "ckpt_path=last", f"out_dir={tmp_path}/run", "trainer.max_steps=20"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "was written by an older skilltrain (its config.yaml has no metric.min_samples, plugins)" in err
+    assert "was written by an older skilltrain (its saved config has no metric.min_samples, plugins)" in err
 
 
 @pytest.mark.slow

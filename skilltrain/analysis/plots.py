@@ -6,7 +6,6 @@ be redrawn from a comparison directory alone.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,18 +38,19 @@ def skill_colors(k: int) -> list:
 
 
 def read_curves(run_dir: Path, skills: Sequence[str], metric: str, split: str) -> tuple[list[int], list[list[float]]]:
-    """(steps, one curve per skill) of the learn metric from a run's metrics.csv."""
+    """(steps, one curve per skill) of the learn metric from a run's metrics."""
+    from skilltrain.rundir import RunDir
+
     suffix = metric if split == "train" else f"val_{metric}"
     marker = "train/loss" if split == "train" else "val/loss"
     steps, curves = [], [[] for _ in skills]
-    with open(run_dir / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if not row.get(marker):
-                continue
-            steps.append(int(row["step"]))
-            for i, skill in enumerate(skills):
-                value = row.get(f"skill/{skill}/{suffix}")
-                curves[i].append(float(value) if value else math.nan)
+    for row in RunDir(run_dir).read_metrics():
+        if not row.get(marker):
+            continue
+        steps.append(int(row["step"]))
+        for i, skill in enumerate(skills):
+            value = row.get(f"skill/{skill}/{suffix}")
+            curves[i].append(float(value) if value else math.nan)
     return steps, curves
 
 

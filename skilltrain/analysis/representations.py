@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from skilltrain.analysis.plots import colormap, figure
@@ -343,39 +342,43 @@ def _join_passes(per_pass: list[list[tuple[str, torch.Tensor | None]]], n: int, 
 
 # ---- a trained run ------------------------------------------------------------------------------------------------
 
-def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir"):
-    """The run's SkillModule with the weights of `checkpoints/<checkpoint>.ckpt` (`last`, or `learned-<skill>` from
+def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir", plugins: Sequence[str] = (),
+             trust_plugins: bool = False):
+    """The run's SkillModule with the weights of its checkpoint `checkpoint` (`last`, or `learned-<skill>` from
     checkpoint.at_learn_steps=true), in eval mode, on the CPU.
 
-    The model is rebuilt from config.yaml; an architecture intervention (modular_routing) replaces it as it did in
-    training before the weights are loaded, so the checkpoint's keys match.
+    The model is rebuilt from the run's saved config; an architecture intervention (modular_routing) replaces it as
+    it did in training before the weights are loaded, so the checkpoint's keys match. Nothing else the run names is
+    executed: its callbacks and loggers are never instantiated, its plugins imported only when named in `plugins`
+    or with `trust_plugins` (skilltrain.rundir).
     """
+    from skilltrain.build import build_interventions
     from skilltrain.config import from_container, to_container
     from skilltrain.module import SkillModule
+    from skilltrain.rundir import RunDir
 
     if not re.fullmatch(r"last|learned-[^/\\]+", checkpoint):
         raise UserError(f"ckpt: expected last or learned-<skill> (a checkpoint of checkpoint.at_learn_steps=true), "
                         f"got '{checkpoint}'")
-    ckpt = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
-    if not ((run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()):
-        raise UserError(f"{key}: '{run_dir}' has no config.yaml and checkpoints/last.ckpt: not a skilltrain training run")
-    if not ckpt.is_file():
-        kept = sorted(p.name[: -len(".ckpt")] for p in (run_dir / "checkpoints").glob("*.ckpt"))
-        raise unknown("checkpoint", checkpoint, kept, key="ckpt")
-    cfg = from_container(OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")), f"{run_dir}/config.yaml")
-    module = SkillModule(to_container(cfg))
-    if cfg.interventions:
-        from skilltrain.callbacks.architecture import Architecture
-        from skilltrain.run import build_interventions
+    run = RunDir(run_dir)
+    run.require("config", "checkpoint", key=key, kind="a skilltrain training run")
+    if not run.checkpoint(checkpoint).is_file():
+        raise unknown("checkpoint", checkpoint, run.checkpoint_names(), key="ckpt")
+    container = run.config_for_reading(plugins, trust_plugins, key)
+    with run.explaining_plugins(key):
+        cfg = from_container(container, f"the saved config of {run_dir}")
+        module = SkillModule(to_container(cfg))
+        if cfg.interventions:
+            from skilltrain.callbacks.architecture import Architecture
 
-        for intervention in build_interventions(cfg, module.task):
-            if isinstance(intervention, Architecture):
-                intervention.setup(None, module, "fit")
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+            for intervention in build_interventions(cfg, module.task):
+                if isinstance(intervention, Architecture):
+                    intervention.setup(None, module, "fit")
+    state = run.load_checkpoint(checkpoint)["state_dict"]
     try:
         module.load_state_dict(state)
     except RuntimeError as e:
-        raise UserError(f"{key}: the checkpoint of '{run_dir}' does not fit the model its config.yaml builds "
+        raise UserError(f"{key}: the checkpoint of '{run_dir}' does not fit the model its saved config builds "
                         f"({str(e).splitlines()[0]})") from None
     return module.eval()
 
@@ -447,7 +450,7 @@ def check_same_task(module, other, run_dir: Path, other_dir: Path) -> None:
 
 def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: int = 1000, *, seed: int = 0,
                 debiased: bool = False, layers: Sequence[str] | None = None, sequence: str = "mean",
-                checkpoint: str = "last") -> dict:
+                checkpoint: str = "last", plugins: Sequence[str] = (), trust_plugins: bool = False) -> dict:
     """Representations of a trained run: writes <run_dir>/representations.json, cka.png and probes.png; returns the
     JSON's content.
 
@@ -472,7 +475,7 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
     run_dir = Path(run_dir)
     if n_probe < 4:
         raise UserError(f"n_probe: must be ≥ 4 (a probe needs samples to fit and to test), got {n_probe}")
-    module = load_run(run_dir, checkpoint)
+    module = load_run(run_dir, checkpoint, plugins=plugins, trust_plugins=trust_plugins)
     task = module.task
     batches = probe_batches(task, n_probe, seed)
     x = torch.cat([b["x"] for b in batches])
@@ -482,7 +485,7 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
         other_dir, other_acts = run_dir, acts
     else:
         other_dir = Path(other)
-        other_module = load_run(other_dir, key="other")
+        other_module = load_run(other_dir, key="other", plugins=plugins, trust_plugins=trust_plugins)
         check_same_task(module, other_module, run_dir, other_dir)
         other_acts = capture(other_module.model, model_inputs(other_module, x, skill), layers, sequence=sequence,
                              batch_size=CAPTURE_CHUNK)

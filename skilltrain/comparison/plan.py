@@ -259,10 +259,9 @@ def _what_is_measured(cfg) -> dict:
 
 
 def _summary(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    from skilltrain.rundir import RunDir
+
+    return RunDir(run_dir).read_summary()
 
 
 def settle(run: Run, stopped_note: str) -> bool:
@@ -283,13 +282,14 @@ def settle(run: Run, stopped_note: str) -> bool:
 def _command(run: Run) -> list[str]:
     """Fresh, resumed (stopped or killed, with a checkpoint) or restarted (half-done without one); [] when finished."""
     from skilltrain.analysis.stats import COUNTED
+    from skilltrain.rundir import RunDir
 
     summary = _summary(run.run_dir)
     if summary and summary.get("status") in COUNTED:  # finished: counted, never run again
         return []
     if run.command == "theory":  # a toy model's run takes seconds: no checkpoints, a half-written one restarts
         return ["theory", *run.args, *(["overwrite=true"] if run.run_dir.exists() else [])]
-    if (run.run_dir / "checkpoints/last.ckpt").is_file():  # stopped, or killed after a checkpoint: continue it
+    if RunDir(run.run_dir).has_checkpoint():  # stopped, or killed after a checkpoint: continue it
         return ["fit", "ckpt_path=last", f"out_dir={run.run_dir}", "trainer.enable_progress_bar=false"]
     restart = ["overwrite=true"] if run.run_dir.exists() else []
     return ["fit", *run.args, *restart]

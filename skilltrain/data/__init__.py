@@ -21,14 +21,25 @@ def build_task(cfg: DataConfig, seed: int, dtype: torch.dtype = torch.float32) -
     return TASKS.get(cfg.name).obj(cfg, seed, dtype)
 
 
-def task_of_run(saved) -> Task:
-    """The task a finished run trained on, rebuilt from its saved config.yaml (an OmegaConf node)."""
+def task_of_run(saved, plugins=(), trust_plugins: bool = False) -> Task:
+    """The task a finished run trained on, rebuilt from its saved config: `saved` is its run directory (a
+    skilltrain.rundir.RunDir or a path; its plugins imported only as `plugins` and `trust_plugins` say) or the saved
+    config itself (an OmegaConf node)."""
+    from pathlib import Path
+
     from omegaconf import OmegaConf
 
     from skilltrain.config import from_container
     from skilltrain.models import DTYPES
+    from skilltrain.rundir import RunDir
 
-    cfg = from_container(OmegaConf.to_container(saved), "the run's config.yaml")
+    if isinstance(saved, (RunDir, str, Path)):
+        run = saved if isinstance(saved, RunDir) else RunDir(saved)
+        container = run.config_for_reading(plugins, trust_plugins)
+        with run.explaining_plugins():
+            cfg = from_container(container, f"the saved config of {run.path}")
+    else:
+        cfg = from_container(OmegaConf.to_container(saved), "the run's saved config")
     seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
     return build_task(OmegaConf.to_object(cfg.data), seed, DTYPES[cfg.model.dtype])
 

@@ -26,8 +26,6 @@ every skill when N0 dominates.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import sys
 import warnings
@@ -64,17 +62,20 @@ class Measured:
     sampled: bool = False  # a data-sampling intervention changed the mixture (the fit assumes the natural one)
 
 
-def read_run(run_dir: Path) -> Measured:
-    """A run's per-skill training losses as unlearned fractions, with what the model needs to know of its task."""
-    require(all((run_dir / f).is_file() for f in ("metrics.csv", "summary.json", "config.yaml")), "run_dir",
-            f"'{run_dir}' has no metrics.csv, summary.json and config.yaml: not a finished skilltrain run directory")
+def read_run(run_dir: Path, plugins=(), trust_plugins: bool = False) -> Measured:
+    """A run's per-skill training losses as unlearned fractions, with what the model needs to know of its task.
+    Nothing the run names is executed: its plugins are imported only as `plugins` / `trust_plugins` say."""
+    from skilltrain.rundir import RunDir
+
+    run = RunDir(run_dir)
+    run.require("metrics", "summary", "config")
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = run.read_summary()
         summary["skills"][next(iter(summary["skills"]))]["frequency"]
-    except (json.JSONDecodeError, KeyError, StopIteration, TypeError):
-        raise UserError(f"run_dir: '{run_dir}/summary.json' is not a run's summary (no skills with frequencies)") from None
+    except (KeyError, StopIteration, TypeError):
+        raise UserError(f"run_dir: the summary of '{run_dir}' is not a run's summary (no skills with frequencies)") from None
     require("scaling" not in summary, "run_dir", f"'{run_dir}' is a scaling sweep, not a run")
-    saved = OmegaConf.load(run_dir / "config.yaml")
+    saved = run.read_config()
     skills = list(summary["skills"])
     p = np.array([summary["skills"][s]["frequency"] for s in skills], dtype=float)
     theory = isinstance(saved.get("model"), str)
@@ -86,22 +87,20 @@ def read_run(run_dir: Path) -> Measured:
             gates = resource.gates_from(OmegaConf.to_container(saved.resource.prerequisites), skills)
             a = float(saved.resource.gate_exponent)
     else:
-        loss, prerequisites = _task_structure(saved)
+        loss, prerequisites = _task_structure(run, plugins, trust_plugins)
         gates = [None] * len(skills)
         for i, (op, parts) in prerequisites.items():
             gates[i] = (op, list(parts))
     steps, losses = [], []
-    with open(run_dir / "metrics.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        for row in reader:
-            if not row.get("train/loss"):
-                continue
-            values = [row.get(f"skill/{s}/loss") for s in skills]
-            if any(v in (None, "") for v in values):
-                continue
-            steps.append(int(row["step"]))
-            losses.append([float(v) for v in values])
+    header, rows = run.read_metrics_table()
+    for row in rows:
+        if not row.get("train/loss"):
+            continue
+        values = [row.get(f"skill/{s}/loss") for s in skills]
+        if any(v in (None, "") for v in values):
+            continue
+        steps.append(int(row["step"]))
+        losses.append([float(v) for v in values])
     require(len(steps) >= 5, "run_dir", f"'{run_dir}' logged {len(steps)} rows of per-skill training losses; a fit needs ≥ 5")
     losses = np.array(losses)  # NaN: a skill absent from a logged batch (its cell is left out of the fit)
     with warnings.catch_warnings():  # a skill never measured: all-NaN, refused below
@@ -122,11 +121,11 @@ def unlearned_fraction(losses: np.ndarray, reference: np.ndarray, loss: str) -> 
     return np.clip(np.sqrt(ratio) if loss == "mse" else 1 - np.exp(-ratio * math.log(2)), 0, 1)
 
 
-def _task_structure(saved) -> tuple[str, dict]:
-    """(the task's loss, its declared prerequisites) from a fit run's config.yaml."""
+def _task_structure(run, plugins=(), trust_plugins: bool = False) -> tuple[str, dict]:
+    """(the task's loss, its declared prerequisites) from a fit run's saved config."""
     from skilltrain.data import task_of_run
 
-    task = task_of_run(saved)
+    task = task_of_run(run, plugins, trust_plugins)
     return task.loss, dict(task.prerequisites)
 
 
@@ -205,12 +204,13 @@ def _first_below(steps: list[int], u: np.ndarray) -> int | None:
     return int(steps[below[0]]) if below.size else None
 
 
-def fit_resource(run_dir: Path, collapse: bool = False, eta: float | None = None) -> dict:
+def fit_resource(run_dir: Path, collapse: bool = False, eta: float | None = None, plugins=(),
+                 trust_plugins: bool = False) -> dict:
     """Fit, write theory_fit.json and theory_fit.png (and theory_collapse.png); the JSON's content. `eta`: fix
-    η_eff at this value and fit N0 alone."""
-    from skilltrain.report import write_json
+    η_eff at this value and fit N0 alone. The run's plugins are imported only as `plugins` / `trust_plugins` say."""
+    from skilltrain.files import write_json
 
-    m = read_run(run_dir)
+    m = read_run(run_dir, plugins, trust_plugins)
     result = fit(m, eta=eta)
     u_fit = result.pop("_u_fit")
     result = {
@@ -293,10 +293,14 @@ def _plot_collapse(path: Path, m: Measured, u_fit: np.ndarray) -> None:
 
 
 def fit_theory_command(args: list[str]) -> int:
-    """`fit-theory run_dir=<dir> [model=resource] [collapse=true] [eta=<η_eff>]`."""
+    """`fit-theory run_dir=<dir> [model=resource] [collapse=true] [eta=<η_eff>] [plugins=[…]] [trust_plugins=true]`."""
+    from skilltrain.rundir import reading_options
+
     cli = parse_overrides(args)
-    extra = sorted(set(cli) - {"run_dir", "model", "collapse", "eta"})
-    require(not extra, extra[0] if extra else "", "unknown key (fit-theory takes run_dir, model, collapse and eta)")
+    extra = sorted(set(cli) - {"run_dir", "model", "collapse", "eta", "plugins", "trust_plugins"})
+    require(not extra, extra[0] if extra else "",
+            "unknown key (fit-theory takes run_dir, model, collapse, eta, plugins and trust_plugins)")
+    plugins, trust_plugins = reading_options(cli)
     eta = cli.get("eta")
     require(eta is None or (isinstance(eta, (int, float)) and not isinstance(eta, bool) and eta > 0), "eta",
             f"expected a number > 0 (η_eff held fixed; N0 alone is fitted), got '{eta}'")
@@ -307,7 +311,7 @@ def fit_theory_command(args: list[str]) -> int:
     collapse = cli.get("collapse", False)
     require(isinstance(collapse, bool), "collapse", f"expected true or false, got '{collapse}'")
     run_dir = Path(str(cli.run_dir))
-    result = fit_resource(run_dir, collapse=collapse, eta=eta)
+    result = fit_resource(run_dir, collapse=collapse, eta=eta, plugins=plugins, trust_plugins=trust_plugins)
     print_fit(result)
     sys.stdout.flush()
     for note in result["notes"]:

@@ -1,18 +1,13 @@
-"""One theory run: simulate a toy model and write a run directory in the format of `fit`'s.
-
-    <run_dir>/config.yaml     the resolved config
-    <run_dir>/metrics.csv     step, train/loss, skill/<name>/loss, skill/<name>/level (the skill level s_i)
-    <run_dir>/summary.json    as fit's: learned_step per skill (first step with s_i ≥ metric.threshold), status, …
-    <run_dir>/curves.png      per-skill loss and skill level against step, learn steps marked
-
-so that `compare` runs theory arms over seeds with the same statistics and plots as networks.
+"""One theory run: simulate a toy model and write a run directory in the format of `fit`'s (skilltrain.rundir):
+the resolved config; metrics with the columns step, train/loss, skill/<name>/loss and skill/<name>/level (the skill
+level s_i); a summary as fit's (learned_step per skill: the first step with s_i ≥ metric.threshold, status, …); and
+the per-skill loss and skill level against step, learn steps marked. So `compare` runs theory arms over seeds with
+the same statistics and plots as networks.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,8 +16,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from skilltrain.config import recipe_stem, require, to_yaml
+from skilltrain.config import recipe_stem, to_yaml
 from skilltrain.errors import UserError
+from skilltrain.rundir import RunDir
 from skilltrain.theory import domino, geometry, resource
 
 
@@ -85,63 +81,53 @@ def cfg_skills(cfg: DictConfig) -> tuple[list[str], list[float]]:
 
 
 def choose_run_dir(cfg: DictConfig) -> Path:
+    """The run's directory, checked (RunDir.check_target) but not made: out_dir, or `runs/theory/<recipe>/<stamp>`
+    (made unique when it is created)."""
     if cfg.out_dir:
-        path = Path(cfg.out_dir)
-        require(not path.exists() or path.is_dir(), "out_dir", f"'{path}' is a file, not a directory")
-        require(cfg.overwrite or not path.exists() or not any(path.iterdir()), "out_dir",
-                f"'{path}' already exists and is not empty; choose another out_dir, or replace it with overwrite=true")
-        return path
+        RunDir.check_target(cfg.out_dir, cfg.overwrite, resume_hint=False)
+        return Path(cfg.out_dir)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / "theory" / (recipe_stem(cfg.recipe) if cfg.recipe else cfg.model) / stamp
-    path, n = base, 1
-    while path.exists():
-        path, n = base.with_name(f"{stamp}-{n}"), n + 1
-    return path
+    return Path("runs") / "theory" / (recipe_stem(cfg.recipe) if cfg.recipe else cfg.model) / stamp
 
 
 def run_theory(cfg: DictConfig) -> tuple[Path, dict]:
     """Simulate and write the run directory; (run_dir, summary)."""
-    from skilltrain.report import write_json
-
-    run_dir = choose_run_dir(cfg)
+    target = choose_run_dir(cfg)
     if cfg.scaling.dims:  # a sweep: scaling.json and scaling.png (skilltrain.theory.scaling)
         from skilltrain.theory.scaling import run_scaling
 
-        if cfg.overwrite and run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
-        return run_dir, {"scaling": run_scaling(cfg, run_dir)}
+        run = RunDir.create(cfg.out_dir, target, cfg.overwrite)
+        run.write_config(to_yaml(cfg))
+        return run.path, {"scaling": run_scaling(cfg, run.path)}
     start = time.perf_counter()
     curves = simulate(cfg)
     seconds = time.perf_counter() - start
-    if cfg.overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    run = RunDir.create(cfg.out_dir, target, cfg.overwrite)  # only now: a simulation that fails leaves nothing
+    run.write_config(to_yaml(cfg))
     names, p = cfg_skills(cfg)
-    write_metrics(run_dir / "metrics.csv", names, p, curves)
-    summary = build_summary(cfg, names, p, curves, seconds)
-    write_json(run_dir / "summary.json", summary)
-    plot_curves(run_dir / "curves.png", names, curves, summary)
-    return run_dir, summary
+    write_metrics(run, names, p, curves)
+    summary = build_summary(cfg, names, p, curves, seconds, run.run_id)
+    run.write_summary(summary)
+    plot_curves(run.curves_path, names, curves, summary)
+    return run.path, summary
 
 
-def write_metrics(path: Path, names: list[str], p: list[float], curves: Curves) -> None:
+def write_metrics(run: RunDir, names: list[str], p: list[float], curves: Curves) -> None:
+    """The curves as the run's metrics (one row per logged step), written at once."""
     weights = torch.tensor(p, dtype=torch.float64)
     total = (curves.losses.double() * weights / weights.sum()).sum(1)
     columns = ["step", "train/loss"] + [f"skill/{n}/{q}" for n in names for q in ("loss", "level")]
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for t, step in enumerate(curves.steps):
-            row = [step, f"{float(total[t]):.8g}"]
-            for k in range(len(names)):
-                row += [f"{float(curves.losses[t, k]):.8g}", f"{float(curves.levels[t, k]):.8g}"]
-            writer.writerow(row)
+    rows = []
+    for t, step in enumerate(curves.steps):
+        row = [step, f"{float(total[t]):.8g}"]
+        for k in range(len(names)):
+            row += [f"{float(curves.losses[t, k]):.8g}", f"{float(curves.levels[t, k]):.8g}"]
+        rows.append(row)
+    run.write_metrics(columns, rows)
 
 
-def build_summary(cfg: DictConfig, names: list[str], p: list[float], curves: Curves, seconds: float) -> dict:
+def build_summary(cfg: DictConfig, names: list[str], p: list[float], curves: Curves, seconds: float,
+                  run_id: str | None = None) -> dict:
     from skilltrain.analysis.diagnostics import domino_diagnostics
 
     learned = dict(zip(names, curves.learned_step))
@@ -162,7 +148,7 @@ def build_summary(cfg: DictConfig, names: list[str], p: list[float], curves: Cur
         "learn_order": sorted((n for n in names if learned[n] is not None), key=lambda n: (learned[n], names.index(n))),
         "status": "completed",
         "metric": {"name": "level", "threshold": cfg.metric.threshold, "split": "train", "min_samples": 1},
-        "run_id": uuid.uuid4().hex[:12],
+        "run_id": run_id or uuid.uuid4().hex[:12],
         "theory": {"model": cfg.model},
     }
     values = [curves.levels[:, k].tolist() for k in range(len(names))]

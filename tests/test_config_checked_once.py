@@ -30,7 +30,9 @@ def test_skill_module_takes_load_configs_config_as_it_is(validations):
 
     cfg = load("recipe=domino_2task", "model.widths=[6]")
     assert len(validations) == 1
-    assert SkillModule(cfg).cfg is cfg
+    module = SkillModule(cfg)
+    assert module.cfg is cfg
+    assert module.hparams["config"] == to_container(cfg)  # the checkpoint stores plain containers
     SkillModule(to_container(cfg))  # a checkpoint's form: re-typed, not re-validated
     assert len(validations) == 1
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skilltrain.config import require
-from skilltrain.errors import unknown
+from skilltrain.errors import require, unknown
 from skilltrain.registry import lazy, register_intervention
 
 TARGETS = ("mean", "gradnorm")
@@ -39,7 +38,8 @@ class GradientRescalingConfig:
         require(self.alpha >= 0, f"{key}.alpha", f"must be ≥ 0, got {self.alpha}")
 
 
-for _mode, _target in {"loss_normalize": "skilltrain.callbacks.loss_weighting:LossNormalize",
-                       "grad_norm": "skilltrain.callbacks.loss_weighting:GradNormWeighting",
-                       "sign": "skilltrain.callbacks.gradient_editing:SignGradients"}.items():
-    register_intervention("gradient_rescaling", DESCRIPTION, GradientRescalingConfig, mode=_mode)(lazy(_target))
+for _mode, _target, _uses in (
+        ("loss_normalize", "skilltrain.callbacks.loss_weighting:LossNormalize", ("eps", "learned_threshold")),
+        ("grad_norm", "skilltrain.callbacks.loss_weighting:GradNormWeighting", ("target", "alpha")),
+        ("sign", "skilltrain.callbacks.gradient_editing:SignGradients", ())):
+    register_intervention("gradient_rescaling", DESCRIPTION, GradientRescalingConfig, mode=_mode, uses=_uses)(lazy(_target))

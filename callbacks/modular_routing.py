@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skilltrain.config import require
+from skilltrain.errors import require
 from skilltrain.registry import lazy, register_intervention
 
 DESCRIPTION = "one module per skill: oracle (block-diagonal, routed by skill id) | learned (top-k experts + load balancing)"
@@ -35,6 +35,6 @@ class ModularRoutingConfig:
         require(self.balance >= 0, f"{key}.balance", f"must be ≥ 0, got {self.balance}")
 
 
-for _mode, _target in {"oracle": "skilltrain.callbacks.architecture:OracleModules",
-                       "learned": "skilltrain.callbacks.architecture:LearnedRouting"}.items():
-    register_intervention("modular_routing", DESCRIPTION, ModularRoutingConfig, mode=_mode)(lazy(_target))
+for _mode, _target, _uses in (("oracle", "skilltrain.callbacks.architecture:OracleModules", ("split_inputs",)),
+                              ("learned", "skilltrain.callbacks.architecture:LearnedRouting", ("n_experts", "top_k", "balance"))):
+    register_intervention("modular_routing", DESCRIPTION, ModularRoutingConfig, mode=_mode, uses=_uses)(lazy(_target))

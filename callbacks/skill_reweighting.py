@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skilltrain.config import require
-from skilltrain.errors import unknown
+from skilltrain.errors import require, unknown
 from skilltrain.registry import lazy, register_intervention
 
 ALGORITHMS = ("eg", "exp3")
@@ -55,8 +54,8 @@ class SkillReweightingConfig:
         require(self.max_slowdown >= 1, f"{key}.max_slowdown", f"must be ≥ 1, got {self.max_slowdown}")
 
 
-def _register(mode: str, target) -> None:
-    register_intervention("skill_reweighting", DESCRIPTION, SkillReweightingConfig, mode=mode)(target)
+def _register(mode: str, target, uses: tuple[str, ...] = ()) -> None:
+    register_intervention("skill_reweighting", DESCRIPTION, SkillReweightingConfig, mode=mode, uses=uses)(target)
 
 
 def online(params: SkillReweightingConfig, task):
@@ -68,6 +67,6 @@ def online(params: SkillReweightingConfig, task):
 
 _register("inverse_frequency", lazy("skilltrain.callbacks.loss_weighting:InverseFrequency"))
 _register("self", lazy("skilltrain.callbacks.loss_weighting:SelfReweighting"))
-_register("balanced_sampling", lazy("skilltrain.callbacks.data_sampling:BalancedSampling"))
-_register("online", online)
-_register("resource", lazy("skilltrain.callbacks.resource_guided:ResourceGuided"))
+_register("balanced_sampling", lazy("skilltrain.callbacks.data_sampling:BalancedSampling"), ("exponent",))
+_register("online", online, ("algorithm", "signal", "lr", "ema", "floor", "update_every"))
+_register("resource", lazy("skilltrain.callbacks.resource_guided:ResourceGuided"), ("ema", "floor", "fit_every", "max_slowdown"))

@@ -243,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # during start-up (a run stopped by Ctrl-C once training started returns 130 itself)
+        print(f"stopped by Ctrl-C (SIGINT) before {command} started its work", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""User-facing errors: one line, exit code 2, no traceback (the CLI catches these)."""
+"""User-facing errors: one line, exit code 2, no traceback (the CLI catches these). The bottom layer: it imports
+nothing of skilltrain."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from collections.abc import Iterable
 
 class UserError(Exception):
     """Bad input from the user: the message is shown as one line and the process exits with code 2."""
+
+
+class RegistrationError(UserError):
+    """A name registered twice (or inconsistently)."""
+
+
+def require(ok: object, key: str, message: str) -> None:
+    """Raise a one-line `key: message` UserError unless `ok`."""
+    if not ok:
+        raise UserError(f"{key}: {message}")
 
 
 def closest(name: str, options: Iterable[str]) -> str | None:

@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterable
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from skilltrain.config import from_container, val_every
+from skilltrain.config import restore, to_container, val_every
 from skilltrain.data import build_task
 from skilltrain.data.base import Task
 from skilltrain.metrics import SkillMetrics, skill_statistics
@@ -42,10 +42,10 @@ from skilltrain.optim import build_optimizer, build_scheduler
 
 
 class SkillModule(L.LightningModule):
-    def __init__(self, config: dict | None = None, *, model: torch.nn.Module | None = None, task: Task | None = None,
+    def __init__(self, config: DictConfig | dict | None = None, *, model: torch.nn.Module | None = None, task: Task | None = None,
                  optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
                  per_skill_head: bool = False):
-        """`config`: the resolved run config as plain containers (what the checkpoint stores). Or, instead, your own
+        """`config`: the run config from `load_config`, or as plain containers (what the checkpoint stores). Or, instead, your own
         `model` (x [, skill] → outputs: [B, task.n_outputs], or one block per skill with `per_skill_head=True`), the
         `task` that describes its data (`Task.from_skills`), and an `optimizer` factory (default: Adam, lr 1e-3)."""
         super().__init__()
@@ -54,8 +54,10 @@ class SkillModule(L.LightningModule):
         if config is None and (model is None or task is None):
             raise TypeError("SkillModule needs a run config, or both a model and a task (Task.from_skills)")
         if config is not None:
+            # load_config's config as it is (validated there), or a saved one (a checkpoint's: validated when saved)
+            cfg = config if isinstance(config, DictConfig) else restore(config)
+            config = to_container(cfg)  # what save_hyperparameters stores: plain containers
             self.save_hyperparameters(logger=False)  # in the checkpoint; loggers get the config from skilltrain.loggers
-            cfg = from_container(config)
             data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
             task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
             model_cfg = OmegaConf.to_object(cfg.model)

@@ -25,19 +25,20 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-from skilltrain.errors import UserError
+from skilltrain.errors import RegistrationError, UserError
 
 GROUP = "skilltrain.plugins"
+BUILTIN = "skilltrain"
+THIS_PROCESS = "this process"  # registered by code that is not a plugin: invisible to the processes compare starts
 
 _loading: list[str] = []  # the plugin being imported (innermost last): what its registrations are credited to
 _loaded: dict[str, str] = {}  # spec (a module name or an absolute file path) → the module it was imported as
 _entry_points_loaded = False
+credits: dict[str, str] = {}  # module → the plugin that its registrations are credited to (the registries read it)
 
 
 def current_source(obj: object) -> str:
     """Where a registration comes from: the plugin being loaded, skilltrain itself, or this process only."""
-    from skilltrain.registry import BUILTIN, THIS_PROCESS
-
     module = getattr(obj, "__module__", "") or ""
     if module == "skilltrain" or module.startswith("skilltrain."):
         return BUILTIN  # (also when a plugin's import is what first imports a built-in module)
@@ -47,8 +48,6 @@ def current_source(obj: object) -> str:
 @contextlib.contextmanager
 def _loading_plugin(source: str, shown: str, path: str | None = None) -> Iterator[None]:
     """Credit what is registered inside to `source`; a failure is one UserError line naming the plugin (`shown`)."""
-    from skilltrain.registry import RegistrationError
-
     _loading.append(source)
     try:
         yield
@@ -95,9 +94,7 @@ def _import(spec: str, key: str) -> str:
         if getattr(main, "__file__", None) and Path(main.__file__).resolve() == path:
             # the running script itself: it has registered its entries already; they are a plugin's now (the
             # processes a comparison starts import this file as one)
-            from skilltrain.registry import credit
-
-            credit("__main__", label)
+            credits["__main__"] = label
             return "__main__"
         name = f"skilltrain_plugin_{path.stem}_{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
     else:

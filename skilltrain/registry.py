@@ -13,18 +13,13 @@ own, with `mode=…`, and maps to its own class; the name's config class holds t
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from skilltrain.errors import UserError, unknown
-
-BUILTIN = "skilltrain"
-THIS_PROCESS = "this process"  # registered by code that is not a plugin: invisible to the processes compare starts
-
-
-class RegistrationError(UserError):
-    """A name registered twice (or inconsistently)."""
+from skilltrain import plugins
+from skilltrain.errors import RegistrationError, unknown
+from skilltrain.plugins import BUILTIN, THIS_PROCESS
 
 
 @dataclass
@@ -36,6 +31,7 @@ class Entry:
     source: str = BUILTIN
     modes: dict[str, Any] = field(default_factory=dict)  # mode → class or factory (interventions with modes)
     mode_sources: dict[str, str] = field(default_factory=dict)
+    mode_params: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # mode → the parameters it uses (None: not said)
 
     def target(self, mode: str | None = None) -> Any:
         """What builds this entry (for `mode`, when the name has modes)."""
@@ -54,10 +50,8 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, description: str | None = None, schema: type | None = None, *,
-                 mode: str | None = None) -> Callable[[Any], Any]:
-        """Decorator: register a class (or a factory) under `name` (and `mode`)."""
-        from skilltrain import plugins
-
+                 mode: str | None = None, uses: Iterable[str] | None = None) -> Callable[[Any], Any]:
+        """Decorator: register a class (or a factory) under `name` (and `mode`, which uses the config fields `uses`)."""
         if not isinstance(name, str) or not name or "/" in name or "." in name:
             raise RegistrationError(f"a {self.kind} name must be a non-empty string without '.' or '/', got {name!r}")
 
@@ -85,15 +79,15 @@ class Registry:
             entry.description = entry.description or description or ""
             entry.modes[mode] = obj
             entry.mode_sources[mode] = source
+            entry.mode_params[mode] = tuple(uses) if uses is not None else None
             return obj
 
         return add
 
     def _load(self) -> None:
-        from skilltrain import plugins
-
         importlib.import_module(self.builtins)
         plugins.load_entry_points()
+        _credit_plugins()
 
     def get(self, name: str) -> Entry:
         self._load()
@@ -109,15 +103,17 @@ class Registry:
         return [e.name for e in self.entries()]
 
 
-def credit(module: str, source: str) -> None:
-    """Credit the entries that code in `module` registered in this process to `source` (a plugin)."""
-    for registry in (TASKS, MODELS, OPTIMIZERS, INTERVENTIONS):
-        for entry in registry._entries.values():
-            if getattr(entry.obj, "__module__", None) == module and entry.source == THIS_PROCESS:
-                entry.source = source
-            for mode, obj in entry.modes.items():
-                if getattr(obj, "__module__", None) == module and entry.mode_sources[mode] == THIS_PROCESS:
-                    entry.mode_sources[mode] = source
+def _credit_plugins() -> None:
+    """Credit the entries that code in a module registered in this process to the plugin that module turned out to be
+    (`plugins.credits`: a script that a comparison's runs import as a plugin)."""
+    for module, source in plugins.credits.items():
+        for registry in (TASKS, MODELS, OPTIMIZERS, INTERVENTIONS):
+            for entry in registry._entries.values():
+                if getattr(entry.obj, "__module__", None) == module and entry.source == THIS_PROCESS:
+                    entry.source = source
+                for mode, obj in entry.modes.items():
+                    if getattr(obj, "__module__", None) == module and entry.mode_sources[mode] == THIS_PROCESS:
+                        entry.mode_sources[mode] = source
 
 
 def lazy(target: str) -> Callable[..., Any]:
@@ -164,12 +160,14 @@ def register_optimizer(name: str, description: str, config_class: type | None = 
 
 
 def register_intervention(name: str, description: str | None = None, config_class: type | None = None, *,
-                          mode: str | None = None) -> Callable[[Any], Any]:
+                          mode: str | None = None, uses: Iterable[str] | None = None) -> Callable[[Any], Any]:
     """Register an intervention as `interventions.<name>`: a `skilltrain.Intervention` subclass (or a factory)
     constructed as `cls(params, task)`, `params` being an instance of `config_class` (a dataclass whose fields become
     `interventions.<name>.*` keys; its optional `validate()` may raise ValueError for a bad value).
 
     With `mode=…`, the class is the one for `interventions.<name>.mode=<mode>`; register each mode of a name this
-    way (the first registration gives the description and config class, which must have a `mode` field).
+    way (the first registration gives the description and config class, which must have a `mode` field). `uses`
+    names the config fields that mode reads: setting another one away from its default under that mode is refused
+    (one line naming the mode), rather than silently ignored. Without `uses`, any field is accepted.
     """
-    return INTERVENTIONS.register(name, description, config_class, mode=mode)
+    return INTERVENTIONS.register(name, description, config_class, mode=mode, uses=uses)

@@ -17,11 +17,16 @@ import torch
 SMALL_WORK = 5e7  # parameters × rows per step below which one thread is fastest (bench/threads.py)
 
 
+def usable_cores() -> int:
+    """The cores this process may use (its CPU affinity)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def free_cores() -> int:
     """Inside a comparison's worker or job (SKILLTRAIN_MAX_THREADS: its share of the cores), exactly that share, so
     that every run of a comparison computes with the same threads whatever the load; otherwise the cores this process
     may use less the 1-minute load average (other processes' work), at least 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     share = os.environ.get("SKILLTRAIN_MAX_THREADS")
     if share:
         return max(1, min(cores, int(share)))

@@ -10,21 +10,23 @@ conf/defaults.yaml. Mistakes are one line naming the key, as for `fit`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from skilltrain.config import (
-    _load_yaml,
-    _translate,
-    _validate_section,
+    load_defaults,
+    load_plugins_of,
+    merge,
+    optim_schema,
     parse_overrides,
     recipe_description,
+    recipe_layer,
     recipe_names,
+    recipe_sections,
     require,
+    validate_section,
 )
 from skilltrain.errors import UserError, unknown
 from skilltrain.theory.domino import DominoConfig
@@ -99,16 +101,6 @@ def theory_recipe_description(name: str) -> str:
     return recipe_description(name, "theory")
 
 
-def _recipe_file(recipe: str) -> DictConfig:
-    if recipe.endswith((".yaml", ".yml")) or "/" in recipe:
-        require(Path(recipe).is_file(), "recipe", f"no theory recipe file at '{recipe}'")
-        return _load_yaml(Path(recipe).read_text(), f"recipe file {recipe}")
-    if recipe not in theory_recipe_names():
-        raise unknown("theory recipe", recipe, theory_recipe_names(), key="recipe")
-    return _load_yaml(resources.files("skilltrain.recipes").joinpath("theory", f"{recipe}.yaml").read_text(),
-                      f"theory recipe '{recipe}'")
-
-
 def is_theory_recipe(recipe: str) -> bool:
     """A shipped theory recipe's name, or a recipe file for a toy model: its `model` is a toy model's name (fit's is
     a mapping), or it has a toy model's section (`geometry`, `resource`, `domino`, `scaling`) and no `data`."""
@@ -124,36 +116,19 @@ def is_theory_recipe(recipe: str) -> bool:
 
 
 def recipe_arms(recipe: str) -> tuple[dict, dict]:
-    layer = _recipe_file(recipe)
-    return tuple(OmegaConf.to_container(layer.get(k) or OmegaConf.create({})) for k in ("arms", "compare"))
+    return recipe_sections(recipe, "theory")
 
 
 def load_theory_config(args: list[str]) -> DictConfig:
     """Compose and validate a theory run's config from `key=value` arguments (recipe=… first, if given)."""
-    from skilltrain.config import _optim_schema
-    from skilltrain.plugins import load_plugins
-
     cli = parse_overrides(list(args))
-    layers: list[tuple[str, DictConfig]] = []
     recipe = cli.get("recipe")
-    if recipe:
-        layer = _recipe_file(str(recipe))
-        runnable = OmegaConf.masked_copy(layer, [k for k in layer if k not in ("arms", "compare")])
-        layers.append((f"theory recipe '{recipe}'", runnable))
-    layers.append(("the command line", cli))
+    layers = [*([recipe_layer(str(recipe), "theory")] if recipe else []), ("the command line", cli)]
     raw = OmegaConf.merge(*[layer for _, layer in layers])
-    plugins = raw.get("plugins") or []
-    require(OmegaConf.is_list(plugins) or isinstance(plugins, list), "plugins", "expected a list such as [my_plugin.py]")
-    resolved = load_plugins(list(plugins))
+    resolved = load_plugins_of(raw)
     schema = OmegaConf.structured(TheoryConfig)
-    defaults = _load_yaml(resources.files("skilltrain.conf").joinpath("defaults.yaml").read_text(), "conf/defaults.yaml")
-    schema.optim = OmegaConf.merge(_optim_schema(raw), defaults.optim)
-    cfg = schema
-    for source, layer in layers:
-        try:
-            cfg = OmegaConf.merge(cfg, layer)
-        except OmegaConfBaseException as e:
-            raise _translate(e, cfg, source) from None
+    schema.optim = OmegaConf.merge(optim_schema(raw), load_defaults().optim)
+    cfg = merge(schema, layers)
     cfg.plugins = resolved
     _validate(cfg)
     return cfg
@@ -181,7 +156,7 @@ def _validate(cfg: DictConfig) -> None:
             "must be distinct, non-empty, without '/'")
     require(not cfg.scaling.dims or cfg.model == "geometry", "scaling.dims", "a scaling sweep needs model=geometry")
     for key in ("geometry", "resource", "domino", "scaling", "optim"):
-        _validate_section(key, OmegaConf.to_object(cfg[key]))
+        validate_section(key, OmegaConf.to_object(cfg[key]))
     if cfg.model == "resource":
         from skilltrain.theory.resource import gates_from
 

@@ -548,7 +548,7 @@ def check_same_task(module, other, run_dir: Path, other_dir: Path) -> None:
     differs (runs of a task drawn from the data seed need one data.seed)."""
     difference = task_difference(module.task, other.task)
     if difference is not None:
-        hint = " (give both runs one data.seed)" if module.task.seed != other.task.seed else ""
+        hint = " (give both runs one data.seed)" if difference.startswith("data seed") else ""
         raise UserError(f"other: '{other_dir}' and '{run_dir}' trained different tasks ({difference}): compare runs "
                         f"of the same task{hint}")
 

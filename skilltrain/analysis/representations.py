@@ -527,9 +527,11 @@ def same_structure(x: Any, y: Any) -> bool:
         return len(x) == len(y) and all(same_structure(u, v) for u, v in zip(x, y))
     if isinstance(x, dict) and isinstance(y, dict):
         return x.keys() == y.keys() and all(same_structure(x[k], y[k]) for k in x)
+    if type(x).__eq__ is object.__eq__:  # an object compared by identity only (a user's helper): nothing to compare
+        return True
     try:
         return bool(x == y)
-    except Exception:  # an attribute without a plain equality (a user's object): not structure this can compare
+    except Exception:  # an equality that does not give one truth value: not structure this can compare
         return True
 
 

@@ -135,6 +135,24 @@ def test_ridge_readout_is_the_same_through_the_dual_when_features_outnumber_samp
     assert torch.allclose(ridge_fit(a, t, 0.1), primal, atol=1e-10)
 
 
+def test_a_probe_holds_out_inputs_it_was_not_fitted_on():
+    """Probe sets are drawn with replacement: on a small input space a held-out row repeats a fit row, and a readout
+    wide enough to memorise the fit rows' labels scores on it. Grouped by input, held out means unseen."""
+    from skilltrain.analysis.representations import input_groups, split
+
+    inputs = torch.randint(0, 40, (1000,), generator=torch.Generator().manual_seed(40))  # 40 distinct inputs, repeated
+    features = gaussian(40, 60, seed=41)[inputs]  # a random code per input, wide enough to fit any labels of 40 inputs
+    labels = torch.randint(0, 2, (40,), generator=torch.Generator().manual_seed(42))[inputs]  # not linear in the code
+    groups = input_groups(inputs[:, None])
+    train, test = split(1000, 0.7, 0, groups)
+    assert set(inputs[train].tolist()).isdisjoint(inputs[test].tolist()) and len(train) + len(test) == 1000
+    assert abs(len(train) / 1000 - 0.7) < 0.05
+    assert probe(features, labels, ridge=1e-6) > 0.95  # rows of the fitted inputs held out: a memorised score
+    assert abs(probe(features, labels, ridge=1e-6, groups=groups) - 0.5) < 0.2  # unseen inputs: chance
+    distinct = torch.arange(1000)  # every input once: the same split as without groups
+    assert all(torch.equal(a, b) for a, b in zip(split(1000, 0.7, 3, distinct), split(1000, 0.7, 3)))
+
+
 # ---- effective dimension ------------------------------------------------------------------------------------------
 
 def test_participation_ratio_of_isotropic_data_is_d_and_of_rank_one_data_is_one():
@@ -144,6 +162,15 @@ def test_participation_ratio_of_isotropic_data_is_d_and_of_rank_one_data_is_one(
     two = torch.cat([gaussian(20000, 2, seed=31), 1e-3 * gaussian(20000, 8, seed=32)], dim=1)
     assert effective_dimension(two * 50.0) == pytest.approx(2.0, rel=0.01)  # scale-free; tiny directions barely count
     assert math.isnan(effective_dimension(torch.ones(10, 3)))
+
+
+def test_effective_dimension_is_biased_low_by_d_over_n_and_the_debiased_estimate_is_not():
+    d, n = 100, 200
+    x = gaussian(n, d, seed=43)
+    assert effective_dimension(x) == pytest.approx(d / (1 + d / n), rel=0.05)  # 67, not 100: the stated bias
+    assert effective_dimension(x, debiased=True) == pytest.approx(d, rel=0.06)
+    line = gaussian(300, 1, seed=44) * gaussian(1, 10, seed=45)
+    assert effective_dimension(line, debiased=True) == pytest.approx(1.0, rel=0.02)  # no bias to remove: still 1
 
 
 # ---- capture ------------------------------------------------------------------------------------------------------
@@ -309,3 +336,107 @@ def test_a_resumed_run_keeps_the_checkpoints_of_skills_learned_after_the_resume(
     summary = json.loads((run / "summary.json").read_text())
     learned = {s for s, v in summary["skills"].items() if v["learned_step"] is not None}
     assert learned and {p.name for p in (run / "checkpoints").glob("learned-*.ckpt")} == {f"learned-{s}.ckpt" for s in learned}
+
+
+# ---- which runs compare: one task -----------------------------------------------------------------------------------
+
+def test_task_difference_tells_a_task_drawn_from_the_data_seed_from_one_that_is_not():
+    from skilltrain.analysis.representations import task_difference
+    from skilltrain.data import build_task
+    from skilltrain.data.parity import MaskedParityConfig, MultitaskParityConfig
+    from skilltrain.data.rhm import RHMConfig
+
+    assert task_difference(build_task(MaskedParityConfig(), 0), build_task(MaskedParityConfig(), 1)) is None
+    assert task_difference(build_task(MultitaskParityConfig(), 3), build_task(MultitaskParityConfig(), 3)) is None
+    assert task_difference(build_task(MultitaskParityConfig(), 0), build_task(MultitaskParityConfig(), 1)) == \
+        "data seed 1 vs 0, from which multitask_parity draws its subsets"
+    assert task_difference(build_task(RHMConfig(), 0), build_task(RHMConfig(), 1)) == \
+        "data seed 1 vs 0, from which rhm draws its rules"
+    assert task_difference(build_task(RHMConfig(m=3), 0), build_task(RHMConfig(m=4), 0)) == "data.m=4 vs 3"
+    # how often a skill is sampled is not the task
+    assert task_difference(build_task(MultitaskParityConfig(alpha=1.0), 0), build_task(MultitaskParityConfig(), 0)) is None
+
+
+TINY_PARITY = ("recipe=multitask_parity", "trainer.max_steps=5", "data.batch_size=64", "data.eval_samples=50",
+               "model.widths=[16]", "trainer.val_check_interval=5")
+TINY_RHM = ("recipe=rhm_cnn", "trainer.max_steps=5", "data.n_samples=64", "data.eval_samples=16", "model.width=16")
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A comparison's layout of tiny multitask_parity runs (baseline and a higher-lr arm, seeds 0 and 1 with one data
+    seed, and a baseline seed 2 whose data seed is its run seed: another task), each analysed; two RHM runs."""
+    root = tmp_path_factory.mktemp("tiny")
+    for arm, extra in (("baseline", ()), ("arm", ("optim.lr=0.01",))):
+        for s in (0, 1):
+            fit_quietly(*TINY_PARITY, *extra, f"seed={s}", "data.seed=5", out_dir=root / f"c/{arm}/seed{s}")
+            analyze_run(root / f"c/{arm}/seed{s}", n_probe=60)
+    fit_quietly(*TINY_PARITY, "seed=2", out_dir=root / "c/baseline/seed2")
+    analyze_run(root / "c/baseline/seed2", n_probe=60)
+    for s in (0, 1):
+        fit_quietly(*TINY_RHM, f"seed={s}", out_dir=root / f"rhm{s}")
+    return root
+
+
+@pytest.mark.slow
+def test_analyze_refuses_runs_whose_task_is_drawn_from_another_data_seed(tiny_runs):
+    runs = tiny_runs / "c/baseline"
+    for run, other, drawn in ((runs / "seed0", runs / "seed2", "subsets"), (tiny_runs / "rhm0", tiny_runs / "rhm1", "rules")):
+        with pytest.raises(UserError, match=f"different tasks .*data seed .* draws its {drawn}.*same task") as error:
+            analyze_run(run, other=other, n_probe=60)
+        assert "\n" not in str(error.value) and "data.seed" in str(error.value)
+    assert analyze_run(runs / "seed0", other=runs / "seed1", n_probe=60)["cka"]["other"] == str(runs / "seed1")
+
+
+@pytest.mark.slow
+def test_a_comparison_pairs_only_runs_of_one_task_and_says_what_their_seeds_differ_in(tiny_runs):
+    from skilltrain.analysis.representations import compare_representations, comparison_markdown
+
+    rep = compare_representations(tiny_runs / "c", {"baseline": [0, 1, 2], "arm": [0, 1]}, "baseline", n_probe=60)
+    assert rep["cross_seed_pairs"] == {"baseline": [[0, 1]], "arm": [[0, 1]]}  # seed 2 trained other parities
+    assert "initialisation and batch sampling" in rep["seeds_differ_in"]["baseline"]
+    assert "data seed 5" in rep["seeds_differ_in"]["baseline"]
+    assert any("baseline: seed 2" in n and "subsets" in n for n in rep["notes"])
+    assert "initialisation and batch sampling" in comparison_markdown(rep)
+
+
+@pytest.mark.slow
+def test_a_comparisons_medians_over_two_seeds_are_the_mean_of_the_two_not_the_lower(tiny_runs):
+    from skilltrain.analysis.representations import (
+        capture,
+        compare_representations,
+        load_run,
+        model_inputs,
+        probe_batches,
+    )
+
+    directory = tiny_runs / "c"
+    rep = compare_representations(directory, {"baseline": [0, 1], "arm": [0, 1]}, "baseline", n_probe=60)
+    batches = probe_batches(load_run(directory / "baseline/seed0").task, 60, 0)
+    x, skill = torch.cat([b["x"] for b in batches]), torch.cat([b["skill"] for b in batches])
+    acts = {}
+    for arm in ("baseline", "arm"):
+        for s in (0, 1):
+            module = load_run(directory / f"{arm}/seed{s}")
+            acts[arm, s] = capture(module.model, model_inputs(module, x, skill))
+    per_seed = [cka_matrix(acts["baseline", s], acts["arm", s])[2] for s in (0, 1)]
+    assert rep["vs_baseline"]["arm"]["seeds"] == [0, 1]
+    assert torch.allclose(torch.tensor(rep["vs_baseline"]["arm"]["matrix"], dtype=torch.float64),
+                          (per_seed[0] + per_seed[1]) / 2, atol=1e-12)
+    reports = [json.loads((directory / f"arm/seed{s}" / REPORT_FILE).read_text())["probes"]["held_out"] for s in (0, 1)]
+    for layer, row in rep["probes"]["arm"]["held_out"].items():
+        for skill_name, value in row.items():
+            assert value == pytest.approx((reports[0][layer][skill_name] + reports[1][layer][skill_name]) / 2)
+
+
+@pytest.mark.slow
+def test_when_skills_are_classes_the_probe_reads_the_class_across_skills(tiny_runs):
+    probes = analyze_run(tiny_runs / "rhm0", n_probe=60)["probes"]
+    assert probes["skills"] == ["class0", "class1", "class2", "class3"]
+    # each skill's samples are one class: a probe would score 1.0 on any features
+    assert all(v is None for row in probes["held_out"].values() for v in row.values())
+    assert probes["notes"] and "the skill is the class" in probes["notes"][0]
+    across = probes["across_skills"]
+    assert across["chance"] == 0.25 and set(across["held_out"]) == set(probes["layers"])
+    assert all(0 <= v <= 1 for v in across["held_out"].values())
+    assert probes["n_distinct_inputs"] <= 240  # drawn with replacement; held-out inputs are kept apart from fit rows

@@ -14,18 +14,24 @@ composite, its parts' targets? How many directions does a layer use?
   are wider than the samples are many.
 - `capture(model, inputs)`: activations of named modules (forward hooks), one [n, features] tensor each.
 - `cka_matrix(acts_a, acts_b)`: CKA of every layer of one capture against every layer of another.
-- `probe(features, targets)`: a closed-form ridge readout fitted on 70% of the samples (fixed seed), scored on
-  the other 30%: accuracy for class targets (one-hot least squares, argmax), R² for real-valued targets.
-- `effective_dimension(features)`: the participation ratio (Σλ)² / Σλ² of the covariance eigenvalues λ: d for
-  isotropic features, 1 for features on a line.
+- `probe(features, targets, groups=…)`: a closed-form ridge readout fitted on 70% of the samples (fixed seed),
+  scored on the other 30%, repeated inputs kept on one side: accuracy for class targets (one-hot least squares,
+  argmax), R² for real-valued targets.
+- `effective_dimension(features, debiased=…)`: the participation ratio (Σλ)² / Σλ² of the covariance eigenvalues
+  λ: d for isotropic features, 1 for features on a line; the plain estimate is biased low (d/(1 + d/n) for d
+  isotropic directions in n samples), the debiased one is not.
+- `task_difference(a, b)`: whether two runs' tasks are one task (representations compare only those).
 - `analyze_run(run_dir, other=None)`: all of the above for a trained run on a fixed probe set drawn from its task,
-  written to <run_dir>/representations.json with cka.png and probes.png.
+  written to <run_dir>/representations.json with cka.png and probes.png; `compare_representations` across the
+  runs of a comparison.
 
 The core functions take plain tensors and any `nn.Module`: nothing here needs Lightning except reading a run.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -38,6 +44,7 @@ import torch
 from torch import nn
 
 from skilltrain.analysis.plots import colormap, figure
+from skilltrain.analysis.stats import median
 from skilltrain.errors import UserError, unknown
 
 REPORT_FILE = "representations.json"
@@ -132,13 +139,22 @@ def cka_matrix(acts_a: Mapping[str, torch.Tensor], acts_b: Mapping[str, torch.Te
 
 # ---- effective dimension ------------------------------------------------------------------------------------------
 
-def effective_dimension(features: torch.Tensor) -> float:
+def effective_dimension(features: torch.Tensor, debiased: bool = False) -> float:
     """Participation ratio (Σλ)² / Σλ² of the covariance eigenvalues λ of [n, d] features: between 1 (all variance
-    along one direction) and d (isotropic). tr(C)² / ‖C‖²_F, so no eigendecomposition; NaN for constant features."""
+    along one direction) and d (isotropic). tr(C)² / ‖C‖²_F, so no eigendecomposition; NaN for constant features.
+
+    The sample covariance's Σλ² is biased high by about (Σλ)²/n, so the plain estimate is biased low: about
+    d / (1 + d/n) for d isotropic directions in n samples (67 for d = 100, n = 200). `debiased=True` replaces Σλ² by
+    its unbiased estimate (the debiased HSIC of the features with themselves, Song et al. 2012; needs n ≥ 4), which
+    leaves a bias of order 1/n: the participation ratio of the population. NaN when that estimate is not positive
+    (too few samples for the features' spread)."""
     x = centred(features)
-    if x.shape[0] < 2:
-        raise ValueError(f"the effective dimension needs at least 2 samples, got {x.shape[0]}")
-    total, squares = float(x.square().sum()), float(gram_product_trace(x, x))  # (n−1)·Σλ and (n−1)²·Σλ²
+    n = x.shape[0]
+    if n < (4 if debiased else 2):
+        raise ValueError(f"the {'debiased ' if debiased else ''}effective dimension needs at least "
+                         f"{4 if debiased else 2} samples, got {n}")
+    total = float(x.square().sum()) / (n - 1)  # Σλ (unbiased)
+    squares = hsic(x, x, True) / (n * (n - 3)) if debiased else float(gram_product_trace(x, x)) / (n - 1) ** 2  # Σλ²
     return total**2 / squares if squares > 0 else math.nan
 
 
@@ -151,15 +167,39 @@ def is_classification(targets: torch.Tensor) -> bool:
     return bool(torch.isfinite(targets).all() and torch.equal(targets, targets.round()))
 
 
-def split(n: int, train_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train rows, held-out rows): a fixed random split, the same for every layer probed on the same samples."""
+def split(n: int, train_fraction: float, seed: int, groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train rows, held-out rows): a fixed random split, the same for every layer probed on the same samples.
+
+    `groups` [n] (e.g. the id of each row's input): rows of one group go to the same side, so no held-out input is
+    also a fit row (probe sets are drawn with replacement, and a small input space repeats inputs). Groups are taken
+    in the order the shuffle first reaches them, each to the fit side while fewer than round(train_fraction · n)
+    rows are there: with all groups distinct, the same split as without `groups`. The held-out side is empty
+    when one group holds (nearly) every row."""
     if n < 2:
         raise ValueError(f"a probe needs at least 2 samples (one to fit, one to test), got {n}")
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_train = min(max(round(train_fraction * n), 1), n - 1)
-    return order[:n_train], order[n_train:]
+    if groups is None:
+        return order[:n_train], order[n_train:]
+    if len(groups) != n:
+        raise ValueError(f"groups must label the {n} rows, got {len(groups)}")
+    _, group = torch.unique(groups.flatten().cpu(), return_inverse=True)
+    group = group[order]  # each shuffled row's group
+    count = torch.bincount(group)
+    first = torch.full_like(count, n).scatter_reduce(0, group, torch.arange(n), "amin")  # where the shuffle meets it
+    by_first = first.argsort()
+    rows_before = count[by_first].cumsum(0) - count[by_first]
+    fit_group = torch.empty_like(count, dtype=torch.bool)
+    fit_group[by_first] = rows_before < n_train
+    fit = fit_group[group]
+    return order[fit], order[~fit]
+
+
+def input_groups(x: torch.Tensor) -> torch.Tensor:
+    """[n] ids of the rows' distinct inputs (equal ids: the same input), for `probe(groups=…)`."""
+    return torch.unique(x.detach().cpu().flatten(1), dim=0, return_inverse=True)[1]
 
 
 def ridge_fit(a: torch.Tensor, t: torch.Tensor, ridge: float) -> torch.Tensor:
@@ -173,14 +213,16 @@ def ridge_fit(a: torch.Tensor, t: torch.Tensor, ridge: float) -> torch.Tensor:
 
 
 def probe(features: torch.Tensor, targets: torch.Tensor, *, train_fraction: float = TRAIN_FRACTION, ridge: float = RIDGE,
-          seed: int = 0) -> float:
+          seed: int = 0, groups: torch.Tensor | None = None) -> float:
     """Held-out score of a linear readout of `targets` [n] from `features` [n, d].
 
     The readout is ridge regression in closed form on features standardised with the training rows' mean and
     standard deviation (so `ridge` means the same for every layer), with an unpenalised intercept. Class targets
     (see `is_classification`; binary or multi-class) are regressed as one-hot vectors and predicted by argmax: the
     score is the held-out accuracy (chance: the majority class's share). Real-valued targets: the held-out R².
-    Deterministic: the split depends on `seed` and n only. NaN when the features are not finite (a diverged run).
+    Deterministic: the split depends on `seed`, n and `groups` only. `groups` (the rows' input ids, `input_groups`)
+    keeps repeated inputs on one side of the split, so the held-out rows are inputs the readout was not fitted on.
+    NaN when the features are not finite (a diverged run) or nothing can be held out (one group).
     """
     x = features.detach().to(device="cpu", dtype=torch.float64).flatten(1)
     targets = targets.detach().cpu().flatten()
@@ -188,7 +230,9 @@ def probe(features: torch.Tensor, targets: torch.Tensor, *, train_fraction: floa
         raise ValueError(f"features and targets must hold the same samples: {len(x)} rows vs {len(targets)}")
     if not torch.isfinite(x).all():
         return math.nan
-    train, test = split(len(x), train_fraction, seed)
+    train, test = split(len(x), train_fraction, seed, groups)
+    if len(test) == 0:
+        return math.nan
     mean, std = x[train].mean(0), x[train].std(0, correction=0)
     x = (x - mean) / torch.where(std > 0, std, 1.0)  # a constant feature stays 0 instead of dividing by 0
     classify = is_classification(targets)
@@ -436,16 +480,82 @@ def model_inputs(module, x: torch.Tensor, skill: torch.Tensor | None) -> tuple:
     return (x, skill) if getattr(module.model, "routes_by_skill", False) else (x,)
 
 
+IDENTITY_SAMPLES = 64  # samples per draw (per skill in the control form) that `task_difference` compares
+NOT_STRUCTURE = {"cfg", "seed", "dtype", "skills", "frequencies"}  # task attributes compared elsewhere, or sampling
+
+
+def task_difference(a, b) -> str | None:
+    """None when two tasks are one task for representations, else what differs between them, in words.
+
+    One task: the same skills, inputs and outputs (names, form, sizes); the same structure (every attribute the task
+    holds, e.g. multitask_parity's subsets or the RHM's rules, which these tasks draw from the data seed: runs of
+    another data seed train another function, on other inputs for the RHM); and the same function of the config
+    (the two tasks, built from the same data seed, give the same samples, inputs and targets, from the same random
+    stream). A task whose structure does not depend on the data seed (masked_parity, whose data seed only draws the
+    training pool and the held-out set) is one task across data seeds. How often a skill is sampled
+    (data.frequencies, data.alpha) and the pool's size are not part of a task.
+    """
+    def shape(t) -> dict:
+        return {"task": t.cfg.name, "form": t.form, "skills": ", ".join(t.skills), "inputs": t.n_inputs,
+                "vocabulary": t.vocab_size, "sequence length": t.seq_len, "loss": t.loss,
+                "classes": t.n_classes if t.loss == "ce" else None}
+
+    first, second = shape(a), shape(b)
+    for key in first:
+        if first[key] != second[key]:
+            return f"{key} {second[key]} vs {first[key]}"
+    config_a, config_b = (dataclasses.asdict(t.cfg) if dataclasses.is_dataclass(t.cfg) else {} for t in (a, b))
+    changed = [f"data.{k}={config_b.get(k)} vs {config_a.get(k)}" for k in sorted(set(config_a) | set(config_b))
+               if k != "seed" and config_a.get(k) != config_b.get(k)]
+    attributes = sorted(k for k in set(vars(a)) | set(vars(b)) if k not in NOT_STRUCTURE and not k.startswith("_"))
+    structure = [k for k in attributes if not same_structure(getattr(a, k, None), getattr(b, k, None))]
+    if structure:
+        if a.seed != b.seed and not changed:
+            return f"data seed {b.seed} vs {a.seed}, from which {a.cfg.name} draws its {', '.join(structure)}"
+        return "; ".join(changed) or f"its {', '.join(structure)}"
+    from skilltrain.data import build_task
+
+    same_seed = b if b.seed == a.seed else build_task(copy.deepcopy(b.cfg), a.seed, b.dtype)
+    draws = zip(probe_batches(a, IDENTITY_SAMPLES, 0), probe_batches(same_seed, IDENTITY_SAMPLES, 0))
+    if all(same_values(da[k], db[k]) for da, db in draws for k in ("x", "y")):
+        return None
+    return "; ".join(changed) or "their samples differ"
+
+
+def same_structure(x: Any, y: Any) -> bool:
+    """Whether two task attributes are equal: tensors by value (`same_values`), containers item by item."""
+    if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+        return isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and same_values(x, y)
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(same_structure(u, v) for u, v in zip(x, y))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(same_structure(x[k], y[k]) for k in x)
+    if type(x).__eq__ is object.__eq__:  # an object compared by identity only (a user's helper): nothing to compare
+        return True
+    try:
+        return bool(x == y)
+    except Exception:  # an equality that does not give one truth value: not structure this can compare
+        return True
+
+
+def same_values(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Equal shapes and values; floats compared at the coarser of the two dtypes (a float64 run and a float32 one)."""
+    if x.shape != y.shape:
+        return False
+    if x.is_floating_point() and y.is_floating_point() and x.dtype != y.dtype:
+        coarse = min(x.dtype, y.dtype, key=lambda t: torch.finfo(t).bits)
+        x, y = x.to(coarse), y.to(coarse)
+    return x.dtype == y.dtype and torch.equal(x, y)
+
+
 def check_same_task(module, other, run_dir: Path, other_dir: Path) -> None:
-    """Representations compare on the same inputs only: the other run must be of the same task (skills and inputs)."""
-    a, b = module.task, other.task
-
-    def shape(t) -> tuple:
-        return t.cfg.name, t.form, list(t.skills), t.n_inputs, t.vocab_size, t.seq_len
-
-    if shape(a) != shape(b):
-        raise UserError(f"other: '{other_dir}' is a run of {b.cfg.name} with skills {', '.join(b.skills)} and "
-                        f"'{run_dir}' of {a.cfg.name} with skills {', '.join(a.skills)}: compare runs of the same task")
+    """Representations compare runs of one task only (`task_difference`): else a one-line UserError naming what
+    differs (runs of a task drawn from the data seed need one data.seed)."""
+    difference = task_difference(module.task, other.task)
+    if difference is not None:
+        hint = " (give both runs one data.seed)" if difference.startswith("data seed") else ""
+        raise UserError(f"other: '{other_dir}' and '{run_dir}' trained different tasks ({difference}): compare runs "
+                        f"of the same task{hint}")
 
 
 def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: int = 1000, *, seed: int = 0,
@@ -461,15 +571,24 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
     JSON keys:
     - `cka`: {"run", "other", "debiased", "n_samples", "layers", "other_layers", "matrix"}: linear CKA of every
       layer of this run (rows) against every layer of `other`'s model on the same inputs (columns), or against
-      itself when other is None. `other` must be a run of the same task, else a one-line UserError.
-    - `probes`: {"metric" (accuracy, or r2 for regression skills), "train_fraction", "ridge", "layers", "skills",
-      "held_out": {layer: {skill: score}}, "chance": {skill: score}, "parts": {layer: {composite: {part: score}}}}:
-      per layer and skill, the held-out score of a linear probe for the skill's targets on its samples (outputs
-      form: all samples; control form: the skill's). For a composite, also for its parts' targets on the
+      itself when other is None. `other` must be a run of the same task (`task_difference`: for a task whose
+      structure is drawn from the data seed, such as multitask_parity and the RHM, the same data seed), else a
+      one-line UserError naming the difference.
+    - `probes`: {"metric" (accuracy, or r2 for regression skills), "train_fraction", "ridge", "split",
+      "n_distinct_inputs", "layers", "skills", "held_out": {layer: {skill: score}}, "chance": {skill: score},
+      "parts": {layer: {composite: {part: score}}}, "across_skills" (control form): {"held_out": {layer: score},
+      "chance"}, "notes"}: per layer and skill, the held-out score of a linear probe for the skill's targets on its
+      samples (outputs form: all samples; control form: the skill's), the split keeping each distinct input on one
+      side (the probe set is drawn with replacement: no held-out input is among the fit rows). A skill whose samples
+      all have one class (the RHM, whose skills are its classes) has no score (null, with a note): a probe scores 1.0
+      there on any features. In the control form `across_skills` probes the targets on every skill's samples (what
+      a shared head must decode; for the RHM, the class). For a composite, also its parts' targets on the
       composite's samples, when the task gives them (`part_targets`).
-    - `effective_dim`: {"layers", "overall": {layer: value}, "per_skill": {layer: {skill: value}}}: the
-      participation ratio on all probe samples and on each skill's (outputs form: the same samples, so the same
-      value).
+    - `effective_dim`: {"layers", "n_samples", "n_samples_per_skill", "overall": {layer: value}, "per_skill":
+      {layer: {skill: value}}, "overall_debiased", "per_skill_debiased", "bias"}: the participation ratio on all
+      probe samples and on each skill's (outputs form: the same samples, so the same value); the plain value is
+      biased low (about d/(1 + d/n) for d isotropic directions in n samples), the debiased one is not
+      (`effective_dimension`).
     Undefined values (a constant layer, a diverged run) are null.
     """
     run_dir = Path(run_dir)
@@ -491,31 +610,11 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
                              batch_size=CAPTURE_CHUNK)
     names, other_names, matrix = cka_matrix(acts, other_acts, debiased)
 
-    # each skill's samples (rows of the capture) and targets
-    if task.form == "outputs":
-        rows = [slice(None)] * task.n_skills
-        targets = [batches[0]["y"][:, k] for k in range(task.n_skills)]
-    else:
-        rows = [slice(k * n_probe, (k + 1) * n_probe) for k in range(task.n_skills)]
-        targets = [b["y"] for b in batches]
-    parts = part_targets(task, batches, n_probe, seed)
-    skills = list(task.skills)
-
-    def score(features: torch.Tensor, target: torch.Tensor) -> float:
-        return probe(features, target, seed=seed)
-
-    held_out = {name: {s: score(acts[name][rows[k]], targets[k]) for k, s in enumerate(skills)} for name in names}
-    part_scores = {name: {skills[c]: {skills[p]: score(acts[name][rows[c]], t) for p, t in by_part.items()}
-                          for c, by_part in parts.items()} for name in names}
     result = {
         "cka": {"run": str(run_dir), "other": str(other_dir), "debiased": debiased, "n_samples": len(x),
                 "layers": names, "other_layers": other_names, "matrix": matrix.tolist()},
-        "probes": {"metric": "accuracy" if is_classification(targets[0]) else "r2", "train_fraction": TRAIN_FRACTION,
-                   "ridge": RIDGE, "layers": names, "skills": skills, "held_out": held_out,
-                   "chance": {s: chance_score(targets[k]) for k, s in enumerate(skills)}, "parts": part_scores},
-        "effective_dim": {"layers": names, "overall": {name: effective_dimension(acts[name]) for name in names},
-                          "per_skill": {name: {s: effective_dimension(acts[name][rows[k]]) for k, s in enumerate(skills)}
-                                        for name in names}},
+        "probes": probe_tables(task, acts, batches, n_probe, seed),
+        "effective_dim": dimension_tables(task, acts, n_probe),
     }
     result["checkpoint"] = checkpoint
     result = _without_nan(result)
@@ -524,6 +623,64 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
     plot_cka(run_dir / f"cka{suffix}.png", result["cka"])
     plot_probes(run_dir / f"probes{suffix}.png", result["probes"])
     return result
+
+
+def skill_slices(task, n_probe: int) -> list[slice]:
+    """Each skill's rows of a capture on `probe_batches`: outputs form, every row (each carries every skill's target);
+    control form, the skill's own n_probe rows (drawn skill after skill)."""
+    if task.form == "outputs":
+        return [slice(None)] * task.n_skills
+    return [slice(k * n_probe, (k + 1) * n_probe) for k in range(task.n_skills)]
+
+
+def probe_tables(task, acts: Mapping[str, torch.Tensor], batches: list[dict[str, torch.Tensor]], n_probe: int,
+                 seed: int) -> dict:
+    """The `probes` entry of representations.json (see `analyze_run`): held-out probe scores per layer and skill,
+    per composite and part, and, in the control form, across skills; the split keeps repeated inputs on one side."""
+    rows = skill_slices(task, n_probe)
+    targets = [batches[0]["y"][:, k] for k in range(task.n_skills)] if task.form == "outputs" else [b["y"] for b in batches]
+    groups = input_groups(torch.cat([b["x"] for b in batches]))
+    names, skills = list(acts), list(task.skills)
+    classify = is_classification(targets[0])
+    one_class = [s for k, s in enumerate(skills) if classify and len(torch.unique(targets[k])) == 1]
+
+    def score(features: torch.Tensor, target: torch.Tensor, rows_: Any = slice(None)) -> float:
+        return probe(features[rows_], target, seed=seed, groups=groups[rows_])
+
+    held_out = {name: {s: None if s in one_class else score(acts[name], targets[k], rows[k]) for k, s in enumerate(skills)}
+                for name in names}
+    parts = part_targets(task, batches, n_probe, seed)
+    part_scores = {name: {skills[c]: {skills[p]: score(acts[name], t, rows[c]) for p, t in by_part.items()}
+                          for c, by_part in parts.items()} for name in names}
+    out = {"metric": "accuracy" if classify else "r2", "train_fraction": TRAIN_FRACTION, "ridge": RIDGE,
+           "split": "by distinct input: no held-out input is among the fit rows", "n_distinct_inputs": int(groups.max()) + 1,
+           "layers": names, "skills": skills, "held_out": held_out,
+           "chance": {s: chance_score(targets[k]) for k, s in enumerate(skills)}, "parts": part_scores, "notes": []}
+    if task.form == "control":
+        everything = torch.cat(targets)
+        out["across_skills"] = {"held_out": {name: score(acts[name], everything) for name in names},
+                                "chance": chance_score(everything)}
+    if one_class:
+        out["notes"].append(f"{', '.join(one_class)}: one class on the skill's own samples (the skill is the class), "
+                            "where a probe scores 1.0 on any features: no score per skill (null); across_skills "
+                            "probes the class on every skill's samples")
+    return out
+
+
+def dimension_tables(task, acts: Mapping[str, torch.Tensor], n_probe: int) -> dict:
+    """The `effective_dim` entry of representations.json (see `analyze_run`): plain and debiased participation ratios
+    on all probe samples and on each skill's."""
+    rows = skill_slices(task, n_probe)
+    names, skills = list(acts), list(task.skills)
+    out: dict[str, Any] = {"layers": names, "n_samples": len(next(iter(acts.values()))) if acts else 0,
+                           "n_samples_per_skill": n_probe if task.form == "control" else None}
+    for key, debiased in (("", False), ("_debiased", True)):
+        out["overall" + key] = {name: effective_dimension(acts[name], debiased) for name in names}
+        out["per_skill" + key] = {name: {s: effective_dimension(acts[name][rows[k]], debiased) for k, s in enumerate(skills)}
+                                  for name in names}
+    out["bias"] = ("overall/per_skill: the sample participation ratio, biased low (about d/(1 + d/n) for d isotropic "
+                   "directions in n samples); *_debiased: with the unbiased estimate of Σλ², bias of order 1/n")
+    return out
 
 
 def report_file(checkpoint: str = "last") -> str:
@@ -572,6 +729,11 @@ def plot_probes(path: Path, probes: Mapping) -> None:
         ax.plot(range(len(layers)), [math.nan if v is None else v for v in values], marker="o", ms=3, lw=1.2,
                 color=colors(k % 10), label=skill)
         ax.axhline(probes["chance"][skill], color=colors(k % 10), lw=0.8, ls=":")
+    if "across_skills" in probes:  # the control form: the target on every skill's samples (the RHM: the class)
+        across = probes["across_skills"]
+        ax.plot(range(len(layers)), [math.nan if across["held_out"][layer] is None else across["held_out"][layer]
+                                     for layer in layers], marker="s", ms=3, lw=1.6, color="black", label="across skills")
+        ax.axhline(across["chance"], color="black", lw=0.8, ls=":")
     ax.set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
     ax.set_ylabel(f"held-out {probes['metric']}")
     if probes["metric"] == "accuracy":
@@ -592,66 +754,113 @@ def compare_representations(directory: Path, seeds: Mapping[str, Sequence[int]],
     over seed pairs of each layer's CKA with the same layer of another seed (is what is learned universal across
     seeds?), and the median held-out probe score per layer and skill (from the runs' own reports); across arms, the
     median over seeds of the layer × layer CKA of each arm's run against the baseline's run of the same seed (did
-    the intervention change what is learned, or only when?). The CKAs use one probe set of `n_probe` samples drawn
-    from the task (per skill in the control form). An arm whose runs have other inputs than the baseline's (a swept
-    input size) is left out of the CKAs, with a note."""
+    the intervention change what is learned, or only when?). Medians are `stats.median` (the mean of the middle two
+    for an even count).
+
+    Only runs of one task are compared (`task_difference`): the seeds of a task whose structure is drawn from the
+    data seed (multitask_parity, the RHM, with data.seed unset) trained different tasks, and are not paired (a note
+    says so; give the runs one data.seed). Each group of runs of one task is probed with one probe set of
+    `n_probe` samples (per skill in the control form) drawn from that task. `seeds_differ_in` says, per arm, what
+    the paired seeds differ in. An arm whose runs trained another task than the baseline's run of the same seed (a
+    swept input size) has no CKA against it, with a note."""
     runs = {arm: {s: Path(directory) / arm / f"seed{s}" for s in arm_seeds} for arm, arm_seeds in seeds.items()}
-    first = next((run for arm_runs in runs.values() for run in arm_runs.values()), None)
-    if first is None:
+    modules = {arm: {s: load_run(run) for s, run in arm_runs.items()} for arm, arm_runs in runs.items()}
+    if not any(modules.values()):
         return {}
-    reference = load_run(first)
-    task = reference.task
-    batches = probe_batches(task, n_probe, seed)
-    x = torch.cat([b["x"] for b in batches])
-    skill = torch.cat([b["skill"] for b in batches]) if task.form == "control" else None
-    acts: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
-    notes = []
-    for arm, arm_runs in runs.items():
-        acts[arm] = {}
-        for s, run in arm_runs.items():
-            module = load_run(run)
-            try:
-                check_same_task(reference, module, first, run)
-            except UserError:
-                notes.append(f"{arm}: its runs have other inputs than {first.parent.name}'s; no CKA against them")
-                acts.pop(arm)
-                break
-            acts[arm][s] = capture(module.model, model_inputs(module, x, skill), batch_size=CAPTURE_CHUNK)
-    out: dict[str, Any] = {"n_samples": len(x), "layers": {}, "cross_seed_cka": {}, "vs_baseline": {}, "probes": {},
-                           "notes": notes}
+    # group the runs by task; each group is probed on its own task's samples
+    tasks: list = []
+    group: dict[str, dict[int, int]] = {}
+    for arm, by_seed in modules.items():
+        group[arm] = {}
+        for s, module in by_seed.items():
+            index = next((i for i, t in enumerate(tasks) if task_difference(t, module.task) is None), None)
+            if index is None:
+                tasks.append(module.task)
+                index = len(tasks) - 1
+            group[arm][s] = index
+    inputs = []
+    for task in tasks:
+        batches = probe_batches(task, n_probe, seed)
+        inputs.append((torch.cat([b["x"] for b in batches]),
+                       torch.cat([b["skill"] for b in batches]) if task.form == "control" else None))
+    acts = {arm: {s: capture(module.model, model_inputs(module, *inputs[group[arm][s]]), batch_size=CAPTURE_CHUNK)
+                  for s, module in by_seed.items()} for arm, by_seed in modules.items()}
+    out: dict[str, Any] = {"n_samples": len(inputs[0][0]), "layers": {}, "cross_seed_cka": {}, "cross_seed_pairs": {},
+                           "seeds_differ_in": {}, "vs_baseline": {}, "probes": {}, "notes": []}
+    notes = out["notes"]
     for arm, by_seed in acts.items():
         layers = list(next(iter(by_seed.values()))) if by_seed else []
         out["layers"][arm] = layers
-        pairs = list(itertools.combinations(sorted(by_seed), 2))
+        pairs = [(a, b) for a, b in itertools.combinations(sorted(by_seed), 2) if group[arm][a] == group[arm][b]]
+        out["cross_seed_pairs"][arm] = [list(pair) for pair in pairs]
         out["cross_seed_cka"][arm] = {
-            layer: _median([linear_cka(by_seed[a][layer], by_seed[b][layer]) for a, b in pairs
-                            if layer in by_seed[a] and layer in by_seed[b]]) for layer in layers}
+            layer: median([linear_cka(by_seed[a][layer], by_seed[b][layer]) for a, b in pairs
+                           if layer in by_seed[a] and layer in by_seed[b]]) for layer in layers}
+        out["seeds_differ_in"][arm] = seeds_differ_in(modules[arm], pairs)
+        unpaired = sorted(s for s in by_seed if not any(s in pair for pair in pairs))
+        if len(by_seed) > 1 and unpaired:
+            other = next(s for s in by_seed if s != unpaired[0])
+            difference = task_difference(modules[arm][other].task, modules[arm][unpaired[0]].task)
+            notes.append(f"{arm}: seed{'s' if len(unpaired) > 1 else ''} {', '.join(map(str, unpaired))} trained a task "
+                         f"no other seed trained (seed {unpaired[0]} vs {other}: {difference}): no CKA across seeds with "
+                         "them; give the runs one data.seed")
         reports = [json.loads((runs[arm][s] / REPORT_FILE).read_text()) for s in by_seed
                    if (runs[arm][s] / REPORT_FILE).is_file()]
         if reports:
-            probes = reports[0]["probes"]
-            out["probes"][arm] = {"metric": probes["metric"], "held_out": {
-                layer: {sk: _median([r["probes"]["held_out"].get(layer, {}).get(sk) for r in reports])
-                        for sk in probes["skills"]} for layer in probes["layers"]}}
+            out["probes"][arm] = median_probes(reports)
         if arm != baseline and baseline in acts:
-            common = [s for s in by_seed if s in acts[baseline]]
+            common = [s for s in by_seed if s in acts[baseline] and group[baseline][s] == group[arm][s]]
+            apart = [s for s in by_seed if s in acts[baseline] and s not in common]
+            if apart:
+                difference = task_difference(modules[baseline][apart[0]].task, modules[arm][apart[0]].task)
+                notes.append(f"{arm}: its runs trained another task than {baseline}'s of the same seed (seed {apart[0]}: "
+                             f"{difference}): no CKA against {baseline} for seed{'s' if len(apart) > 1 else ''} "
+                             f"{', '.join(map(str, apart))}")
             matrices = [cka_matrix(acts[baseline][s], by_seed[s])[2] for s in common]
             if matrices:
                 base_layers = list(acts[baseline][common[0]])
-                median = torch.stack(matrices).nanmedian(0).values
+                matrix = [[median([m[i, j].item() for m in matrices]) for j in range(len(layers))]
+                          for i in range(len(base_layers))]
                 # the same layer: by name, or by position in the forward pass when the architectures name them apart
-                pairs = [(b, b) for b in base_layers if b in layers] if set(base_layers) & set(layers) else \
+                same = [(b, b) for b in base_layers if b in layers] if set(base_layers) & set(layers) else \
                     list(zip(base_layers, layers)) if len(base_layers) == len(layers) else []
                 out["vs_baseline"][arm] = {"baseline_layers": base_layers, "layers": layers, "seeds": common,
-                                           "matrix": median.tolist(),
-                                           "same_layer": [[b, a, float(median[base_layers.index(b), layers.index(a)])]
-                                                          for b, a in pairs]}
+                                           "matrix": matrix,
+                                           "same_layer": [[b, a, matrix[base_layers.index(b)][layers.index(a)]]
+                                                          for b, a in same]}
     return _without_nan(out)
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    kept = [v for v in values if v is not None and not math.isnan(v)]
-    return float(torch.tensor(kept, dtype=torch.float64).median()) if kept else None
+def seeds_differ_in(by_seed: Mapping[int, Any], pairs: Sequence[tuple[int, int]]) -> str | None:
+    """What the paired runs of an arm differ in, in words (None without pairs): always their initialisation and the
+    order of their batches (the run seed); also the data seed's draws when it differs (the training pool and the
+    held-out set; the task is the same, its structure not being drawn from the data seed)."""
+    paired = sorted({s for pair in pairs for s in pair})
+    if not paired:
+        return None
+    data_seeds = sorted({by_seed[s].task.seed for s in paired})
+    task = by_seed[paired[0]].task.cfg.name
+    text = f"seeds {', '.join(map(str, paired))}: initialisation and batch sampling (the run seed)"
+    if len(data_seeds) == 1:
+        return text + f"; one task and data (data seed {data_seeds[0]})"
+    return text + (f", and the training pool and held-out set (data seeds {', '.join(map(str, data_seeds))}); one task "
+                   f"({task}'s structure is not drawn from the data seed)")
+
+
+def median_probes(reports: Sequence[Mapping]) -> dict:
+    """Per layer and skill (and across skills, in the control form), the median held-out probe score over the runs'
+    representations.json reports."""
+    probes = reports[0]["probes"]
+    out = {"metric": probes["metric"], "held_out": {
+        layer: {sk: median([r["probes"]["held_out"].get(layer, {}).get(sk) for r in reports]) for sk in probes["skills"]}
+        for layer in probes["layers"]}}
+    if "across_skills" in probes:
+        out["across_skills"] = {layer: median([r["probes"].get("across_skills", {}).get("held_out", {}).get(layer)
+                                               for r in reports]) for layer in probes["layers"]}
+    notes = probes.get("notes", [])
+    if notes:
+        out["notes"] = list(notes)
+    return out
 
 
 def plot_comparison(path: Path, result: Mapping) -> None:
@@ -687,7 +896,10 @@ def comparison_markdown(result: Mapping) -> str:
     for arm, layers in result["layers"].items():
         versus = result["vs_baseline"].get(arm)
         same = {a: (b, c) for b, a, c in versus["same_layer"]} if versus else {}
-        lines += [f"{arm}:", "", "| layer | CKA across seeds |" + (" CKA vs the baseline's layer |" if versus else ""),
+        differ = result.get("seeds_differ_in", {}).get(arm)
+        lines += [f"{arm}:" + (f" CKA across {differ}." if differ else " no CKA across seeds (fewer than two runs of "
+                                                                       "one task)."), "",
+                  "| layer | CKA across seeds |" + (" CKA vs the baseline's layer |" if versus else ""),
                   "|---|---|" + ("---|" if versus else "")]
         for layer in layers:
             across = result["cross_seed_cka"][arm].get(layer)
@@ -699,9 +911,13 @@ def comparison_markdown(result: Mapping) -> str:
         lines.append("")
     for arm, probes in result["probes"].items():
         skills = list(next(iter(probes["held_out"].values())))
+        across = probes.get("across_skills")
+        columns = skills + (["across skills"] if across else [])
         lines += ["", f"Held-out linear probe {probes['metric']} per layer and skill, {arm} (median over seeds):", "",
-                  "| layer | " + " | ".join(skills) + " |", "|---" * (1 + len(skills)) + "|"]
+                  "| layer | " + " | ".join(columns) + " |", "|---" * (1 + len(columns)) + "|"]
         for layer, row in probes["held_out"].items():
-            lines.append(f"| {layer} | " + " | ".join("—" if row[s] is None else f"{row[s]:.2f}" for s in skills) + " |")
+            values = [row[s] for s in skills] + ([across.get(layer)] if across else [])
+            lines.append(f"| {layer} | " + " | ".join("—" if v is None else f"{v:.2f}" for v in values) + " |")
+        lines += [f"note: {arm}: {n}" for n in probes.get("notes", [])]
     lines += [f"note: {n}" for n in result.get("notes", [])]
     return "\n".join(lines) + "\n"

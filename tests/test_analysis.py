@@ -69,7 +69,8 @@ def test_known_2x_speedup_is_found_with_ci_and_small_p():
     assert result["skills"]["a"]["base"]["median"] == float(np.median(base_a))
     assert result["skills"]["a"]["base"]["q1"] == float(np.quantile(base_a, 0.25))
     wall = result["wall_seconds"]["fast"]["speedup"]
-    assert wall["median"] == 1.0 and wall["ci"] is None and wall["p_value"] is None and "equal" in wall["ci_note"]
+    assert wall["median"] == 1.0 and wall["ci"] == [1.0, 1.0] and wall["p_value"] is None  # all ratios 1
+    assert wall["verdict"] == "no clear difference" and sp["verdict"] == "faster" and sp["ci_level"] >= 0.95
     assert compare_arms({"base": base, "fast": arm}, "base") == result  # the bootstrap is seeded
     json.dumps(result, allow_nan=False)
 
@@ -123,7 +124,7 @@ def test_stopped_and_missing_runs_are_excluded_and_listed():
     assert st["n"] == 3 and st["n_censored"] == 0 and st["median"] == 200.0
     sp = st["speedup"]
     assert sp["n_pairs"] == 2 and sp["median"] == 2.0
-    assert sp["ci"] is None and "n = 2 pairs < 3" in sp["ci_note"]
+    assert sp["ci"] is None and "too few seeds" in sp["ci_note"] and sp["verdict"] == "not enough seeds to tell"
     assert "arm seed 2 (stopped); arm seed 3 (missing)" in to_markdown(result)
 
 
@@ -150,12 +151,17 @@ def test_a_diverged_run_counts_censored_for_the_skills_it_had_not_learned():
     assert survivors["skills"]["b"]["arm"]["n_censored"] == 0
 
 
-def test_small_samples_get_an_approximate_interval_and_no_difference_gives_null_with_reasons():
+def test_small_samples_get_no_interval_or_the_level_they_achieve_and_no_difference_gives_null_with_reasons():
     base = {s: make_summary(s, {"a": 400 + s}) for s in range(3)}
     arm = {s: make_summary(s, {"a": 200 + s}) for s in range(3)}
     sp = compare_arms({"base": base, "arm": arm}, "base", confidence=0.95)["skills"]["a"]["arm"]["speedup"]
-    lo, hi = sp["ci"]  # reported with a caveat: within the sample range, undercovering
-    assert 1.98 <= lo <= 2.0 <= hi <= 2.0 + 1e-9 and "n = 3 pairs < 6" in sp["ci_note"] and "approximate" in sp["ci_note"]
+    assert sp["ci"] is None and "too few seeds" in sp["ci_note"] and sp["verdict"] == "not enough seeds to tell"
+    five = compare_arms({"base": {s: make_summary(s, {"a": 400 + s}) for s in range(5)},
+                         "arm": {s: make_summary(s, {"a": 200 + s}) for s in range(5)}}, "base")
+    sp5 = five["skills"]["a"]["arm"]["speedup"]  # [min, max] of the five ratios, at the 93.75% it achieves
+    assert sp5["ci"] == [404 / 204, 2.0] and sp5["ci_level"] == pytest.approx(0.9375) and "93.8%" in sp5["ci_note"]
+    md = to_markdown(five)
+    assert "93.8%" in md and "order statistics" in md and "| faster |" in md
     assert sp["p_value"] == pytest.approx(0.25)  # n = 3, all positive: the exact two-sided p
     sp = compare_arms({"base": base, "same": base}, "base")["skills"]["a"]["same"]["speedup"]
     assert sp["median"] == 1.0 and sp["p_value"] is None and "all ratios are 1" in sp["p_note"]
@@ -178,14 +184,16 @@ def test_markdown_and_csv_renderings():
     result = compare_arms({"base": base, "fast": arm}, "base")
     md = to_markdown(result)
     lines = md.splitlines()
-    assert lines[0] == "| quantity | arm | median [IQR] | censored | speedup vs base [95% CI] | p |"
-    assert "| a learn step | base (baseline) | 400 [400, 400] | 0/6 | — | — |" in lines
-    assert "| b learn step | base (baseline) | >1000 [>1000, >1000] | 6/6 | — | — |" in lines
+    assert lines[0] == "| quantity | arm | median [IQR] | censored | speedup vs base [CI] level | p | verdict |"
+    assert "| a learn step | base (baseline) | 400 [400, 400] | 0/6 | — | — | — |" in lines
+    assert "| b learn step | base (baseline) | >1000 [>1000, >1000] | 6/6 | — | — | — |" in lines
     row_b = next(line for line in lines if line.startswith("| b learn step | fast"))
-    assert "| 700 [700, 700] | 0/7 (1 diverged) | 1.43×† [—] | 0.031 |" in row_b  # 1000/700, baseline censored: a lower bound
+    # 1000/700 in all 6 pairs, baseline censored: a lower bound; [min, max] of 6 pairs has 96.9%
+    assert "| 700 [700, 700] | 0/7 (1 diverged) | 1.43×† [1.43, 1.43] 96.9% | 0.031 | faster |" in row_b
     row_a = next(line for line in lines if line.startswith("| a learn step | fast"))
     assert "1.98× [" in row_a
-    assert any(line.startswith("| wall-clock s | fast | 12.5 [12.5, 12.5] | 0/6 | 0.80× [—] |") for line in lines)
+    assert any(line.startswith("| wall-clock s | fast | 12.5 [12.5, 12.5] | 0/6 | 0.80× [0.80, 0.80] 96.9% |")
+               for line in lines)
     assert "base seed 6 (missing)" in md and "Diverged (counted" in md and "fast seeds 6" in md
 
     rows = csv_rows(result)
@@ -197,7 +205,8 @@ def test_markdown_and_csv_renderings():
         ("wall_seconds", "", "fast")]
     b_fast = parsed[3]
     assert b_fast["n_censored"] == "0" and float(b_fast["speedup_median"]) == pytest.approx(1000 / 700)
-    assert b_fast["speedup_n_baseline_censored"] == "6" and b_fast["speedup_ci_low"] == ""
+    assert b_fast["speedup_n_baseline_censored"] == "6" and float(b_fast["speedup_ci_low"]) == pytest.approx(1000 / 700)
+    assert b_fast["speedup_verdict"] == "faster" and float(b_fast["speedup_ci_level"]) == pytest.approx(0.96875)
     assert parsed[2]["median"] == "" and parsed[2]["median_censored"] == "True" and parsed[2]["speedup_median"] == ""
 
 

@@ -98,3 +98,50 @@ def test_verdict_says_not_enough_seeds_when_there_is_no_interval():
     assert sp([2.0, 2.5, 3.0, 2.2, 2.8])["verdict"] == "faster"
     assert sp([0.5, 0.4, 0.6, 0.45, 0.55])["verdict"] == "slower"
     assert sp([0.5, 2.0, 1.0, 0.8, 1.5])["verdict"] == "no clear difference"
+
+
+# ---- the benchmark's leaderboard: the same pairs and intervals as compare ----------------------------------------
+
+def _comparison_dir(folder, steps_by_arm: dict[str, list[float | None]]):
+    """A comparison directory as `compare` leaves it: runs with a summary.json, and comparison.json."""
+    from skilltrain.files import write_json
+
+    summaries = {}
+    for arm, steps in steps_by_arm.items():
+        for seed, step in enumerate(steps, start=1):
+            run = folder / arm / f"seed{seed}"
+            run.mkdir(parents=True)
+            s = summary(seed, step)
+            s.update(steps=1000, max_steps=1000, wall_seconds=1.0)
+            write_json(run / "summary.json", s)
+            summaries.setdefault(arm, {})[seed] = s
+    result = compare_arms(summaries, "baseline")
+    result["runs"] = {f"{arm}/seed{seed}": str(folder / arm / f"seed{seed}") for arm in summaries for seed in summaries[arm]}
+    write_json(folder / "comparison.json", result)
+    return result
+
+
+def test_leaderboard_leaves_out_a_learn_step_of_0_as_compare_does_and_states_its_interval_level(tmp_path):
+    """A baseline run that learned everything at step 0 has no speedup: compare leaves the pair out, and so must the
+    leaderboard (it used to count it as step 1, a ratio of 1/100 that compare's table never showed)."""
+    from skilltrain.benchmark import leaderboard
+
+    result = _comparison_dir(tmp_path / "t", {"baseline": [0, 200, 200, 200, 200, 200],
+                                              "arm": [100, 100, 100, 100, 100, 100]})
+    assert result["all_learned"]["arm"]["speedup"]["n_pairs"] == 5
+    board = leaderboard("s", {"t": tmp_path / "t"}, ["baseline", "arm"], {})
+    overall = board["overall"]["arm"]
+    assert overall["geomean_speedup"] == pytest.approx(2.0)
+    assert overall["ci"] == pytest.approx([2.0, 2.0]) and overall["ci_level"] == pytest.approx(0.9375)
+    assert board["tasks"]["t"]["arm"]["speedup"]["verdict"] == "faster"
+
+
+def test_leaderboard_says_too_few_seeds_rather_than_an_interval_it_cannot_have(tmp_path):
+    from skilltrain.benchmark import leaderboard, to_markdown
+
+    for task in ("t1", "t2"):
+        _comparison_dir(tmp_path / task, {"baseline": [200, 300, 250], "arm": [100, 120, 110]})
+    board = leaderboard("s", {t: tmp_path / t for t in ("t1", "t2")}, ["baseline", "arm"], {})
+    overall = board["overall"]["arm"]
+    assert overall["ci"] is None and "too few seeds" in overall["ci_note"]
+    assert "too few seeds for a CI" in to_markdown(board)

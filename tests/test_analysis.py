@@ -220,7 +220,8 @@ def test_markdown_and_csv_renderings():
     ([(0, 10), (20, 40), (30, 50)], 1 - 0.5 / 3),
     ([(0, 10), (5, 5)], 0.0),  # a zero-length window inside another
     ([(7, 7), (7, 7)], 0.0),  # the same point
-    ([(0, 10), (10, 10)], 1.0),  # a point where the other window ends
+    ([(0, 10), (10, 10)], 0.0),  # a point where the other window ends: learned at the same step, a tie, not an order
+    ([(10, 20), (10, 10)], 1.0),  # a point where the other window starts: learned as the other takes off
 ])
 def test_sequentiality_index(windows, expected):
     assert sequentiality_index(windows) == pytest.approx(expected)
@@ -298,6 +299,7 @@ def test_domino_diagnostics_of_a_two_skill_run():
         "completion": {"s1": 327, "s2": 647},  # the summary's exact learn steps
         "sequentiality": 1.0,
         "rare_vs_frequent": {"rare": "s2", "frequent": "s1", "t_ratio": pytest.approx(647 / 327), "frequency_ratio": 10.0},
+        "unresolved": [],
     }
     json.dumps(diag, allow_nan=False)
 
@@ -314,3 +316,21 @@ def test_domino_diagnostics_of_a_two_skill_run():
     assert diag["onset"] == {"s1": 255} and diag["sequentiality"] is None
     with pytest.raises(ValueError, match="curves for"):
         domino_diagnostics(summary, steps.tolist(), values[:2])
+
+
+def test_skills_learned_at_the_first_evaluation_are_a_tie_not_an_order():
+    """Held-out evaluations every 100 steps; three skills all over the threshold at the first one (step 100). Their
+    windows lie somewhere before it, unmeasured: no sequentiality (it used to be 0, 'parallel', from three equal
+    points), they are listed as unresolved, and the run's summary groups them as a tie and warns."""
+    from skilltrain.report import learn_order_groups, learn_warnings
+
+    summary = make_summary(0, {"a": 100, "b": 100, "c": 100}, metric={**ACC, "split": "val"})
+    diag = domino_diagnostics(summary, [100, 200, 300], [[0.95, 1.0, 1.0]] * 3)
+    assert diag["sequentiality"] is None and diag["unresolved"] == ["a", "b", "c"]
+    assert learn_order_groups({"a": 100, "b": 100, "c": 100}) == [["a", "b", "c"]]
+    assert learn_order_groups({"a": 300, "b": 100, "c": 300, "d": None}) == [["b"], ["a", "c"]]
+    warnings = learn_warnings(summary | {"domino": diag}, first_measurement=100)
+    assert any("first evaluation" in w and "a, b, c" in w for w in warnings)
+    # two skills learned at the same evaluation after a window each: the same completion is a tie, they overlap
+    tie = domino_diagnostics(make_summary(0, {"a": 300, "b": 300}), [100, 200, 300], [[0.5, 0.7, 0.95], [0.5, 0.5, 0.95]])
+    assert tie["onset"] == {"a": 200, "b": 300} and tie["sequentiality"] == 0.0

@@ -260,7 +260,8 @@ def to_markdown(board: dict) -> str:
             censored += f" ({entry['n_failed']} failed)" if entry.get("n_failed") else ""
             cells.append(f"{sp['median']:.2f}×{ci}{censored}" if sp["median"] is not None else "—")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    base = ", ".join(f"{t} {1e3 * s:.1f} ms" for t, s in board["baseline_seconds_per_step"].items() if s)
+    base = ", ".join(f"{t} {1e3 * s:.1f} ms" if s else f"{t} — (no completed baseline run)"
+                     for t, s in board["baseline_seconds_per_step"].items())
     lines += ["", f"Baseline seconds per step (median): {base}. Cost per step: the median of wall seconds / steps over "
               "an arm's completed runs, over the baseline's (runs that stop sooner spread fixed costs over fewer steps)."]
     failed = sum(e.get("n_failed", 0) for t in board["tasks"].values() for e in t.values() if e.get("applies"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_verdict_says_not_enough_seeds_when_there_is_no_interval():
 
 # ---- the benchmark's leaderboard: the same pairs and intervals as compare ----------------------------------------
 
-def _comparison_dir(folder, steps_by_arm: dict[str, list[float | None]]):
+def _comparison_dir(folder, steps_by_arm: dict[str, list[float | None]], status: dict[str, str] | None = None):
     """A comparison directory as `compare` leaves it: runs with a summary.json, and comparison.json."""
     from skilltrain.files import write_json
 
@@ -112,7 +113,7 @@ def _comparison_dir(folder, steps_by_arm: dict[str, list[float | None]]):
             run = folder / arm / f"seed{seed}"
             run.mkdir(parents=True)
             s = summary(seed, step)
-            s.update(steps=1000, max_steps=1000, wall_seconds=1.0)
+            s.update(steps=1000, max_steps=1000, wall_seconds=1.0, status=(status or {}).get(arm, "completed"))
             write_json(run / "summary.json", s)
             summaries.setdefault(arm, {})[seed] = s
     result = compare_arms(summaries, "baseline")
@@ -145,3 +146,45 @@ def test_leaderboard_says_too_few_seeds_rather_than_an_interval_it_cannot_have(t
     overall = board["overall"]["arm"]
     assert overall["ci"] is None and "too few seeds" in overall["ci_note"]
     assert "too few seeds for a CI" in to_markdown(board)
+
+
+def strict(text: str):
+    """json.loads that refuses NaN and ±Infinity (what other languages' parsers do)."""
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_leaderboard_whose_baseline_diverged_everywhere_is_strict_json(tmp_path):
+    """No completed baseline run: no seconds per step to measure. That is null, not NaN (leaderboard.json held NaN)."""
+    from skilltrain.benchmark import leaderboard
+    from skilltrain.files import dumps_json
+
+    _comparison_dir(tmp_path / "t", {"baseline": [None] * 5, "arm": [100] * 5}, status={"baseline": "diverged"})
+    board = leaderboard("s", {"t": tmp_path / "t"}, ["baseline", "arm"], {})
+    assert board["baseline_seconds_per_step"] == {"t": None}
+    json.dumps(board, allow_nan=False)
+    assert strict(dumps_json(board)) == json.loads(dumps_json(board))
+
+
+@pytest.mark.slow
+def test_every_json_file_a_run_comparison_sweep_and_benchmark_writes_is_strict(tmp_path):
+    """A fit, a sweep (2 points, 1 seed) and a benchmark (1 task, 2 arms, 1 seed, a baseline that diverges: the
+    case that wrote NaN) on tiny budgets; every *.json they leave parses with a parser that refuses NaN/Infinity."""
+    from conftest import fit_quietly, run_cli
+
+    fit_quietly("recipe=compositional", "trainer.max_steps=20", out_dir=tmp_path / "fit")
+    tiny = ["trainer.max_steps=20", "trainer.val_check_interval=10", "compare.workers=1"]
+    swept = run_cli("sweep", "recipe=compositional", "sweep.optim.lr=[0.001,0.01]", "seeds=1", *tiny,
+                    f"out_dir={tmp_path}/sweep")
+    assert swept.returncode == 0, swept.stderr[-2000:]
+    (tmp_path / "suite.yaml").write_text(
+        "arms:\n  baseline: {overrides: {optim.lr: 1.0e+6}}\n  inverse_frequency: {interventions: {skill_reweighting: "
+        "{mode: inverse_frequency}}}\nseeds: 1\ntasks:\n  c: {recipe: compositional, overrides: {trainer.max_steps: 20}}\n")
+    bench = run_cli("benchmark", f"suite={tmp_path}/suite.yaml", "compare.workers=1", f"out_dir={tmp_path}/bench")
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    files = sorted(tmp_path.rglob("*.json"))
+    names = {f.name for f in files}
+    assert {"summary.json", "comparison.json", "sweep.json", "leaderboard.json"} <= names, names
+    for path in files:
+        strict(path.read_text())

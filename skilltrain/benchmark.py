@@ -35,6 +35,8 @@ from skilltrain.config import _load_yaml, load_config, parse_overrides, require
 from skilltrain.errors import UserError
 from skilltrain.files import atomic_write_text, read_json, write_json
 
+BOOTSTRAP = 4000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
+
 
 @dataclass
 class Suite:

@@ -42,6 +42,7 @@ from omegaconf import ListConfig, OmegaConf
 
 from skilltrain.config import parse_overrides, require
 
+BOOTSTRAP = 2000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
 QUANTITIES = {"data.n_samples": "alpha_D", "trainer.max_steps": "alpha_S"}
 
 

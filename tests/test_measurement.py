@@ -102,7 +102,8 @@ def test_train_and_val_loss_are_one_quantity_and_learn_steps_carry_their_resolut
     one, the summary gives each learn step's resolution (20), groups the skills as a tie, warns, and has no
     sequentiality (it used to show an order 1/2/3 and a sequentiality of 0)."""
     fit_quietly("recipe=compositional", "trainer.max_steps=40", "trainer.log_every_n_steps=10",
-                "trainer.val_check_interval=20", "metric.split=val", "metric.name=loss", "metric.threshold=1000", out_dir=tmp_path / "run")
+                "trainer.val_check_interval=20", "metric.split=val", "metric.name=loss", "metric.threshold=1000",
+                out_dir=tmp_path / "run")
     rows = list(csv.DictReader((tmp_path / "run/metrics.csv").open()))
     summary = json.loads((tmp_path / "run/summary.json").read_text())
     skills = list(summary["skills"])

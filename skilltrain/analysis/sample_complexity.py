@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+BOOTSTRAP = 2000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
 CHANCE_FRACTION = 0.1  # the threshold, as a fraction of chance's error
 
 

@@ -334,3 +334,36 @@ def test_skills_learned_at_the_first_evaluation_are_a_tie_not_an_order():
     # two skills learned at the same evaluation after a window each: the same completion is a tie, they overlap
     tie = domino_diagnostics(make_summary(0, {"a": 300, "b": 300}), [100, 200, 300], [[0.5, 0.7, 0.95], [0.5, 0.5, 0.95]])
     assert tie["onset"] == {"a": 200, "b": 300} and tie["sequentiality"] == 0.0
+
+
+def test_the_printed_comparison_carries_the_interval_method_level_warnings_and_a_verdict(tmp_path, capsys):
+    """Three seeds, all faster: the printed table says 'not enough seeds to tell' (it printed a CI excluding 1 beside
+    p = 0.25, with the small-sample warning only in comparison.json)."""
+    from skilltrain.comparison.report import print_comparison
+
+    base = {s: make_summary(s, {"a": 400 + 10 * s}) for s in range(3)}
+    arm = {s: make_summary(s, {"a": 200 + s}) for s in range(3)}
+    result = compare_arms({"base": base, "fast": arm}, "base") | {"recipe": "synthetic"}
+    print_comparison(result, tmp_path)
+    out = capsys.readouterr().out
+    assert "not enough seeds to tell" in out and "order statistics" in out and "too few seeds for an interval" in out
+    assert "smallest p-value 3 pairs allow is 0.25" in out
+
+
+def test_the_run_table_ranks_ties_and_prints_the_warnings():
+    import io
+
+    from rich.console import Console
+
+    from skilltrain.report import learn_order_groups, learn_warnings, print_table
+
+    summary = make_summary(0, {"a": 100, "b": 100, "c": 300}, metric={**ACC, "split": "val", "min_samples": 0})
+    summary["learn_order_groups"] = learn_order_groups({"a": 100, "b": 100, "c": 300})
+    summary["warnings"] = learn_warnings(summary, first_measurement=100)
+    buf = io.StringIO()
+    print_table(summary, Console(file=buf, width=200))
+    text = buf.getvalue()
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.count("│") > 2]
+    rows = {c[0]: c[-1] for c in cells if c and c[0] in ("a", "b", "c")}
+    assert rows == {"a": "1=", "b": "1=", "c": "3"}
+    assert "first evaluation (step 100)" in text

@@ -107,13 +107,13 @@ def learn_warnings(summary: dict, first_measurement: int | None) -> list[str]:
                    f"the order among them unknown{fix}")
     ties = [g for g in summary.get("learn_order_groups") or [] if len(g) > 1 and not set(g) <= set(early)]
     if ties:
-        resolution = f" (learn steps are measured every {val_every_text(summary)})" if split == "val" else ""
+        resolution = f" (learn steps are measured every {_resolution_text(summary)})" if split == "val" else ""
         out.append("learned at the same step, a tie, not an order: " + "; ".join(", ".join(g) for g in ties)
                    + resolution)
     return out
 
 
-def val_every_text(summary: dict) -> str:
+def _resolution_text(summary: dict) -> str:
     r = next((v.get("learned_resolution") for v in summary["skills"].values() if v.get("learned_resolution")), None)
     return f"{r} steps" if r else "evaluation"
 

@@ -92,7 +92,8 @@ def median_interval(values, confidence: float = 0.95, min_level: float = MIN_LEV
         k += 1
     level = order_statistic_level(n, k)
     if level < min_level:
-        out["note"] = (f"too few seeds for an interval: with n = {n} the widest interval, [min, max], covers the "
+        out["note"] = ("too few seeds for an interval: one value" if n == 1 else
+                       f"too few seeds for an interval: with n = {n} the widest interval, [min, max], covers the "
                        f"median with {level:.1%} only")
         return out
     out["ci"], out["level"] = [float(x[k - 1]), float(x[n - k])], level

@@ -11,7 +11,9 @@ size P, one per depth (v = 8, n_c = 4, s = 2; each grid stays within the distinc
     L = 3, m ∈ {3, 4, 5, 6}: P ∈ {128, …, 6144}        L = 4, m ∈ {2, 3}: P ∈ {64, …, 4096}
 
 reads each sweep's sample complexity (P* where the median held-out error falls to a tenth of chance's, with its
-bootstrap interval over seeds), and fits P* = C·(n_c·m^L)^b in log-log, b's 95% interval a bootstrap over seeds.
+interval over seeds), and fits P* = C·(n_c·m^L)^b in log-log; b's interval is the distribution-free interval of the
+median over seeds of each seed's own b (skilltrain.analysis.stats.median_interval: the level it achieves is stated,
+and with fewer than 4 seeds there is none).
 The theory says b = 1. Writes rhm_sample_complexity.json and .png in out_dir. Other key=value arguments go to both
 sweeps (e.g. trainer.max_steps=2000); a rerun resumes, keeping finished runs. Takes ~20 min on 2 CPU cores.
 """
@@ -26,8 +28,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from skilltrain.analysis.sample_complexity import BOOTSTRAP, crossing, median_over_seeds
+from skilltrain.analysis.sample_complexity import crossing
+from skilltrain.analysis.stats import median, median_interval
 from skilltrain.cli import main as skilltrain
+from skilltrain.files import write_json
 
 FAMILIES = [  # (L, the m axis, the P axis)
     (3, [3, 4, 5, 6], [128, 256, 512, 1024, 2048, 4096, 6144]),
@@ -59,9 +63,10 @@ def measure(out_dir: Path, extra: list[str]) -> list[dict]:
 
 
 def fit_exponent(rows: list[dict]) -> dict:
-    """log P* = log C + b·log(n_c m^L) over the rows with a P* inside their grid. b's interval: a bootstrap over seeds
-    (each row's seeds resampled, its P* measured again); a resample in which some row's P* leaves its grid has no
-    slope over the same rows, and how many did is reported (`resamples_outside_grid`): many mean a wider grid."""
+    """log P* = log C + b·log(n_c m^L) over the rows with a P* inside their grid. b's interval: each seed's own b
+    (its P* in every row, from its own error curve, fitted alike) and the order-statistic interval of their median;
+    a seed whose P* leaves some row's grid has no b over the same rows, and how many did is reported
+    (`seeds_outside_grid`): many mean a wider grid."""
     inside = [r for r in rows if r["P_star"] is not None]
     if len(inside) < 2:
         return {"b": None, "ci95": None, "C": None, "rows_fitted": len(inside)}
@@ -69,22 +74,17 @@ def fit_exponent(rows: list[dict]) -> dict:
     b, log_c = np.polyfit(x, np.log([r["P_star"] for r in inside]), 1)
     errors = [np.array([[np.nan if e is None else e for e in seeds] for seeds in r["errors"]], dtype=float)
               for r in inside]
-    seeds = max(int(np.isfinite(e).any(axis=0).sum()) for e in errors)
-    rng = np.random.default_rng(0)
-    draws, outside = [], 0
-    for _ in range(BOOTSTRAP if seeds > 1 else 0):  # one seed: no interval
-        resampled = []
-        for r, e in zip(inside, errors):
-            median = median_over_seeds(e[:, rng.integers(0, e.shape[1], e.shape[1])])
-            resampled.append(crossing(np.array(r["P"], dtype=float), median, r["threshold"])[0])
-        if any(v is None for v in resampled):
+    slopes, outside = [], 0
+    for j in range(min(e.shape[1] for e in errors)):
+        own = [crossing(np.array(r["P"], dtype=float), e[:, j], r["threshold"])[0] for r, e in zip(inside, errors)]
+        if any(v is None for v in own):
             outside += 1
             continue
-        draws.append(np.polyfit(x, np.log(resampled), 1)[0])
-    ci = [float(v) for v in np.percentile(draws, [2.5, 97.5])] if draws else None
-    return {"b": float(b), "ci95": ci, "C": float(math.exp(log_c)), "rows_fitted": len(inside),
-            "resamples_outside_grid": outside / BOOTSTRAP if seeds > 1 else None,
-            "ratio_median": float(np.median([r["P_star"] / r["prediction"] for r in inside]))}
+        slopes.append(float(np.polyfit(x, np.log(own), 1)[0]))
+    interval = median_interval(slopes)
+    return {"b": float(b), "ci95": interval["ci"], "ci_level": interval["level"], "ci_note": interval["note"],
+            "C": float(math.exp(log_c)), "rows_fitted": len(inside), "seeds_outside_grid": outside,
+            "ratio_median": median([r["P_star"] / r["prediction"] for r in inside])}
 
 
 def plot(path: Path, rows: list[dict], fit: dict) -> None:
@@ -133,7 +133,8 @@ def plot(path: Path, rows: list[dict], fit: dict) -> None:
     ax.set_xlabel("n_c · m^L")
     ax.set_ylabel("sample complexity P* (held-out error ≤ chance / 10)")
     shape = ", ".join(f"{k}={'/'.join(str(v) for v in sorted({r[k] for r in rows}))}" for k in ("v", "n_c", "s"))
-    ax.set_title(f"RHM ({shape}), deep CNN: P* vs n_c·m^L; bars: 95% CI over seeds", fontsize=9)
+    ax.set_title(f"RHM ({shape}), deep CNN: P* vs n_c·m^L; bars: CI over seeds (order statistics; none < 4 seeds)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -145,20 +146,21 @@ def main(argv: list[str]) -> int:
     extra = [a for a in argv if not a.startswith("out_dir=")] + ([] if "seeds" in given else ["seeds=3"])
     rows = measure(out_dir, extra)
     fit = fit_exponent(rows)
-    (out_dir / "rhm_sample_complexity.json").write_text(json.dumps({"rows": rows, "fit": fit}, indent=1) + "\n")
+    write_json(out_dir / "rhm_sample_complexity.json", {"rows": rows, "fit": fit}, indent=1)
     plot(out_dir / "rhm_sample_complexity.png", rows, fit)
-    print("\n  L  m  n_c·m^L   P*      95% CI            P*/(n_c·m^L)")
+    print("\n  L  m  n_c·m^L   P*      CI (level)                P*/(n_c·m^L)")
     for r in rows:
-        ci = "—" if not r["ci95"] else f"[{r['ci95'][0] or 0:.0f}, {r['ci95'][1] or math.inf:.0f}]"
+        ci = "— (too few seeds)" if not r["ci95"] else (f"[{r['ci95'][0] or 0:.0f}, {r['ci95'][1] or math.inf:.0f}]"
+                                                         f" {r['ci_level']:.1%}")
         star = f"{r['P_star']:.0f}" if r["P_star"] is not None else ("≤grid" if r["where"] == "below" else ">grid")
         ratio = f"{r['P_star'] / r['prediction']:.2f}" if r["P_star"] is not None else "—"
-        print(f"  {r['L']}  {r['m']}  {r['prediction']:>7}   {star:>6}  {ci:<16}  {ratio}")
+        print(f"  {r['L']}  {r['m']}  {r['prediction']:>7}   {star:>6}  {ci:<24}  {ratio}")
     if fit["b"] is not None:
-        ci = f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit["ci95"] else " (one seed: no interval)"
+        ci = (f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}] ({fit['ci_level']:.1%})" if fit["ci95"]
+              else f" ({fit['ci_note']})")
         print(f"P* ∝ (n_c·m^L)^b: b = {fit['b']:.2f}{ci} over {fit['rows_fitted']} settings (theory: 1)")
-        if fit.get("resamples_outside_grid"):
-            print(f"note: in {fit['resamples_outside_grid']:.0%} of the resamples some P* left its grid; "
-                  "the interval is over the others")
+        if fit.get("seeds_outside_grid"):
+            print(f"note: {fit['seeds_outside_grid']} seed(s) have a P* outside some grid; the interval is over the others")
     print(f"written: {out_dir / 'rhm_sample_complexity.png'}")
     return 0
 

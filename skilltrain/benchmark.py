@@ -9,10 +9,13 @@ Each task is one comparison in `<benchmark>/<task>/` (resumable, with the same l
 arm on a full-batch pool, modules on a transformer) is left out of that task, with the reason, not failed.
 
 `leaderboard.md` / `leaderboard.json`, and `leaderboard.png`:
-- per task and arm: the paired speedup in steps to learn every skill (t_baseline / t_arm per seed, median, 95%
-  bootstrap CI), and how many runs never learned every skill (censored at the budget, never dropped);
-- per arm: the geometric mean of its per-task median speedups, with a 95% CI from a bootstrap that resamples the
-  seeds of every task (paired); and its cost per step (median seconds per step over the baseline's, same runs).
+- per task and arm: the paired speedup in steps to learn every skill (t_baseline / t_arm per seed, median, and the
+  comparison's confidence interval with the level it achieves), and how many runs never learned every skill
+  (censored at the budget, never dropped); a pair with a time of 0 has no speedup and is left out, as in `compare`;
+- per arm: the geometric mean of its per-task median speedups, with a confidence interval whose level is stated
+  (`skilltrain.analysis.stats.mean_log_interval`: each task's order-statistic interval at a level whose product over
+  the tasks is the nominal 95%, or the product they achieve; "too few seeds for an interval" below 85%, e.g. with 3
+  seeds a task); and its cost per step (median seconds per step over the baseline's, same runs).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from omegaconf import OmegaConf
 
 from skilltrain.config import _load_yaml, load_config, parse_overrides, require
 from skilltrain.errors import UserError
+from skilltrain.files import atomic_write_text, read_json, write_json
 
-BOOTSTRAP = 4000
+BOOTSTRAP = 4000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
 
 
 @dataclass
@@ -136,8 +140,8 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
         tasks[task] = result
     board = leaderboard(suite.name, {t: r.directory for t, r in tasks.items()}, list(arms), skipped)
     board["failures"] = failures
-    (directory / "leaderboard.json").write_text(json.dumps(board, indent=1) + "\n")
-    (directory / "leaderboard.md").write_text(to_markdown(board))
+    write_json(directory / "leaderboard.json", board, indent=1)
+    atomic_write_text(directory / "leaderboard.md", to_markdown(board))
     plot(directory / "leaderboard.png", board)
     if show:
         print(to_markdown(board))
@@ -163,19 +167,21 @@ def _runs(comparison: dict) -> dict[str, dict[int, dict]]:
 
 
 def _time(summary: dict) -> tuple[float, bool]:
-    """Steps to learn every skill, or the budget (censored)."""
-    step = summary["all_learned_step"]
-    budget = summary.get("max_steps") or summary["steps"]
-    return (float(budget), True) if step is None else (float(max(step, 1)), False)
+    """Steps to learn every skill, or the budget (censored); as `compare` counts them (a time of 0 stays 0, and
+    `skilltrain.analysis.stats.paired_ratios` leaves such a pair out)."""
+    from skilltrain.analysis.stats import budget, censored_at_budget
+
+    return censored_at_budget(summary["all_learned_step"], budget(summary))
 
 
 def leaderboard(suite: str, comparisons: dict[str, Path], arms: list[str], skipped: dict) -> dict:
-    rng = np.random.default_rng(0)
+    from skilltrain.analysis.stats import mean_log_interval, median, paired_ratios
+
     per_task: dict[str, dict] = {}
-    log_ratios: dict[str, dict[str, np.ndarray]] = {arm: {} for arm in arms if arm != "baseline"}
-    cost: dict[str, dict[str, float]] = {arm: {} for arm in arms}
+    ratios: dict[str, dict[str, list[float]]] = {arm: {} for arm in arms if arm != "baseline"}
+    cost: dict[str, dict[str, float | None]] = {arm: {} for arm in arms}
     for task, directory in comparisons.items():
-        comparison = json.loads((directory / "comparison.json").read_text())
+        comparison = read_json(directory / "comparison.json")
         runs = _runs(comparison)
         base = runs.get("baseline", {})
         per_task[task] = {}
@@ -187,33 +193,31 @@ def leaderboard(suite: str, comparisons: dict[str, Path], arms: list[str], skipp
             if st is None:
                 continue
             per_arm = runs.get(arm, {})
-            seconds = [s["wall_seconds"] / max(s["steps"], 1) for s in per_arm.values() if s["status"] == "completed"]
-            cost[arm][task] = float(np.median(seconds)) if seconds else math.nan
+            cost[arm][task] = median([s["wall_seconds"] / max(s["steps"], 1) for s in per_arm.values()
+                                      if s["status"] == "completed"])
             failed = sum(e["arm"] == arm and e["reason"] in ("failed", "missing") for e in comparison["excluded"])
             entry = {"applies": True, "median_steps": st["median"], "median_censored": st["median_censored"],
                      "n": st["n"], "n_censored": st["n_censored"], "n_diverged": st.get("n_diverged", 0),
                      "n_failed": failed}
             if arm != "baseline":
                 sp = st["speedup"]
-                entry["speedup"] = {"median": sp["median"], "ci": sp["ci"], "p_value": sp["p_value"]}
-                pairs = [(_time(base[s]), _time(per_arm[s])) for s in sorted(set(base) & set(per_arm))]
-                log_ratios[arm][task] = np.array([math.log(b[0] / a[0]) for b, a in pairs])
+                entry["speedup"] = {k: sp.get(k) for k in ("median", "ci", "ci_level", "ci_note", "p_value", "verdict")}
+                pairs, _ = paired_ratios({s: _time(base[s]) for s in base}, {s: _time(per_arm[s]) for s in per_arm})
+                ratios[arm][task] = [b[0] / a[0] for b, a in pairs]
             per_task[task][arm] = entry
     overall = {}
-    for arm, by_task in log_ratios.items():
-        by_task = {t: r for t, r in by_task.items() if len(r)}
+    for arm, by_task in ratios.items():
+        by_task = {t: r for t, r in by_task.items() if r}
         if not by_task:
             continue
-        # the point: the per-task medians the table shows (the comparison's own statistics); the CI: a bootstrap of
-        # the paired log-ratios, every task's seeds resampled
-        medians = [per_task[t][arm]["speedup"]["median"] for t in by_task]
-        point = float(np.mean([math.log(m) if m else float(np.median(r)) for m, r in zip(medians, by_task.values())]))
-        draws = np.mean([np.median(rng.choice(r, size=(BOOTSTRAP, len(r))), axis=1) for r in by_task.values()], axis=0)
+        # the point: the geometric mean of the per-task medians the table shows; the interval: mean_log_interval
+        point = float(np.mean([math.log(median(r)) for r in by_task.values()]))
+        interval = mean_log_interval(list(by_task.values()))
         relative_cost = [cost[arm][t] / cost["baseline"][t] for t in by_task
-                         if cost["baseline"].get(t) and not math.isnan(cost[arm].get(t, math.nan))]
-        overall[arm] = {"tasks": len(by_task), "geomean_speedup": math.exp(point),
-                        "ci": [math.exp(float(np.quantile(draws, 0.025))), math.exp(float(np.quantile(draws, 0.975)))],
-                        "cost_per_step": float(np.median(relative_cost)) if relative_cost else None,
+                         if cost["baseline"].get(t) and cost[arm].get(t) is not None]
+        overall[arm] = {"tasks": len(by_task), "geomean_speedup": math.exp(point), "ci": interval["ci"],
+                        "ci_level": interval["level"], "ci_method": interval["method"], "ci_note": interval["note"],
+                        "cost_per_step": median(relative_cost),
                         "censored": sum(per_task[t][arm]["n_censored"] for t in by_task),
                         "runs": sum(per_task[t][arm]["n"] for t in by_task)}
     order = sorted(overall, key=lambda a: -overall[a]["geomean_speedup"])
@@ -222,19 +226,29 @@ def leaderboard(suite: str, comparisons: dict[str, Path], arms: list[str], skipp
             "baseline_seconds_per_step": {t: cost["baseline"].get(t) for t in comparisons}}
 
 
+def _ci_text(entry: dict) -> str:
+    """` [1.20, 3.40] 93.8%`, or ` [too few seeds for a CI]`."""
+    if not entry.get("ci"):
+        return " [too few seeds for a CI]"
+    level = f" {entry['ci_level']:.1%}" if entry.get("ci_level") is not None else ""
+    return f" [{entry['ci'][0]:.2f}, {entry['ci'][1]:.2f}]{level}"
+
+
 def to_markdown(board: dict) -> str:
-    lines = [f"**{board['suite']}** — speedup in {board['metric']}; geometric mean over tasks, 95% CI from resampling "
-             "each task's seeds.", "",
-             "| arm | tasks | speedup (geometric mean) [95% CI] | cost per step (× baseline) | censored runs |",
+    lines = [f"**{board['suite']}** — speedup in {board['metric']}; geometric mean over tasks, with a confidence "
+             "interval at the level shown: distribution-free order-statistic intervals of each task's median, at a "
+             "joint level of 95% over the tasks or the level the seeds achieve; none below 85% (too few seeds).", "",
+             "| arm | tasks | speedup (geometric mean) [CI] level | cost per step (× baseline) | censored runs |",
              "|---|---|---|---|---|"]
     for arm in board["arms"]:
         o = board["overall"][arm]
         cost = "—" if o["cost_per_step"] is None else f"{o['cost_per_step']:.2f}×"
-        lines.append(f"| {arm} | {o['tasks']} | {o['geomean_speedup']:.2f}× [{o['ci'][0]:.2f}, {o['ci'][1]:.2f}] | "
+        lines.append(f"| {arm} | {o['tasks']} | {o['geomean_speedup']:.2f}×{_ci_text(o)} | "
                      f"{cost} | {o['censored']}/{o['runs']} |")
     tasks = list(board["tasks"])
-    lines += ["", "Per task: median speedup [95% CI] (runs that never learned every skill / runs; n/a: the arm does not "
-              "apply)", "", "| arm | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    lines += ["", "Per task: median speedup [CI] level (runs that never learned every skill / runs; n/a: the arm does "
+              "not apply); the interval as in `compare` (order statistics; none with fewer than 4 pairs)", "",
+              "| arm | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
     for arm in board["arms"]:
         cells = []
         for task in tasks:
@@ -243,12 +257,13 @@ def to_markdown(board: dict) -> str:
                 cells.append("n/a")
                 continue
             sp = entry["speedup"]
-            ci = "" if not sp["ci"] else f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]"
+            ci = _ci_text(sp) if sp["ci"] else ""
             censored = f" ({entry['n_censored']}/{entry['n']})" if entry["n_censored"] else ""
             censored += f" ({entry['n_failed']} failed)" if entry.get("n_failed") else ""
             cells.append(f"{sp['median']:.2f}×{ci}{censored}" if sp["median"] is not None else "—")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    base = ", ".join(f"{t} {1e3 * s:.1f} ms" for t, s in board["baseline_seconds_per_step"].items() if s)
+    base = ", ".join(f"{t} {1e3 * s:.1f} ms" if s else f"{t} — (no completed baseline run)"
+                     for t, s in board["baseline_seconds_per_step"].items())
     lines += ["", f"Baseline seconds per step (median): {base}. Cost per step: the median of wall seconds / steps over "
               "an arm's completed runs, over the baseline's (runs that stop sooner spread fixed costs over fewer steps)."]
     failed = sum(e.get("n_failed", 0) for t in board["tasks"].values() for e in t.values() if e.get("applies"))
@@ -269,12 +284,14 @@ def plot(path: Path, board: dict) -> None:
     ax = axes[0][0]
     for y, arm in enumerate(arms):
         o = board["overall"][arm]
-        ax.plot(o["ci"], [y, y], color="grey", lw=2)
+        if o["ci"]:
+            ax.plot(o["ci"], [y, y], color="grey", lw=2)
         ax.plot([o["geomean_speedup"]], [y], "o", color="black")
     ax.axvline(1, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_yticks(range(len(arms)), arms)
-    ax.set_xlabel("speedup to learn every skill (geometric mean over tasks, 95% CI)")
+    ax.set_xlabel("speedup to learn every skill (geometric mean over tasks; bar: CI at its stated level, none when "
+                  "too few seeds)")
     grid = np.full((len(arms), len(tasks)), np.nan)
     for i, arm in enumerate(arms):
         for j, task in enumerate(tasks):

@@ -12,7 +12,9 @@ batch over the number of processes, so that DDP's averaging of gradients gives e
 when a full-batch pool does not split evenly across ranks.) Per-skill loss and accuracy
 are computed every step from the same matrices (`skill_statistics`: one packed all-reduce across DDP ranks, nothing
 read back to the host) and logged as
-`skill/<name>/{loss,acc}` (train) and `skill/<name>/{val_loss,val_acc}` (held-out).
+`skill/<name>/{loss,acc}` (train) and `skill/<name>/{val_loss,val_acc}` (held-out). `train/loss` and `val/loss` are
+one quantity on two splits: the mean over skills of those per-skill losses (a skill absent from the batch left out).
+The objective itself (Σ over skills, with any intervention's weights and extra terms) is logged as `train/objective`.
 
 Two ways to build one:
 
@@ -163,7 +165,9 @@ class SkillModule(L.LightningModule):
         self.train_loss = loss.detach()
         every = self.trainer.log_every_n_steps
         if every and self.global_step % every == 0:  # steps 0, n, 2n, …: the curves' steps
-            values = {"train/loss": self.train_loss, **self._named(self.train_stats, "")}
+            # train/loss as val/loss: the mean over skills of the per-skill mean losses; the objective beside it
+            values = {"train/loss": self.train_stats["loss"].nanmean(), "train/objective": self.train_loss,
+                      **self._named(self.train_stats, "")}
             if self.cfg is not None and (self.cfg.optim.scheduler != "constant" or self.cfg.optim.warmup_steps):
                 values["train/lr"] = torch.as_tensor(self.trainer.optimizers[0].param_groups[0]["lr"])
             for intervention in self.interventions:

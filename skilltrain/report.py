@@ -3,10 +3,18 @@
 summary.json (stable; the A/B tool and tests read it):
     {"recipe", "seed", "interventions", "steps", "max_steps", "wall_seconds", "samples_per_second",
      "skills": {name: {"frequency", "learned_step", "final_loss", "final_metric",   # in the task's declared order
-                       "learned_samples", "learned_window"}},  # the samples and [first, last] step a decision rested on
-     "all_learned_step", "learn_order", "status": "completed" | "stopped" | "diverged",
+                       "learned_samples", "learned_window",  # the samples and [first, last] step a decision rested on
+                       "learned_resolution"}},  # steps between the measurements: the skill was learned in (t − r, t]
+     "all_learned_step", "learn_order", "learn_order_groups",  # groups: skills learned at the same step, a tie
+     "status": "completed" | "stopped" | "diverged",
      "metric": {"name", "threshold", "split", "min_samples"},
-     "domino": {"onset", "completion", "sequentiality", "rare_vs_frequent"}, ...}
+     "domino": {"onset", "completion", "sequentiality", "rare_vs_frequent", "unresolved"},
+     "warnings": [str], ...}
+
+A learn step is only as fine as the measurements it is read from: every step for `metric.split=train`, every
+`trainer.val_check_interval` steps for `val` (`learned_resolution`). Skills learned at the same step are a tie
+(`learn_order_groups`; `learn_order` lists them in declared order), and a skill learned at the first measurement
+has an unmeasured window before it: `warnings` says so, and the Domino diagnostics leave it out.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from rich.table import Table
 
 from skilltrain import files
 from skilltrain.analysis.diagnostics import domino_diagnostics
+from skilltrain.config import val_every
 
 if TYPE_CHECKING:  # (importing it imports Lightning: `list` and `compare` use this module without training)
     from skilltrain.callbacks.skill_progress import SkillProgress
@@ -38,6 +47,7 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
     assert status in STATUSES
     metric, split = cfg.metric.name, cfg.metric.split
     final = progress.final(split)
+    resolution = val_every(cfg) if split == "val" else 1  # the steps between two decisions on the learn metric
     skills = {}
     for skill, freq in zip(progress.skills, frequencies):
         skills[skill] = {
@@ -47,6 +57,7 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
             "final_metric": _num(final[skill][metric]),
             "learned_samples": progress.learned_samples[skill],
             "learned_window": progress.learned_window[skill],
+            "learned_resolution": None if progress.learned[skill] is None else resolution,
         }
     learned = list(progress.learned.values())
     seconds = progress.seconds
@@ -61,6 +72,7 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
         "skills": skills,
         "all_learned_step": max(learned) if learned and all(s is not None for s in learned) else None,
         "learn_order": progress.learn_order(),
+        "learn_order_groups": learn_order_groups(progress.learned),
         "status": status,
         "metric": {"name": metric, "threshold": cfg.metric.threshold, "split": split,
                    "min_samples": cfg.metric.min_samples},
@@ -68,7 +80,42 @@ def build_summary(cfg, frequencies: list[float], progress: SkillProgress, steps:
         **({"message": message} if message else {}),
     }
     summary["domino"] = _domino(summary, progress)
+    rows = progress.val_curve if split == "val" else progress.full_train_curve()
+    summary["warnings"] = learn_warnings(summary, int(rows[0][0]) if rows else None)
     return summary
+
+
+def learn_order_groups(learned: dict[str, int | None]) -> list[list[str]]:
+    """The learned skills by learn step, those learned at the same step in one group (a tie), in declared order."""
+    steps = sorted({t for t in learned.values() if t is not None})
+    return [[s for s, t in learned.items() if t == step] for step in steps]
+
+
+def learn_warnings(summary: dict, first_measurement: int | None) -> list[str]:
+    """What a reader of the learn steps must know: skills learned at the first measurement (their learn step is only
+    a bound), and ties."""
+    out = []
+    split = summary["metric"]["split"]
+    early = [s for s, v in summary["skills"].items()
+             if v["learned_step"] is not None and first_measurement is not None and v["learned_step"] <= first_measurement]
+    if early:
+        where = (f"the first evaluation (step {first_measurement})" if split == "val"
+                 else f"the first measurement (step {first_measurement})")
+        fix = ("; lower trainer.val_check_interval to resolve them" if split == "val" else
+               " (before any update: no learning to time)" if first_measurement == 0 else "")
+        out.append(f"{', '.join(early)} learned at {where}: the learn step is only a bound (≤ {first_measurement}), "
+                   f"the order among them unknown{fix}")
+    ties = [g for g in summary.get("learn_order_groups") or [] if len(g) > 1 and not set(g) <= set(early)]
+    if ties:
+        resolution = f" (learn steps are measured every {_resolution_text(summary)})" if split == "val" else ""
+        out.append("learned at the same step, a tie, not an order: " + "; ".join(", ".join(g) for g in ties)
+                   + resolution)
+    return out
+
+
+def _resolution_text(summary: dict) -> str:
+    r = next((v.get("learned_resolution") for v in summary["skills"].values() if v.get("learned_resolution")), None)
+    return f"{r} steps" if r else "evaluation"
 
 
 def _domino(summary: dict, progress: SkillProgress) -> dict:
@@ -137,7 +184,11 @@ def console() -> Console:
 def print_table(summary: dict, out: Console | None = None) -> None:
     out = out or console()
     metric = summary["metric"]
-    order = {s: i + 1 for i, s in enumerate(summary["learn_order"])}
+    groups = summary.get("learn_order_groups") or [[s] for s in summary["learn_order"]]
+    order, rank = {}, 1
+    for group in groups:  # a tie shares its rank: 1, 2=, 2=, 4
+        order.update({s: f"{rank}=" if len(group) > 1 else str(rank) for s in group})
+        rank += len(group)
     title = f"{summary['recipe']} · seed {summary['seed']} · {summary['steps']} steps · {summary['status']}"
     table = Table(title=escape(title))
     table.add_column("skill")
@@ -153,7 +204,7 @@ def print_table(summary: dict, out: Console | None = None) -> None:
             "—" if s["learned_step"] is None else str(s["learned_step"]),
             "—" if s["final_loss"] is None else f"{s['final_loss']:.3g}",
             "—" if s["final_metric"] is None else f"{s['final_metric']:.3f}",
-            str(order.get(skill, "—")),
+            order.get(skill, "—"),
         )
     out.print(table)
     thin = [f"{name} ({s['learned_samples']})" for name, s in summary["skills"].items() if metric["split"] == "val"
@@ -161,6 +212,8 @@ def print_table(summary: dict, out: Console | None = None) -> None:
     if thin:
         out.print(f"note: thin evidence: the held-out set holds fewer than metric.min_samples={metric['min_samples']} "
                   f"samples of {escape(', '.join(thin))}; their learn steps rest on that many")
+    for warning in summary.get("warnings") or []:
+        out.print(f"note: {escape(warning)}", style="yellow")
     done = summary["all_learned_step"]
     sps = summary["samples_per_second"]
     out.print(

@@ -41,7 +41,7 @@ from omegaconf import ListConfig, OmegaConf
 
 from skilltrain.config import parse_overrides, require
 
-BOOTSTRAP = 2000
+BOOTSTRAP = 2000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
 QUANTITIES = {"data.n_samples": "alpha_D", "trainer.max_steps": "alpha_S"}
 
 
@@ -71,6 +71,7 @@ def parse(args: list[str]) -> tuple[dict[str, list], list[str]]:
     require(given is None or OmegaConf.is_dict(given), "sweep",
             "expected axes as sweep.<key>=[v1,v2,...], e.g. sweep.model.widths=[[16],[32],[64]]")
     axes = dict(_dotted("", given)) if given is not None else {}
+    axes.pop("floor", None)  # sweep.floor is the power law's L∞ (floor_option), not an axis
     require(axes, "sweep", "needs at least one axis: sweep.<key>=[v1,v2,...], e.g. sweep.model.widths=[[16],[32],[64]]")
     for key, values in axes.items():
         require(key.split(".")[0] not in NOT_SWEPT, f"sweep.{key}",
@@ -78,6 +79,7 @@ def parse(args: list[str]) -> tuple[dict[str, list], list[str]]:
         shown = OmegaConf.to_container(values) if OmegaConf.is_config(values) else values
         require(isinstance(values, ListConfig) and len(values) >= 2, f"sweep.{key}",
                 f"expected a list of ≥ 2 values to sweep, got {shown}")
+        require(not _not_a_number(shown), f"sweep.{key}", f"NaN or infinity is not a value to sweep: {shown}")
     rest = [a for a in args if not a.split("=", 1)[0].startswith("sweep.") and a.split("=", 1)[0] != "sweep"]
     require(not any(a.split("=", 1)[0].split(".")[0] == "arms" for a in rest), "arms",
             "a sweep's arms are its grid points (sweep.<key>=[...]); run a comparison for named arms")
@@ -93,12 +95,32 @@ def parse(args: list[str]) -> tuple[dict[str, list], list[str]]:
     return axes, rest
 
 
+def _not_a_number(value) -> bool:
+    """A NaN or an infinity, as a number or as the text YAML reads as one ("nan", ".inf"), at any depth of lists."""
+    if isinstance(value, (list, tuple)):
+        return any(_not_a_number(v) for v in value)
+    if isinstance(value, str):
+        return value.strip().lower().lstrip("+-.") in ("nan", "inf", "infinity")
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def floor_option(args: list[str]) -> float | str:
+    """`sweep.floor=fit|<number ≥ 0>` (default 0): the irreducible loss L∞ the power law subtracts (fit_power_law)."""
+    given = (parse_overrides(args).get("sweep") or {}).get("floor", 0.0)
+    if given == "fit":
+        return "fit"
+    require(isinstance(given, (int, float)) and not isinstance(given, bool) and math.isfinite(given) and given >= 0,
+            "sweep.floor", f"expected fit or a loss ≥ 0 (the power law's irreducible L∞), got {given}")
+    return float(given)
+
+
 def sweep(args: list[str]) -> int:
     """The `sweep` command: exit 0, or 1 when a grid point has no finished run."""
     from skilltrain.comparison import run_comparison
     from skilltrain.comparison.plan import _flatten
 
     axes, rest = parse(args)
+    floor = floor_option(args)
     grid = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
     names = [point_name(p) for p in grid]
     require(len(set(names)) == len(names), "sweep", "two grid points get the same name; use distinct values")
@@ -120,7 +142,7 @@ def sweep(args: list[str]) -> int:
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
         return 1
-    report = analyse_sweep(result.directory, axes, grid, names)
+    report = analyse_sweep(result.directory, axes, grid, names, floor)
     print_sweep(report)
     print(f"sweep_dir: {result.directory}", flush=True)
     return 0
@@ -174,35 +196,79 @@ def parameter_count(run_dir: Path) -> int:
     return total
 
 
-def fit_power_law(x: np.ndarray, losses: np.ndarray) -> dict:
-    """losses [points, seeds] (NaN: missing): α of L = c·x^(−α) fitted to the medians, with a bootstrap interval."""
-    medians = np.nanmedian(losses, axis=1)
+def _loglog(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) of log y against log x, least squares."""
+    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+    return float(slope), float(intercept)
+
+
+def fit_floor(x: np.ndarray, medians: np.ndarray) -> dict:
+    """The irreducible loss L∞ of L = L∞ + c·x^(−α), fitted to the medians: least squares in log L over a grid of
+    L∞ from 0 to just below the smallest median. {"value", "at_edge", "note"}; a value at the grid's upper edge
+    (the floor runs into the smallest loss) is not a measurement, and None is returned with a note."""
     ok = np.isfinite(medians) & (medians > 0)
+    x, m = x[ok], medians[ok]
+    if len(set(x.tolist())) < 3:
+        return {"value": None, "at_edge": False, "note": "a floor needs three distinct values of the swept quantity"}
+    candidates = np.concatenate([[0.0], m.min() * (1 - np.geomspace(1, 1e-4, 400))[1:]])
+
+    def misfit(floor: float) -> float:
+        slope, intercept = _loglog(x, m - floor)
+        return float(((np.log(floor + np.exp(intercept) * x**slope) - np.log(m)) ** 2).sum())
+
+    errors = [misfit(f) for f in candidates]
+    best = int(np.argmin(errors))
+    if best == len(candidates) - 1:
+        return {"value": None, "at_edge": True,
+                "note": "the fitted floor runs into the smallest loss (the edge of its search): not a measurement"}
+    return {"value": float(candidates[best]), "at_edge": best == 0, "note": None}
+
+
+def fit_power_law(x: np.ndarray, losses: np.ndarray, floor: float | str = 0.0, confidence: float = 0.95) -> dict:
+    """losses [points, seeds] (NaN: missing): α of L − L∞ = c·x^(−α), fitted to the medians over seeds in log-log.
+
+    `floor` is L∞: a number (0: a pure power law, the default), or "fit" (`fit_floor`, on the medians). The
+    interval: each seed's own exponent (its losses − L∞ fitted alike, over the points the medians use; a seed
+    missing one is left out), and `skilltrain.analysis.stats.median_interval` of those (distribution-free, with the
+    level it achieves; none with fewer than 4 seeds). It is an interval for the median over seeds of the per-seed
+    exponent, which equals the fitted exponent when the seeds differ by a factor (the usual case); `ci_level` says
+    its coverage.
+    """
+    from skilltrain.analysis.stats import median_interval
+
+    medians = np.nanmedian(losses, axis=1)  # the mean of the two middle values, as skilltrain.analysis.stats.median
+    fitted = fit_floor(x, medians) if floor == "fit" else None
+    l_inf = float(floor) if fitted is None else (fitted["value"] or 0.0)
+    out: dict = {"value": None, "ci95": None, "r2": None, "floor": l_inf, "floor_method": "given" if fitted is None
+                 else "fitted", **({"floor_note": fitted["note"]} if fitted and fitted["note"] else {})}
+    ok = np.isfinite(medians) & (medians - l_inf > 0)
     if len(set(x[ok].tolist())) < 2:
-        return {"value": None, "ci95": None, "r2": None,
-                "note": "fewer than two distinct values of the swept quantity with a positive loss"}
-    lx, ly = np.log(x[ok]), np.log(medians[ok])
-    slope, intercept = np.polyfit(lx, ly, 1)
+        return {**out, "note": "fewer than two distinct values of the swept quantity with a loss above the floor"}
+    slope, intercept = _loglog(x[ok], medians[ok] - l_inf)
+    lx, ly = np.log(x[ok]), np.log(medians[ok] - l_inf)
     residual = ly - (slope * lx + intercept)
     total = ((ly - ly.mean()) ** 2).sum()
     r2 = float(1 - (residual**2).sum() / total) if total > 0 else None
-    rng = np.random.default_rng(0)
-    seeds = losses.shape[1]
-    draws = []
-    for _ in range(BOOTSTRAP if seeds > 1 else 0):
-        pick = rng.integers(0, seeds, seeds)
-        m = np.nanmedian(losses[:, pick], axis=1)
-        good = np.isfinite(m) & (m > 0)
-        if len(set(x[good].tolist())) >= 2:
-            draws.append(-np.polyfit(np.log(x[good]), np.log(m[good]), 1)[0])
-    ci = [float(v) for v in np.percentile(draws, [2.5, 97.5])] if draws else None
-    return {"value": float(-slope), "ci95": ci, "r2": r2, "prefactor": float(math.exp(intercept))}
+    per_seed = losses[ok] - l_inf
+    complete = np.all(np.isfinite(per_seed) & (per_seed > 0), axis=0)
+    alphas = [-_loglog(x[ok], per_seed[:, j])[0] for j in np.flatnonzero(complete)]
+    interval = median_interval(alphas, confidence)
+    note = interval["note"]
+    if (~complete).any():
+        note = "; ".join(filter(None, [note, f"{int((~complete).sum())} seed(s) without a loss above the floor at "
+                                             "every point: left out of the interval"]))
+    return {**out, "value": -slope, "ci95": interval["ci"], "ci_level": interval["level"],
+            "ci_method": "the median of per-seed exponents: " + interval["method"], "ci_note": note, "r2": r2,
+            "prefactor": float(math.exp(intercept)), "seed_exponents": alphas}
 
 
-def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], names: list[str]) -> dict:
-    from skilltrain.report import write_json
+def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], names: list[str],
+                  floor: float | str = 0.0) -> dict:
+    """sweep.json, sweep.md and the plots from a finished sweep's comparison directory; `floor` is the power law's
+    irreducible loss L∞ (a number, or "fit": see `fit_power_law`)."""
+    from skilltrain.files import atomic_write_text, read_json, write_json
 
-    comparison = json.loads((directory / "comparison.json").read_text())
+    comparison = read_json(directory / "comparison.json")
     skills = list(comparison["skills"])
     seeds = comparison["seeds_planned"]
     used = {name: [s for s in comparison["seeds"].get(name, []) if s not in comparison["diverged"].get(name, [])]
@@ -253,8 +319,8 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
                 if not np.allclose(x, np.array(axes[key], dtype=float)):
                     result["notes"].append("alpha_S: losses measured before the budget's end (the last evaluation); "
                                            "x is that step")
-        overall = fit_power_law(x, losses[:, :, -1])
-        per_skill = {s: fit_power_law(x, losses[:, :, k]) for k, s in enumerate(skills)}
+        overall = fit_power_law(x, losses[:, :, -1], floor)
+        per_skill = {s: fit_power_law(x, losses[:, :, k], floor) for k, s in enumerate(skills)}
         result["exponents"][quantity] = {**overall, "per_skill": per_skill, "x": x.tolist()}
         bad = [s for s, f in per_skill.items() if f["r2"] is None or f["r2"] < 0.8]
         if bad:
@@ -262,13 +328,17 @@ def analyse_sweep(directory: Path, axes: dict[str, list], grid: list[dict], name
                                    "a skill whose loss does not fall steadily with the swept quantity has no exponent")
         if overall["r2"] is not None and overall["r2"] < 0.9:
             result["notes"].append(f"{quantity}: the overall loss is not a clean power law here (R² {overall['r2']:.2f})")
+        if overall.get("ci_note"):
+            result["notes"].append(f"{quantity} interval: {overall['ci_note']}")
+        if overall.get("floor_note"):
+            result["notes"].append(f"{quantity} floor: {overall['floor_note']}")
         _plot(directory / "sweep.png", result, quantity, losses)
     else:
         result["notes"].append("a grid of several keys is run and tabulated; exponents are fitted for a single axis")
     if "data.n_samples" in axes:
         _sample_complexity(directory, result, axes, grid, names, used, errors)
     write_json(directory / "sweep.json", result)
-    (directory / "sweep.md").write_text(_markdown(result))
+    atomic_write_text(directory / "sweep.md", _markdown(result))
     return result
 
 
@@ -320,31 +390,36 @@ def _markdown(result: dict) -> str:
         def cell(f):
             if f["value"] is None:
                 return "—"
-            ci = f" [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}]" if f["ci95"] else ""
+            ci = _exponent_ci(f)
             return f"{f['value']:.3f}{ci} (R² {f['r2']:.2f})" if f["r2"] is not None else f"{f['value']:.3f}{ci}"
-        lines += [f"## {quantity}: L ∝ x^(−α), fitted to the medians over seeds; 95% bootstrap CI over seeds", "",
-                  "| skill | frequency | α |", "|---|---|---|", f"| overall (frequency-weighted) | 1 | {cell(e)} |"]
+        lines += [f"## {quantity}: L − L∞ ∝ x^(−α), fitted to the medians over seeds", "",
+                  f"Floor L∞: {_floor_text(e)}. Interval: the median over seeds of each seed's own exponent, a "
+                  "distribution-free order-statistic interval at the level shown (nominal 95%; none with fewer than 4 "
+                  "seeds).", "",
+                  "| skill | frequency | α [CI] level |", "|---|---|---|", f"| overall (frequency-weighted) | 1 | {cell(e)} |"]
         lines += [f"| {s} | {result['frequencies'][s]:.3g} | {cell(f)} |" for s, f in e["per_skill"].items()]
         lines.append("")
     if result.get("sample_complexity"):
         first = result["sample_complexity"][0]
         others = [k for k in result["axes"] if k != "data.n_samples"]
         lines += ["## sample complexity: P* where the median held-out error (mean over skills of 1 − accuracy) falls "
-                  "to a tenth of chance's and stays there; 95% bootstrap CI over seeds", "",
-                  "| " + " | ".join([*others, "threshold", "P*", "95% CI", *(f"error at P={p}" for p in first["P"])]) + " |",
+                  "to a tenth of chance's and stays there; interval: the median over seeds of each seed's own P*, "
+                  "distribution-free order statistics at the level shown (none with fewer than 4 seeds)", "",
+                  "| " + " | ".join([*others, "threshold", "P*", "CI level", *(f"error at P={p}" for p in first["P"])]) + " |",
                   "|---" * (len(others) + 3 + len(first["P"])) + "|"]
         for g in result["sample_complexity"]:
             limit = "—" if g["threshold"] is None else f"{g['threshold']:.3g}"
-            lines.append("| " + " | ".join([*(str(g[k]) for k in others), limit, _p_star(g), _ci(g["ci95"]),
+            lines.append("| " + " | ".join([*(str(g[k]) for k in others), limit, _p_star(g), _ci(g["ci95"], g.get("ci_level")),
                                             *("—" if e is None else f"{e:.3f}" for e in g["median_error"])]) + " |")
         lines.append("")
+    from skilltrain.analysis.stats import median
+
     lines += ["## final loss per grid point (median over seeds)", "", "| point | overall | " +
               " | ".join(result["skills"]) + " |", "|---" * (len(result["skills"]) + 2) + "|"]
     for point in result["grid"]:
         row = result["losses"][point["name"]]
-        med = [np.median(kept) if (kept := [v for v in row[k] if v is not None]) else np.nan
-               for k in ["overall", *result["skills"]]]
-        lines.append(f"| {point['name']} | " + " | ".join(f"{v:.3g}" for v in med) + " |")
+        med = [median(row[k]) for k in ["overall", *result["skills"]]]
+        lines.append(f"| {point['name']} | " + " | ".join("—" if v is None else f"{v:.3g}" for v in med) + " |")
     lines += [""] + [f"note: {n}" for n in result["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -356,11 +431,28 @@ def _p_star(g: dict) -> str:
     return {"below": f"≤ {min(g['P'])}", "above": f"> {max(g['P'])}"}.get(g["where"], "no data")
 
 
-def _ci(ci: list | None) -> str:
+def _ci(ci: list | None, level: float | None = None) -> str:
     if ci is None:
         return "—"
     lo = "below the grid" if ci[0] is None else format(ci[0], ".4g")
-    return f"[{lo}, {'beyond the grid' if ci[1] is None else format(ci[1], '.4g')}]"
+    return f"[{lo}, {'beyond the grid' if ci[1] is None else format(ci[1], '.4g')}]" + (
+        f" {level:.1%}" if level is not None else "")
+
+
+def _exponent_ci(f: dict) -> str:
+    """` [0.41, 0.55] 93.8%`, or ` [too few seeds for a CI]`."""
+    if not f.get("ci95"):
+        return " [too few seeds for a CI]"
+    level = f" {f['ci_level']:.1%}" if f.get("ci_level") is not None else ""
+    return f" [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}]{level}"
+
+
+def _floor_text(e: dict) -> str:
+    if e.get("floor_method") == "fitted":
+        return f"fitted, {e['floor']:.4g}" + (" (at 0: no floor found)" if e["floor"] == 0 else "") + (
+            f" — {e['floor_note']}; fitted without one" if e.get("floor_note") else "")
+    return "0 (a pure power law; sweep.floor=fit or a number subtracts an irreducible loss)" if not e.get("floor") \
+        else f"given, {e['floor']:.4g}"
 
 
 def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
@@ -381,7 +473,7 @@ def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
             ax.errorbar(x[ok], mid[ok], yerr=[mid[ok] - lo[ok], hi[ok] - mid[ok]], fmt="o", color=color, ms=4, capsize=2,
                         label=f"{label}: α = {f['value']:.2f}" if f["value"] is not None else label)
             if f["value"] is not None:
-                ax.plot(x, f["prefactor"] * x ** -f["value"], "--", color=color, lw=1)
+                ax.plot(x, f["prefactor"] * x ** -f["value"] + f.get("floor", 0.0), "--", color=color, lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel({"alpha_N": "trainable parameters", "alpha_D": "training samples", "alpha_S": "steps"}
@@ -403,9 +495,8 @@ def print_sweep(result: dict) -> None:
 
     out = console()
     for quantity, e in result["exponents"].items():
-        ci = f" [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]" if e.get("ci95") else ""
-        value = "—" if e["value"] is None else f"{e['value']:.3f}{ci}"
-        out.print(f"{quantity} (overall, frequency-weighted loss): {value}")
+        value = "—" if e["value"] is None else f"{e['value']:.3f}{_exponent_ci(e)}"
+        out.print(f"{quantity} (overall, frequency-weighted loss; floor {escape(_floor_text(e))}): {escape(value)}")
         for s, f in e["per_skill"].items():
             v = "—" if f["value"] is None else f"{f['value']:.3f}" + (f" (R² {f['r2']:.2f})" if f["r2"] is not None else "")
             out.print(f"  {escape(s)}: {v}")
@@ -413,6 +504,7 @@ def print_sweep(result: dict) -> None:
         setting = ", ".join(f"{k}={v}" for k, v in g.items() if k in result["axes"] and k != "data.n_samples")
         star = f"P* = {_p_star(g)}" if g["P_star"] is not None else f"P* {_p_star(g)}"
         limit = "" if g["threshold"] is None else f" (held-out error ≤ {g['threshold']:.3g})"
-        out.print(f"sample complexity{' (' + escape(setting) + ')' if setting else ''}: {star} {_ci(g['ci95'])}{limit}")
+        out.print(f"sample complexity{' (' + escape(setting) + ')' if setting else ''}: {star} "
+                  f"{_ci(g['ci95'], g.get('ci_level'))}{limit}")
     for note in result["notes"]:
         out.print(f"note: {escape(note)}", style="yellow")

@@ -69,7 +69,8 @@ def test_known_2x_speedup_is_found_with_ci_and_small_p():
     assert result["skills"]["a"]["base"]["median"] == float(np.median(base_a))
     assert result["skills"]["a"]["base"]["q1"] == float(np.quantile(base_a, 0.25))
     wall = result["wall_seconds"]["fast"]["speedup"]
-    assert wall["median"] == 1.0 and wall["ci"] is None and wall["p_value"] is None and "equal" in wall["ci_note"]
+    assert wall["median"] == 1.0 and wall["ci"] == [1.0, 1.0] and wall["p_value"] is None  # all ratios 1
+    assert wall["verdict"] == "no clear difference" and sp["verdict"] == "faster" and sp["ci_level"] >= 0.95
     assert compare_arms({"base": base, "fast": arm}, "base") == result  # the bootstrap is seeded
     json.dumps(result, allow_nan=False)
 
@@ -123,7 +124,7 @@ def test_stopped_and_missing_runs_are_excluded_and_listed():
     assert st["n"] == 3 and st["n_censored"] == 0 and st["median"] == 200.0
     sp = st["speedup"]
     assert sp["n_pairs"] == 2 and sp["median"] == 2.0
-    assert sp["ci"] is None and "n = 2 pairs < 3" in sp["ci_note"]
+    assert sp["ci"] is None and "too few seeds" in sp["ci_note"] and sp["verdict"] == "not enough seeds to tell"
     assert "arm seed 2 (stopped); arm seed 3 (missing)" in to_markdown(result)
 
 
@@ -150,12 +151,17 @@ def test_a_diverged_run_counts_censored_for_the_skills_it_had_not_learned():
     assert survivors["skills"]["b"]["arm"]["n_censored"] == 0
 
 
-def test_small_samples_get_an_approximate_interval_and_no_difference_gives_null_with_reasons():
+def test_small_samples_get_no_interval_or_the_level_they_achieve_and_no_difference_gives_null_with_reasons():
     base = {s: make_summary(s, {"a": 400 + s}) for s in range(3)}
     arm = {s: make_summary(s, {"a": 200 + s}) for s in range(3)}
     sp = compare_arms({"base": base, "arm": arm}, "base", confidence=0.95)["skills"]["a"]["arm"]["speedup"]
-    lo, hi = sp["ci"]  # reported with a caveat: within the sample range, undercovering
-    assert 1.98 <= lo <= 2.0 <= hi <= 2.0 + 1e-9 and "n = 3 pairs < 6" in sp["ci_note"] and "approximate" in sp["ci_note"]
+    assert sp["ci"] is None and "too few seeds" in sp["ci_note"] and sp["verdict"] == "not enough seeds to tell"
+    five = compare_arms({"base": {s: make_summary(s, {"a": 400 + s}) for s in range(5)},
+                         "arm": {s: make_summary(s, {"a": 200 + s}) for s in range(5)}}, "base")
+    sp5 = five["skills"]["a"]["arm"]["speedup"]  # [min, max] of the five ratios, at the 93.75% it achieves
+    assert sp5["ci"] == [404 / 204, 2.0] and sp5["ci_level"] == pytest.approx(0.9375) and "93.8%" in sp5["ci_note"]
+    md = to_markdown(five)
+    assert "93.8%" in md and "order statistics" in md and "| faster |" in md
     assert sp["p_value"] == pytest.approx(0.25)  # n = 3, all positive: the exact two-sided p
     sp = compare_arms({"base": base, "same": base}, "base")["skills"]["a"]["same"]["speedup"]
     assert sp["median"] == 1.0 and sp["p_value"] is None and "all ratios are 1" in sp["p_note"]
@@ -178,14 +184,16 @@ def test_markdown_and_csv_renderings():
     result = compare_arms({"base": base, "fast": arm}, "base")
     md = to_markdown(result)
     lines = md.splitlines()
-    assert lines[0] == "| quantity | arm | median [IQR] | censored | speedup vs base [95% CI] | p |"
-    assert "| a learn step | base (baseline) | 400 [400, 400] | 0/6 | — | — |" in lines
-    assert "| b learn step | base (baseline) | >1000 [>1000, >1000] | 6/6 | — | — |" in lines
+    assert lines[0] == "| quantity | arm | median [IQR] | censored | speedup vs base [CI] level | p | verdict |"
+    assert "| a learn step | base (baseline) | 400 [400, 400] | 0/6 | — | — | — |" in lines
+    assert "| b learn step | base (baseline) | >1000 [>1000, >1000] | 6/6 | — | — | — |" in lines
     row_b = next(line for line in lines if line.startswith("| b learn step | fast"))
-    assert "| 700 [700, 700] | 0/7 (1 diverged) | 1.43×† [—] | 0.031 |" in row_b  # 1000/700, baseline censored: a lower bound
+    # 1000/700 in all 6 pairs, baseline censored: a lower bound; [min, max] of 6 pairs has 96.9%
+    assert "| 700 [700, 700] | 0/7 (1 diverged) | 1.43×† [1.43, 1.43] 96.9% | 0.031 | faster |" in row_b
     row_a = next(line for line in lines if line.startswith("| a learn step | fast"))
     assert "1.98× [" in row_a
-    assert any(line.startswith("| wall-clock s | fast | 12.5 [12.5, 12.5] | 0/6 | 0.80× [—] |") for line in lines)
+    assert any(line.startswith("| wall-clock s | fast | 12.5 [12.5, 12.5] | 0/6 | 0.80× [0.80, 0.80] 96.9% |")
+               for line in lines)
     assert "base seed 6 (missing)" in md and "Diverged (counted" in md and "fast seeds 6" in md
 
     rows = csv_rows(result)
@@ -197,7 +205,8 @@ def test_markdown_and_csv_renderings():
         ("wall_seconds", "", "fast")]
     b_fast = parsed[3]
     assert b_fast["n_censored"] == "0" and float(b_fast["speedup_median"]) == pytest.approx(1000 / 700)
-    assert b_fast["speedup_n_baseline_censored"] == "6" and b_fast["speedup_ci_low"] == ""
+    assert b_fast["speedup_n_baseline_censored"] == "6" and float(b_fast["speedup_ci_low"]) == pytest.approx(1000 / 700)
+    assert b_fast["speedup_verdict"] == "faster" and float(b_fast["speedup_ci_level"]) == pytest.approx(0.96875)
     assert parsed[2]["median"] == "" and parsed[2]["median_censored"] == "True" and parsed[2]["speedup_median"] == ""
 
 
@@ -211,7 +220,8 @@ def test_markdown_and_csv_renderings():
     ([(0, 10), (20, 40), (30, 50)], 1 - 0.5 / 3),
     ([(0, 10), (5, 5)], 0.0),  # a zero-length window inside another
     ([(7, 7), (7, 7)], 0.0),  # the same point
-    ([(0, 10), (10, 10)], 1.0),  # a point where the other window ends
+    ([(0, 10), (10, 10)], 0.0),  # a point where the other window ends: learned at the same step, a tie, not an order
+    ([(10, 20), (10, 10)], 1.0),  # a point where the other window starts: learned as the other takes off
 ])
 def test_sequentiality_index(windows, expected):
     assert sequentiality_index(windows) == pytest.approx(expected)
@@ -289,6 +299,7 @@ def test_domino_diagnostics_of_a_two_skill_run():
         "completion": {"s1": 327, "s2": 647},  # the summary's exact learn steps
         "sequentiality": 1.0,
         "rare_vs_frequent": {"rare": "s2", "frequent": "s1", "t_ratio": pytest.approx(647 / 327), "frequency_ratio": 10.0},
+        "unresolved": [],
     }
     json.dumps(diag, allow_nan=False)
 
@@ -305,3 +316,54 @@ def test_domino_diagnostics_of_a_two_skill_run():
     assert diag["onset"] == {"s1": 255} and diag["sequentiality"] is None
     with pytest.raises(ValueError, match="curves for"):
         domino_diagnostics(summary, steps.tolist(), values[:2])
+
+
+def test_skills_learned_at_the_first_evaluation_are_a_tie_not_an_order():
+    """Held-out evaluations every 100 steps; three skills all over the threshold at the first one (step 100). Their
+    windows lie somewhere before it, unmeasured: no sequentiality (it used to be 0, 'parallel', from three equal
+    points), they are listed as unresolved, and the run's summary groups them as a tie and warns."""
+    from skilltrain.report import learn_order_groups, learn_warnings
+
+    summary = make_summary(0, {"a": 100, "b": 100, "c": 100}, metric={**ACC, "split": "val"})
+    diag = domino_diagnostics(summary, [100, 200, 300], [[0.95, 1.0, 1.0]] * 3)
+    assert diag["sequentiality"] is None and diag["unresolved"] == ["a", "b", "c"]
+    assert learn_order_groups({"a": 100, "b": 100, "c": 100}) == [["a", "b", "c"]]
+    assert learn_order_groups({"a": 300, "b": 100, "c": 300, "d": None}) == [["b"], ["a", "c"]]
+    warnings = learn_warnings(summary | {"domino": diag}, first_measurement=100)
+    assert any("first evaluation" in w and "a, b, c" in w for w in warnings)
+    # two skills learned at the same evaluation after a window each: the same completion is a tie, they overlap
+    tie = domino_diagnostics(make_summary(0, {"a": 300, "b": 300}), [100, 200, 300], [[0.5, 0.7, 0.95], [0.5, 0.5, 0.95]])
+    assert tie["onset"] == {"a": 200, "b": 300} and tie["sequentiality"] == 0.0
+
+
+def test_the_printed_comparison_carries_the_interval_method_level_warnings_and_a_verdict(tmp_path, capsys):
+    """Three seeds, all faster: the printed table says 'not enough seeds to tell' (it printed a CI excluding 1 beside
+    p = 0.25, with the small-sample warning only in comparison.json)."""
+    from skilltrain.comparison.report import print_comparison
+
+    base = {s: make_summary(s, {"a": 400 + 10 * s}) for s in range(3)}
+    arm = {s: make_summary(s, {"a": 200 + s}) for s in range(3)}
+    result = compare_arms({"base": base, "fast": arm}, "base") | {"recipe": "synthetic"}
+    print_comparison(result, tmp_path)
+    out = capsys.readouterr().out
+    assert "not enough seeds to tell" in out and "order statistics" in out and "too few seeds for an interval" in out
+    assert "smallest p-value 3 pairs allow is 0.25" in out
+
+
+def test_the_run_table_ranks_ties_and_prints_the_warnings():
+    import io
+
+    from rich.console import Console
+
+    from skilltrain.report import learn_order_groups, learn_warnings, print_table
+
+    summary = make_summary(0, {"a": 100, "b": 100, "c": 300}, metric={**ACC, "split": "val", "min_samples": 0})
+    summary["learn_order_groups"] = learn_order_groups({"a": 100, "b": 100, "c": 300})
+    summary["warnings"] = learn_warnings(summary, first_measurement=100)
+    buf = io.StringIO()
+    print_table(summary, Console(file=buf, width=200))
+    text = buf.getvalue()
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.count("│") > 2]
+    rows = {c[0]: c[-1] for c in cells if c and c[0] in ("a", "b", "c")}
+    assert rows == {"a": "1=", "b": "1=", "c": "3"}
+    assert "first evaluation (step 100)" in text

@@ -48,7 +48,7 @@ def test_a_suite_gives_a_leaderboard_that_the_runs_reproduce(tmp_path):
     assert [board["tasks"][t]["inverse_frequency"]["speedup"]["median"] for t in ("domino", "regression")] == \
         pytest.approx(medians)
     assert overall["geomean_speedup"] == pytest.approx(math.exp(sum(map(math.log, medians)) / 2))
-    assert overall["ci"][0] <= overall["geomean_speedup"] <= overall["ci"][1]
+    assert overall["ci"] is None and "too few seeds" in overall["ci_note"]  # 2 seeds a task: no interval has 85%
     assert "| inverse_frequency | 2 |" in (tmp_path / "b/leaderboard.md").read_text()
     assert (tmp_path / "b/leaderboard.png").stat().st_size > 10_000
     again = run_cli(*args)

@@ -114,4 +114,4 @@ def test_rhm_sample_complexity_on_a_small_grid(tmp_path, monkeypatch, capsys):
     slope = np.polyfit(np.log([r["prediction"] for r in rows]), np.log([r["P_star"] for r in rows]), 1)[0]
     assert fit["b"] == pytest.approx(slope) and fit["rows_fitted"] == 3 and fit["ci95"] is None  # one seed
     assert (tmp_path / "rhm_sample_complexity.png").is_file()
-    assert f"b = {fit['b']:.2f} (one seed: no interval)" in capsys.readouterr().out
+    assert f"b = {fit['b']:.2f} (too few seeds for an interval" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import json
 import math
 from types import SimpleNamespace
 
+import pytest
 import torch
 from conftest import fit_quietly
 
@@ -93,3 +94,24 @@ def test_train_rows_are_logged_at_the_steps_the_curves_keep(tmp_path):
     assert train == [0, 10, 20, 30] and val == [20, 40]
     ckpt = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)
     assert [int(r[0]) for r in ckpt["callbacks"]["SkillProgress"]["train_curve"]] == train
+
+
+def test_train_and_val_loss_are_one_quantity_and_learn_steps_carry_their_resolution(tmp_path):
+    """train/loss and val/loss are both the mean over skills of the per-skill losses (train/loss was the sum, a 3×
+    gap on three skills); with held-out evaluations every 20 steps and every skill over the threshold at the first
+    one, the summary gives each learn step's resolution (20), groups the skills as a tie, warns, and has no
+    sequentiality (it used to show an order 1/2/3 and a sequentiality of 0)."""
+    fit_quietly("recipe=compositional", "trainer.max_steps=40", "trainer.log_every_n_steps=10",
+                "trainer.val_check_interval=20", "metric.split=val", "metric.name=loss", "metric.threshold=1000",
+                out_dir=tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run/metrics.csv").open()))
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    skills = list(summary["skills"])
+    for row in rows:
+        for total, part in (("train/loss", "loss"), ("val/loss", "val_loss")):
+            if row.get(total):
+                mean = sum(float(row[f"skill/{s}/{part}"]) for s in skills) / len(skills)
+                assert float(row[total]) == pytest.approx(mean, rel=1e-6), (total, row["step"])
+    assert all(s["learned_step"] == 20 and s["learned_resolution"] == 20 for s in summary["skills"].values())
+    assert summary["learn_order_groups"] == [skills] and summary["domino"]["sequentiality"] is None
+    assert any("first evaluation (step 20)" in w for w in summary["warnings"])

@@ -11,16 +11,19 @@ import pytest
 from skilltrain.sweep import fit_power_law, parse, point_name
 
 
-def test_a_power_law_is_fitted_in_log_log_with_a_bootstrap_over_seeds():
+def test_a_power_law_is_fitted_in_log_log_with_an_interval_over_seeds():
     x = np.array([10.0, 100.0, 1000.0])
     clean = 3.0 * x**-0.5
-    losses = np.stack([clean * f for f in (0.9, 1.0, 1.1)], axis=1)  # seeds scale the loss: the slope stays 0.5
+    losses = np.stack([clean * f for f in (0.9, 1.0, 1.1, 0.95, 1.05)], axis=1)  # seeds scale the loss: slope 0.5
     fit = fit_power_law(x, losses)
     assert fit["value"] == pytest.approx(0.5, abs=1e-9) and fit["r2"] == pytest.approx(1.0)
     assert fit["ci95"] == pytest.approx([0.5, 0.5], abs=1e-9) and fit["prefactor"] == pytest.approx(3.0)
-    noisy = losses * np.array([[1.0, 1.3, 0.8], [1.0, 0.7, 1.2], [1.0, 1.1, 0.9]])
+    assert fit["ci_level"] == pytest.approx(0.9375) and fit["floor"] == 0.0  # 5 seeds: [min, max] has 93.75%
+    noisy = losses * np.array([[1.0, 1.3, 0.8, 1.1, 0.9], [1.0, 0.7, 1.2, 0.9, 1.1], [1.0, 1.1, 0.9, 1.0, 1.0]])
     fit = fit_power_law(x, noisy)
     assert fit["ci95"][0] < fit["value"] < fit["ci95"][1]
+    few = fit_power_law(x, losses[:, :3])  # 3 seeds: no interval can have its coverage
+    assert few["value"] == pytest.approx(0.5) and few["ci95"] is None and "too few seeds" in few["ci_note"]
     assert fit_power_law(x, np.zeros((3, 2)))["value"] is None  # no positive loss: no exponent, said so
     assert fit_power_law(np.array([5.0, 5.0]), np.ones((2, 2)))["value"] is None  # one x value: no slope
 
@@ -53,6 +56,8 @@ def test_the_grid_and_its_names():
     (["recipe=domino_2task", "sweep.optim.name=[adam,sgd]"], "sweep.optim.name"),  # refused before anything runs
     (["recipe=domino_2task", "sweep=[1,2]"], "sweep"),
     (["recipe=rhm_cnn", "sweep.data.n_samples=[128,null]", "sweep.data.m=[3,4]"], "sweep.data.n_samples"),
+    (["recipe=domino_2task", "sweep.optim.lr=[nan,0.1]", "sweep.model.depth=[2,3]"], "sweep.optim.lr"),  # "nan": no value
+    (["recipe=domino_2task", "sweep.optim.lr=[0.1,0.2]", "sweep.floor=-1"], "sweep.floor"),
 ])
 def test_bad_sweeps_are_one_line_and_exit_2(args, key, capsys):
     from skilltrain.cli import main
@@ -92,12 +97,15 @@ def test_sample_complexity_is_where_the_median_error_falls_to_a_tenth_of_chance_
     assert crossing(sizes, np.array([0.05, 0.04, 0.0, 0.0]), 0.075) == (None, "below")
     assert crossing(sizes, np.array([0.5, 0.4, 0.3, 0.2]), 0.075) == (None, "above")
     assert crossing(sizes, np.array([0.5, np.nan, 0.05, 0.0]), 0.075)[0] == pytest.approx(100 * 4**(0.425 / 0.45))
-    same = np.repeat(np.array([[0.5], [0.3], [0.05], [0.0]]), 3, axis=1)  # three identical seeds: no spread
+    same = np.repeat(np.array([[0.5], [0.3], [0.05], [0.0]]), 5, axis=1)  # five identical seeds: no spread
     measured = sample_complexity(list(sizes), same, 0.075)
     assert measured["P_star"] == pytest.approx(200 * 2**0.9) and measured["ci95"] == pytest.approx([200 * 2**0.9] * 2)
-    spread = same + np.array([[0.0, 0.0, 0.0], [0.0, -0.2, 0.1], [0.0, 0.0, 0.1], [0.0, 0.0, 0.0]])
-    lo, hi = sample_complexity(list(sizes), spread, 0.075)["ci95"]
-    assert lo < 200 * 2**0.9 and hi == pytest.approx(400 * 2**((0.15 - 0.075) / 0.15))
+    assert measured["ci_level"] == pytest.approx(0.9375)
+    spread = same + np.array([[0.0] * 5, [0.0, -0.2, 0.1, 0.0, 0.0], [0.0, 0.0, 0.1, 0.0, 0.0], [0.0] * 5])
+    lo, hi = sample_complexity(list(sizes), spread, 0.075)["ci95"]  # [min, max] of the seeds' own P*
+    assert lo == pytest.approx(200 * 2**0.5) and hi == pytest.approx(400 * 2**((0.15 - 0.075) / 0.15))
+    three = sample_complexity(list(sizes), same[:, :3], 0.075)
+    assert three["ci95"] is None and "too few seeds" in three["note"]
     never = sample_complexity(list(sizes), np.full((4, 2), 0.5), 0.075)
     assert never["P_star"] is None and never["where"] == "above" and "P* > 800" in never["note"]
 
@@ -162,3 +170,16 @@ def test_sample_complexity_per_setting_counts_every_class_alike_and_says_which_r
     assert m4["data.m"] == 4 and m4["P_star"] is None and m4["where"] == "no data" and m4["runs"] == [0, 0]
     markdown = (tmp_path / "sweep.md").read_text()
     assert "| 4 | — | no data | — |" in markdown and (tmp_path / "sample_complexity.png").is_file()
+
+
+def test_a_power_law_with_an_irreducible_floor_is_fitted_when_asked():
+    """L = 0.2 + 3·x^(−0.5): a pure power law bends (α too small); subtracting the given or fitted floor recovers 0.5."""
+    x = np.array([10.0, 100.0, 1000.0, 10000.0, 100000.0])
+    losses = np.stack([0.2 + 3.0 * x**-0.5 * f for f in (0.9, 1.0, 1.1, 0.95, 1.05)], axis=1)
+    pure = fit_power_law(x, losses)
+    assert pure["value"] < 0.3 and pure["floor"] == 0.0
+    given = fit_power_law(x, losses, 0.2)
+    assert given["value"] == pytest.approx(0.5, abs=1e-6) and given["floor_method"] == "given"
+    fitted = fit_power_law(x, losses, "fit")
+    assert fitted["floor_method"] == "fitted" and fitted["floor"] == pytest.approx(0.2, rel=0.02)
+    assert fitted["value"] == pytest.approx(0.5, abs=0.02)

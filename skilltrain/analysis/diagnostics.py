@@ -78,7 +78,8 @@ def sequentiality_index(windows: Sequence[tuple[float, float]]) -> float | None:
     that starts where another ends does not overlap it), 0.5 for two equal windows that half-overlap.
 
     A zero-length window (a skill that goes from onset to learned between two measurements) is a point: its
-    overlap is 1 if it lies strictly inside the other window or on the same point, else 0. Every pair counts
+    overlap is 1 if it lies inside the other window after its start (at its end too: two skills learned at the same
+    step are a tie, not an order) or on the same point, else 0. Every pair counts
     equally (weighting pairs by window length would let zero-length windows drop out and one slow pair dominate).
     None for fewer than two windows.
     """
@@ -95,7 +96,7 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
     """The share of the shorter of two windows inside the other (see `sequentiality_index`)."""
     (a0, a1), (b0, b1) = sorted((a, b), key=lambda w: w[1] - w[0])
     if a1 == a0:
-        return 1.0 if b0 < a0 < b1 or b0 == b1 == a0 else 0.0
+        return 1.0 if b0 < a0 <= b1 or b0 == b1 == a0 else 0.0
     return max(0.0, min(a1, b1) - max(a0, b0)) / (a1 - a0)
 
 
@@ -106,11 +107,13 @@ def domino_diagnostics(summary: Mapping, steps: Sequence[int], values: Sequence[
     threshold, on the split it was measured on) per skill, in the order of `summary["skills"]`.
 
     Returns {"onset": {skill: step | None}, "completion": {skill: step | None}, "sequentiality": float | None,
-    "rare_vs_frequent": {"rare", "frequent", "t_ratio", "frequency_ratio"} | None}:
+    "rare_vs_frequent": {"rare", "frequent", "t_ratio", "frequency_ratio"} | None, "unresolved": [skills]}:
 
     - completion is the summary's exact `learned_step` (the curves are only sampled every few steps); onset is
       read off the curves (`onset_and_completion`) and, for a learned skill, is at most its completion.
-    - sequentiality: `sequentiality_index` of the learned skills' windows (None if fewer than two).
+    - sequentiality: `sequentiality_index` of the learned skills' windows (None if fewer than two), leaving out the
+      skills learned at the first measurement (`unresolved`): their window lies somewhere before it, unmeasured, and
+      a shared first-measurement step is a tie that says nothing about order or overlap.
     - rare_vs_frequent: the least and most frequent skills (by `frequency`; the first in declared order on a
       tie), t_ratio = t_rare / t_frequent of their learn steps (None unless both are learned, t_frequent > 0),
       frequency_ratio = p_frequent / p_rare. None when all skills are equally frequent.
@@ -128,7 +131,9 @@ def domino_diagnostics(summary: Mapping, steps: Sequence[int], values: Sequence[
         if learned is not None and (curve_onset is None or curve_onset > learned):
             curve_onset = learned
         onset[skill] = curve_onset
-    windows = [(onset[s], completion[s]) for s in skills if completion[s] is not None]
+    first = steps[0] if len(steps) else None
+    unresolved = [s for s in skills if completion[s] is not None and first is not None and completion[s] <= first]
+    windows = [(onset[s], completion[s]) for s in skills if completion[s] is not None and s not in unresolved]
 
     freq = {s: summary["skills"][s]["frequency"] for s in skills}
     rare, frequent = min(skills, key=freq.__getitem__), max(skills, key=freq.__getitem__)
@@ -142,4 +147,4 @@ def domino_diagnostics(summary: Mapping, steps: Sequence[int], values: Sequence[
             "frequency_ratio": freq[frequent] / freq[rare] if freq[rare] > 0 else None,
         }
     return {"onset": onset, "completion": completion, "sequentiality": sequentiality_index(windows),
-            "rare_vs_frequent": rare_vs_frequent}
+            "rare_vs_frequent": rare_vs_frequent, "unresolved": unresolved}

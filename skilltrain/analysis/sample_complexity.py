@@ -4,9 +4,11 @@ The held-out error of a run is the mean over skills of 1 − the skill's held-ou
 skill has its own held-out set; where skills are classes this is the balanced error, whose chance level is
 1 − 1/n_classes whatever the class frequencies). P* is where the median error over seeds falls to a threshold and
 stays there at every larger P of the grid, interpolated linearly in log P between the two grid points around the
-crossing. The threshold is a tenth of chance's error, (1 − 1/n_classes) / 10 (0.075 for 4 classes). The 95% interval
-is a bootstrap over seeds (the same resampled seeds at every P). A crossing outside the grid has no value, only a
-bound, and says so: widen the grid. Runs left out (diverged, failed) are listed per P in the note.
+crossing. The threshold is a tenth of chance's error, (1 − 1/n_classes) / 10 (0.075 for 4 classes). The interval
+is for the median over seeds of each seed's own P* (its error curve's crossing; one beyond the grid is a bound), a
+distribution-free order-statistic interval (`skilltrain.analysis.stats.median_interval`) with the level it achieves
+(nominal 95%; none with fewer than 4 seeds: "too few seeds for an interval"). A crossing outside the grid has no
+value, only a bound, and says so: widen the grid. Runs left out (diverged, failed) are listed per P in the note.
 
 For the Random Hierarchy Model (Cagnetta, Petrini, Wyart et al.) deep networks need P* ∝ n_c·m^L samples, far fewer
 than the n_c·m^((s^L − 1)/(s − 1)) distinct inputs; `examples/rhm_sample_complexity.py` measures it.
@@ -19,7 +21,7 @@ import warnings
 
 import numpy as np
 
-BOOTSTRAP = 2000
+BOOTSTRAP = 2000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
 CHANCE_FRACTION = 0.1  # the threshold, as a fraction of chance's error
 
 
@@ -53,28 +55,34 @@ def median_over_seeds(errors: np.ndarray) -> np.ndarray:
 
 
 def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float | None) -> dict:
-    """errors [points, seeds] (NaN: a run left out) → {"P_star", "ci95", "threshold", "where", "median_error", "runs",
-    "note"}. ci95's ends are None where they lie beyond the grid (below its smallest P, above its largest). `limit`
-    is None only when no run finished (no task to take a class count from)."""
+    """errors [points, seeds] (NaN: a run left out) → {"P_star", "ci95", "ci_level", "ci_method", "threshold", "where",
+    "median_error", "runs", "note"}. ci95's ends are None where they lie beyond the grid (below its smallest P, above
+    its largest); ci_level is the coverage it achieves. `limit` is None only when no run finished (no task to take a
+    class count from)."""
+    from skilltrain.analysis.stats import median_interval
+
     sizes_ = np.asarray(sizes, dtype=float)
     runs = np.isfinite(errors).sum(axis=1)
     median = median_over_seeds(errors)
-    out = {"P_star": None, "ci95": None, "threshold": limit, "where": "no data",
+    out = {"P_star": None, "ci95": None, "ci_level": None, "ci_method": None, "threshold": limit, "where": "no data",
            "median_error": [None if not np.isfinite(v) else float(v) for v in median], "runs": runs.tolist(),
            "note": "no finished run to measure"}
     if not runs.any():
         return out
     value, where = crossing(sizes_, median, limit)
     seeds = errors.shape[1]
-    used = int(np.isfinite(errors).any(axis=0).sum())  # seeds with at least one run
-    draws = []
-    rng = np.random.default_rng(0)
-    for _ in range(BOOTSTRAP if used > 1 else 0):
-        v, w = crossing(sizes_, median_over_seeds(errors[:, rng.integers(0, seeds, seeds)]), limit)
-        draws.append(v if w == "grid" else (0.0 if w == "below" else math.inf))
-    if value is not None and draws:  # order statistics, not interpolation: the draws beyond the grid are 0 and inf
-        lo, hi = np.quantile(draws, 0.025, method="lower"), np.quantile(draws, 0.975, method="higher")
-        out["ci95"] = [float(lo) if lo > 0 else None, float(hi) if math.isfinite(hi) else None]
+    per_seed = []  # each seed's own P*: below the grid 0, beyond it inf (bounds, which order statistics handle)
+    for j in range(seeds):
+        if np.isfinite(errors[:, j]).any():
+            v, w = crossing(sizes_, errors[:, j], limit)
+            per_seed.append(v if w == "grid" else (0.0 if w == "below" else math.inf))
+    interval = median_interval(per_seed)
+    if value is not None:
+        out["ci_method"] = "the median of per-seed P*: " + interval["method"]
+        if interval["ci"] is not None:
+            lo, hi = interval["ci"]
+            out["ci95"] = [lo if lo > 0 else None, hi if math.isfinite(hi) else None]
+            out["ci_level"] = interval["level"]
     notes = {"grid": [],
              "below": [f"the median error is ≤ {limit:.3g} already at the smallest P ({sizes_.min():g}): P* ≤ that; "
                        "extend the grid downwards"],
@@ -83,8 +91,8 @@ def sample_complexity(sizes: list[float], errors: np.ndarray, limit: float | Non
     short = [f"{p:g} ({n} of {seeds})" for p, n in zip(sizes_, runs) if n < seeds]
     if short:
         notes.append(f"runs at P = {', '.join(short)}: the others diverged, failed or are missing and are left out")
-    if value is not None and used < 3:
-        notes.append("one seed: no interval" if used == 1 else f"only {used} seeds: the interval is rough")
+    if value is not None and interval["note"]:
+        notes.append(f"interval: {interval['note']}")
     return {**out, "P_star": value, "where": where, "note": "; ".join(notes) or None}
 
 
@@ -102,7 +110,7 @@ def plot(path, groups: list[dict]) -> None:
         sizes, errors = np.asarray(group["sizes"], dtype=float), np.asarray(group["errors"], dtype=float)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            lo, mid, hi = np.nanpercentile(errors, [25, 50, 75], axis=1)
+            lo, mid, hi = np.nanpercentile(errors, [25, 50, 75], axis=1)  # the median: as stats.median
         ok = np.isfinite(mid)
         sc = group["sample_complexity"]
         star = f"P* = {sc['P_star']:.3g}" if sc["P_star"] is not None else {

@@ -7,7 +7,17 @@ variation. For each skill, for "all skills learned" and for the wall-clock time 
 - per arm: how many runs were used, how many were censored (the skill was never learned within the budget,
   the run's `steps`), and the median and quartiles of the learn step;
 - per arm other than the baseline: the paired speedup t_baseline / t_arm (> 1: the arm is faster), its median,
-  a percentile-bootstrap confidence interval of that median, and a Wilcoxon signed-rank p-value.
+  a distribution-free confidence interval of that median (`median_interval`: order statistics, with the level it
+  achieves at this many seeds, or none when too few seeds allow one), a Wilcoxon signed-rank p-value and a one-line
+  verdict (`verdict`).
+
+Intervals. Every interval skilltrain reports (speedups here, the benchmark's leaderboard, the sweep's exponents,
+the sample complexity P*) comes from `median_interval` (or `mean_log_interval`, built on it): the interval between
+two order statistics of n independent values covers their population median with a probability that depends only
+on n (the binomial distribution with p = 1/2), whatever the values' distribution. It is exact, not asymptotic, so it
+holds at the 3–10 seeds people run; the level is the one achieved at n (at 5 seeds the widest interval, [min, max],
+has 93.75%, not 95%), and below `MIN_LEVEL` no interval is reported ("too few seeds for an interval"). A percentile
+bootstrap, used before, cannot do this: over 3 seeds it has 10 distinct resamples and covers about 75%.
 
 Censoring. A run that never learns a skill enters at its budget B (a lower bound on its true learn step) and is
 counted in `n_censored`. Censored runs are the largest values, so a quantile is exact when it depends only on
@@ -43,6 +53,10 @@ Times = dict[Seed, tuple[float, bool]]  # seed -> (time, censored)
 QUANTILES = {"median": 0.5, "q1": 0.25, "q3": 0.75}
 
 
+MIN_LEVEL = 0.85  # an interval whose achieved level is below this is not reported: 4 seeds (87.5%) is the fewest
+CI_METHOD = "order statistics (distribution-free interval of a median; binomial, exact)"
+
+
 def median(values) -> float | None:
     """The median of the finite values (the mean of the two middle ones for an even count, as np.median), or None
     when there are none. The one median of the package: never torch.median, which returns the lower middle value
@@ -52,19 +66,104 @@ def median(values) -> float | None:
     return float(np.median(arr)) if arr.size else None
 
 
+def order_statistic_level(n: int, k: int) -> float:
+    """The probability that [x_(k), x_(n+1−k)] (1-based order statistics of n independent values, k ≤ n/2 + 1/2)
+    covers the population median: 1 − 2 · P(Binomial(n, 1/2) ≤ k − 1), for any continuous distribution (with ties,
+    at least that)."""
+    return float(1 - 2 * stats.binom.cdf(k - 1, n, 0.5))
+
+
+def median_interval(values, confidence: float = 0.95, min_level: float = MIN_LEVEL) -> dict:
+    """A distribution-free confidence interval for the median of the population the values are drawn from.
+
+    The narrowest interval between order statistics, [x_(k), x_(n+1−k)], whose coverage is ≥ `confidence`; when
+    even [min, max] falls short (fewer than 6 values for 95%), [min, max] with the level it does achieve, if that is
+    ≥ `min_level`, else no interval. NaN values are left out; ±inf are allowed (a value known only to lie beyond a
+    bound). Returns {"ci": [low, high] | None, "level": achieved coverage | None, "method", "n", "note": str | None}.
+    """
+    x = np.sort(np.asarray([v for v in np.asarray(values, dtype=float).ravel() if not math.isnan(v)], dtype=float))
+    n = int(x.size)
+    out: dict[str, Any] = {"ci": None, "level": None, "method": CI_METHOD, "n": n, "note": None}
+    if n == 0:
+        out["note"] = "no values"
+        return out
+    k = 1
+    while k + 1 <= (n + 1) // 2 and order_statistic_level(n, k + 1) >= confidence:
+        k += 1
+    level = order_statistic_level(n, k)
+    if level < min_level:
+        out["note"] = ("too few seeds for an interval: one value" if n == 1 else
+                       f"too few seeds for an interval: with n = {n} the widest interval, [min, max], covers the "
+                       f"median with {level:.1%} only")
+        return out
+    out["ci"], out["level"] = [float(x[k - 1]), float(x[n - k])], level
+    if level < confidence:
+        out["note"] = (f"n = {n}: the widest interval, [min, max], covers the median with {level:.1%}, "
+                       f"less than {confidence:.0%}")
+    return out
+
+
+def mean_log_interval(groups, confidence: float = 0.95, min_level: float = MIN_LEVEL) -> dict:
+    """A confidence interval for exp(mean over groups of log(median of group g)), e.g. the geometric mean over
+    tasks of per-task median speedups, from independent groups of positive values.
+
+    Each group gets a `median_interval` of its logs at level confidence^(1/G); all G cover at once with probability
+    ≥ the product of their achieved levels (the groups are independent), and then the mean of their lower (upper)
+    ends bounds the mean of the log medians from below (above): that product is the level stated. Below `min_level`
+    no interval. Returns the same keys as `median_interval`.
+    """
+    groups = [np.log(np.asarray(g, dtype=float)) for g in groups]
+    out: dict[str, Any] = {"ci": None, "level": None, "method": f"{CI_METHOD}, per group at a joint level",
+                           "n": [int(g.size) for g in groups], "note": None}
+    if not groups:
+        out["note"] = "no groups"
+        return out
+    each = [median_interval(g, confidence ** (1 / len(groups)), min_level=0.0) for g in groups]
+    if any(e["ci"] is None for e in each):
+        out["note"] = "too few seeds for an interval: a group has no values"
+        return out
+    level = float(np.prod([e["level"] for e in each]))
+    if level < min_level:
+        out["note"] = (f"too few seeds for an interval: {', '.join(map(str, out['n']))} seeds per group give a joint "
+                       f"coverage of {level:.1%} only")
+        return out
+    out["ci"] = [math.exp(float(np.mean([e["ci"][0] for e in each]))), math.exp(float(np.mean([e["ci"][1] for e in each])))]
+    out["level"] = level
+    if level < confidence:
+        out["note"] = (f"{', '.join(map(str, out['n']))} seeds per group: the joint coverage is {level:.1%}, "
+                       f"less than {confidence:.0%}")
+    return out
+
+
+def verdict(speedup: Mapping) -> str:
+    """One line for a speedup: "faster" / "slower" (its interval excludes 1), "no clear difference" (it includes 1),
+    "not enough seeds to tell" (no interval), "no pairs to compare"."""
+    if not speedup.get("n_pairs"):
+        return "no pairs to compare"
+    ci = speedup.get("ci")
+    if ci is None:
+        return "not enough seeds to tell"
+    if ci[0] > 1:
+        return "faster"
+    if ci[1] < 1:
+        return "slower"
+    return "no clear difference"
+
+
 CSV_COLUMNS = ["quantity", "skill", "arm", "n", "n_censored", "n_diverged", "median", "median_censored", "q1",
                "q1_censored", "q3", "q3_censored", "speedup_n_pairs", "speedup_n_arm_censored", "speedup_n_baseline_censored",
                "speedup_n_both_censored", "speedup_n_undefined", "speedup_median", "speedup_ci_low", "speedup_ci_high",
-               "speedup_p_value"]
+               "speedup_p_value", "speedup_ci_level", "speedup_verdict"]
 
 
 def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: str, *, confidence: float = 0.95,
-                 n_resamples: int = 9999, random_state: int = 0) -> dict:
+                 n_resamples: int | None = None, random_state: int | None = None) -> dict:
     """Compare every arm with `baseline` over paired seeds; the result is JSON-ready.
 
     A seed that some arm has but another lacks counts as missing in the arm that lacks it. Runs must agree on
-    the skills and on the learn-step metric (name, threshold, split), else ValueError. `random_state` seeds
-    the bootstrap, so the same runs always give the same intervals.
+    the skills and on the learn-step metric (name, threshold, split), else ValueError. The intervals are exact
+    order statistics (`median_interval`), so the same runs always give the same intervals; `n_resamples` and
+    `random_state` (the bootstrap's, before) are accepted and unused.
 
     Returns {"baseline", "arms", "seeds": {arm: [seeds used]}, "metric", "budget": {arm: max steps},
     "confidence", "skills": {skill: {arm: stats}}, "all_learned": {arm: stats}, "wall_seconds": {arm: stats},
@@ -73,7 +172,8 @@ def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: st
     `{"n", "n_censored", "n_diverged", "median",
     "median_censored", "q1", "q1_censored", "q3", "q3_censored"}` plus, for every arm but the baseline,
     "speedup": {"n_pairs", "n_arm_censored", "n_baseline_censored", "n_both_censored", "n_undefined", "median",
-    "ci": [low, high] | None, "ci_note", "p_value", "p_note"}.
+    "ci": [low, high] | None, "ci_level" (the coverage it achieves), "ci_method", "ci_note", "p_value", "p_note",
+    "verdict"}.
     """
     if baseline not in runs:
         raise ValueError(f"baseline arm {baseline!r} is not among the arms {list(runs)}")
@@ -99,7 +199,7 @@ def compare_arms(runs: Mapping[str, Mapping[Seed, Summary | None]], baseline: st
         out = {arm: {**_distribution(times[arm]),
                      "n_diverged": sum(s["status"] == "diverged" for s in among[arm].values())} for arm in arms}
         for arm in arms[1:]:
-            out[arm]["speedup"] = _speedup(times[baseline], times[arm], confidence, n_resamples, random_state)
+            out[arm]["speedup"] = _speedup(times[baseline], times[arm], confidence)
         return out
 
     return {
@@ -167,48 +267,35 @@ def _distribution(times: Times) -> dict:
     return out
 
 
-def _min_pairs_for_ci(confidence: float) -> int:
-    """The smallest n whose sample range covers the median with probability ≥ `confidence` (1 − 2^(1−n)).
-
-    A percentile-bootstrap interval of a median lies within the sample's range, so with fewer pairs it cannot
-    reach its nominal coverage (6 for 95%).
-    """
-    return math.ceil(1 - math.log2(1 - confidence))
-
-
-def _speedup(base: Times, arm: Times, confidence: float, n_resamples: int, random_state: int) -> dict:
-    """Paired speedup t_baseline / t_arm over the seeds both arms have: median, bootstrap CI, Wilcoxon p."""
+def paired_ratios(base: Times, arm: Times) -> tuple[list[tuple[tuple[float, bool], tuple[float, bool]]], int]:
+    """(pairs, n_undefined): the (baseline, arm) times of the seeds both have, leaving out the pairs with a time of 0
+    (a skill learned at step 0, before any update, has no speed: t_baseline / t_arm is undefined), and their count.
+    The one rule for a learn step of 0, in comparisons and the benchmark alike."""
     pairs = [(base[s], arm[s]) for s in base if s in arm]
-    defined = [(b, a) for b, a in pairs if b[0] > 0 and a[0] > 0]  # learned at step 0 (before any update): no speed
-    tb = np.array([b[0] for b, _ in defined])
-    ta = np.array([a[0] for _, a in defined])
-    ratio = tb / ta
+    defined = [(b, a) for b, a in pairs if b[0] > 0 and a[0] > 0]
+    return defined, len(pairs) - len(defined)
+
+
+def _speedup(base: Times, arm: Times, confidence: float) -> dict:
+    """Paired speedup t_baseline / t_arm over the seeds both arms have: median, order-statistic CI, Wilcoxon p."""
+    defined, undefined = paired_ratios(base, arm)
+    ratio = np.array([b[0] / a[0] for b, a in defined])
     n = int(ratio.size)
+    interval = median_interval(ratio, confidence)
     out: dict[str, Any] = {
         "n_pairs": n,
         "n_arm_censored": sum(a[1] and not b[1] for b, a in defined),
         "n_baseline_censored": sum(b[1] and not a[1] for b, a in defined),
         "n_both_censored": sum(b[1] and a[1] for b, a in defined),
-        "n_undefined": len(pairs) - n,
-        "median": float(np.median(ratio)) if n else None,
-        "ci": None,
-        "ci_note": None,
+        "n_undefined": undefined,
+        "median": median(ratio),
+        "ci": interval["ci"],
+        "ci_level": interval["level"],
+        "ci_method": interval["method"],
+        "ci_note": interval["note"] if n else "no pairs",
         "p_value": None,
         "p_note": None,
     }
-    min_n = _min_pairs_for_ci(confidence)
-    if n < 3:
-        out["ci_note"] = f"n = {n} pairs < 3: too few to resample"
-    elif np.all(ratio == ratio[0]):
-        out["ci_note"] = "all ratios are equal: nothing to resample"
-    else:
-        res = stats.bootstrap((tb, ta), lambda b, a, axis: np.median(b / a, axis=axis), paired=True, vectorized=True,
-                              n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                              rng=np.random.default_rng(random_state))
-        out["ci"] = [float(res.confidence_interval.low), float(res.confidence_interval.high)]
-        if n < min_n:  # reported, with the caveat: users run 5 seeds; the interval is then the sample's range or less
-            out["ci_note"] = (f"n = {n} pairs < {min_n}: a bootstrap interval of a median is within the sample range "
-                              f"and undercovers; read it as approximate")
     log_ratio = np.log(ratio)
     if n < 2:
         out["p_note"] = f"n = {n} pairs < 2"
@@ -216,6 +303,9 @@ def _speedup(base: Times, arm: Times, confidence: float, n_resamples: int, rando
         out["p_note"] = "all ratios are 1: no difference to test"
     else:
         out["p_value"] = float(stats.wilcoxon(log_ratio).pvalue)  # zero differences (ratio 1) are dropped
+        if out["p_value"] and n < 6:
+            out["p_note"] = f"n = {n} pairs: the smallest p-value {n} pairs allow is {2 ** (1 - n):.3g}"
+    out["verdict"] = verdict(out)
     return out
 
 
@@ -229,33 +319,60 @@ def _rows(result: Mapping) -> list[tuple[str, str, str, dict]]:
     return rows
 
 
+def speedup_cell(sp: Mapping) -> str:
+    """`2.10× [1.50, 3.00] 93.8%` (the interval and the level it achieves), `2.10× [no CI]`; † when pairs were censored."""
+    dagger = "†" if sp["n_arm_censored"] + sp["n_baseline_censored"] + sp["n_both_censored"] else ""
+    ci = "no CI" if sp["ci"] is None else f"{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}"
+    level = f" {sp['ci_level']:.1%}" if sp.get("ci_level") is not None else ""
+    return f"{sp['median']:.2f}×{dagger} [{ci}]{level}"
+
+
+def interval_notes(result: Mapping) -> list[str]:
+    """The interval method and level, and every speedup's warning (too few seeds, a level below the nominal one)."""
+    level = f"{result['confidence']:.0%}"
+    notes = [f"Speedup interval: {CI_METHOD}; nominal level {level}, the level achieved at each row's number of "
+             f"pairs shown beside it (at 5 pairs [min, max] has 93.8%); fewer than 4 pairs: no interval (too few seeds "
+             f"for one), and the verdict is \"not enough seeds to tell\"."]
+    warned = {}
+    for quantity, skill, arm, st in _rows(result):
+        sp = st.get("speedup")
+        for note in (sp or {}).get("ci_note"), (sp or {}).get("p_note"):
+            if note:
+                warned.setdefault(note, []).append(f"{skill or quantity.replace('_', ' ')} · {arm}")
+    notes += [f"Warning ({', '.join(where)}): {note}." for note, where in warned.items()]
+    return notes
+
+
 def to_markdown(result: Mapping) -> str:
     """The comparison as a Markdown table with a caption-ready note, one row per quantity × arm.
 
     Columns: median [IQR] (a quantile that depends on a censored run shows as >budget), censored/used runs,
-    speedup × [CI] against the baseline (a † marks censored pairs), and the Wilcoxon p-value.
+    speedup × [CI] level against the baseline (a † marks censored pairs), the Wilcoxon p-value and the verdict;
+    the notes give the interval's method and every warning.
     """
     baseline, level = result["baseline"], f"{result['confidence']:.0%}"
-    lines = [f"| quantity | arm | median [IQR] | censored | speedup vs {baseline} [{level} CI] | p |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| quantity | arm | median [IQR] | censored | speedup vs {baseline} [CI] level | p | verdict |",
+             "|---|---|---|---|---|---|---|"]
     for quantity, skill, arm, st in _rows(result):
         label = {"learn_step": f"{skill} learn step", "all_learned_step": "all skills learned",
                  "wall_seconds": "wall-clock s"}[quantity]
         iqr = "{} [{}, {}]".format(*(_fmt(st, q, quantity, result["budget"][arm]) for q in ("median", "q1", "q3")))
-        speedup, p = "—", "—"
+        speedup, p, says = "—", "—", "—"
         if "speedup" in st and st["speedup"]["median"] is not None:
             sp = st["speedup"]
-            ci = "—" if sp["ci"] is None else f"{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}"
-            dagger = "†" if sp["n_arm_censored"] + sp["n_baseline_censored"] + sp["n_both_censored"] else ""
-            speedup = f"{sp['median']:.2f}×{dagger} [{ci}]"
+            speedup = speedup_cell(sp)
             p = "—" if sp["p_value"] is None else f"{sp['p_value']:.2g}"
+            says = sp.get("verdict") or verdict(sp)
         arm_label = f"{arm} (baseline)" if arm == baseline else arm
-        lines.append(f"| {label} | {arm_label} | {iqr} | {censored_cell(st)} | {speedup} | {p} |")
+        lines.append(f"| {label} | {arm_label} | {iqr} | {censored_cell(st)} | {speedup} | {p} | {says} |")
     notes = [
         "Median [IQR] over seeds; a run that never learned within its budget (in steps) enters at the budget and is "
         "counted as censored; a quantile that depends on such runs is shown as >budget.",
-        f"Speedup: t_{baseline} / t_arm per paired seed, median with a {level} percentile-bootstrap CI; p: two-sided "
-        "Wilcoxon signed-rank test on log speedups; † some pairs censored (the ratio is then moved toward 1).",
+        f"Speedup: t_{baseline} / t_arm per paired seed (pairs with a time of 0 left out), its median and a "
+        f"confidence interval of that median (nominal {level}); p: two-sided Wilcoxon signed-rank test on log "
+        "speedups; † some pairs censored (the ratio is then moved toward 1). Verdict: faster / slower when the "
+        "interval excludes 1, no clear difference when it includes 1.",
+        *interval_notes(result),
     ]
     return "\n".join(lines) + "\n\n" + "\n".join(notes + run_notes(result)) + "\n"
 
@@ -299,7 +416,8 @@ def csv_rows(result: Mapping) -> list[dict[str, Any]]:
         ci = sp.get("ci") or [None, None]
         row = {"quantity": quantity, "skill": skill, "arm": arm, **{k: v for k, v in st.items() if k != "speedup"},
                **{f"speedup_{k}": sp.get(k) for k in ("n_pairs", "n_arm_censored", "n_baseline_censored",
-                                                     "n_both_censored", "n_undefined", "median", "p_value")},
+                                                     "n_both_censored", "n_undefined", "median", "p_value",
+                                                     "ci_level", "verdict")},
                "speedup_ci_low": ci[0], "speedup_ci_high": ci[1]}
         out.append({c: row[c] for c in CSV_COLUMNS})
     return out

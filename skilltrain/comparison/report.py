@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skilltrain.analysis.stats import median
 from skilltrain.comparison.plan import Plan, _summary
 from skilltrain.errors import UserError
 
@@ -16,6 +17,7 @@ def analyse(plan: Plan) -> dict:
     from skilltrain.analysis import plots
     from skilltrain.analysis.representations import comparison_markdown, plot_comparison
     from skilltrain.analysis.stats import compare_arms, to_csv, to_markdown
+    from skilltrain.files import atomic_write_text
     from skilltrain.report import write_json
 
     summaries = {arm: {run.seed: _summary(run.run_dir) for run in plan.runs if run.arm == arm} for arm in plan.arms}
@@ -39,13 +41,13 @@ def analyse(plan: Plan) -> dict:
         result["representations"] = representations
     out = plan.directory
     write_json(out / "comparison.json", result)
-    (out / "comparison.csv").write_text(to_csv(result))
+    atomic_write_text(out / "comparison.csv", to_csv(result))
     metric = result["metric"]
     measured = (f"Learn step: first step with {metric['split']} {metric['name']} "
                 f"{'≤' if metric['name'] == 'loss' else '≥'} {metric['threshold']}." if metric else "No run finished.")
     header = f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n{measured}\n\n"
-    (out / "comparison.md").write_text(header + to_markdown(result) + (theory_fit_markdown(fits) if fits else "")
-                                       + (comparison_markdown(representations) if representations else ""))
+    atomic_write_text(out / "comparison.md", header + to_markdown(result) + (theory_fit_markdown(fits) if fits else "")
+                      + (comparison_markdown(representations) if representations else ""))
     if representations:
         plot_comparison(out / "representations.png", representations)
     if metric and skills:
@@ -97,12 +99,11 @@ def theory_fits(plan: Plan, seeds: dict) -> dict:
         entry = {"n": len(found), "n_runs": len(used)}
         for name in ("eta", "n0"):
             values = [f[name]["value"] for f in found]
-            q1, median, q3 = np.percentile(values, [25, 50, 75])
-            entry[name] = {"median": float(median), "q1": float(q1), "q3": float(q3),
+            q1, q3 = np.percentile(values, [25, 75])
+            entry[name] = {"median": median(values), "q1": float(q1), "q3": float(q3),
                            "n_determined": sum(f[name]["determined"] for f in found)}
         skills = list(found[0]["r2"])
-        entry["r2_median"] = {s: float(np.median([f["r2"][s] for f in found if f["r2"].get(s) is not None] or [np.nan]))
-                              for s in skills}
+        entry["r2_median"] = {s: median([f["r2"][s] for f in found if f["r2"].get(s) is not None]) for s in skills}
         fits[arm] = entry
     return fits
 
@@ -113,11 +114,15 @@ def theory_fit_markdown(fits: dict) -> str:
              "'determined': runs whose profile interval for the parameter spans at most a decade.", "",
              "| arm | runs | η_eff | determined | N0 | determined | median R² per skill |", "|---|---|---|---|---|---|---|"]
     for arm, f in fits.items():
-        r2 = ", ".join(f"{s} {v:.2f}" for s, v in f["r2_median"].items())
+        r2 = _r2_text(f["r2_median"])
         cells = [f"{f[k]['median']:.3g} [{f[k]['q1']:.3g}, {f[k]['q3']:.3g}] | {f[k]['n_determined']}/{f['n']}"
                  for k in ("eta", "n0")]
         lines.append(f"| {arm} | {f['n']}/{f['n_runs']} | {cells[0]} | {cells[1]} | {r2} |")
     return "\n".join(lines) + "\n"
+
+
+def _r2_text(r2_median: dict) -> str:
+    return ", ".join(f"{s} {'—' if v is None else format(v, '.2f')}" for s, v in r2_median.items())
 
 
 def _median_windows(used: dict, skills: list[str]) -> dict:
@@ -128,8 +133,7 @@ def _median_windows(used: dict, skills: list[str]) -> dict:
         for skill in skills:
             pairs = [(s["domino"]["onset"][skill], s["domino"]["completion"][skill]) for s in runs.values()
                      if s.get("domino") and s["domino"]["completion"][skill] is not None]
-            windows[arm][skill] = ((float(np.median([p[0] for p in pairs])), float(np.median([p[1] for p in pairs])))
-                                   if pairs else (None, None))
+            windows[arm][skill] = (median([p[0] for p in pairs]), median([p[1] for p in pairs]))
     return windows
 
 
@@ -137,12 +141,12 @@ def print_comparison(result: dict, directory: Path) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from skilltrain.analysis.stats import censored_cell, run_notes
+    from skilltrain.analysis.stats import censored_cell, interval_notes, run_notes, speedup_cell, verdict
     from skilltrain.report import console as make_console
 
     base = result["baseline"]
-    table = Table(title=escape(f"{result['recipe']}: speedup vs {base} (paired over seeds; median [95% CI], Wilcoxon p)"))
-    for column in ("skill", "arm", "median learn step [IQR]", "not learned", "speedup [CI]", "p"):
+    table = Table(title=escape(f"{result['recipe']}: speedup vs {base} (paired over seeds; median [CI] level, Wilcoxon p)"))
+    for column in ("skill", "arm", "median learn step [IQR]", "not learned", "speedup [CI] level", "p", "verdict"):
         table.add_column(column, justify="left" if column in ("skill", "arm") else "right")
 
     def fmt(v):
@@ -154,11 +158,11 @@ def print_comparison(result: dict, directory: Path) -> None:
             st = by_arm[arm]
             median = ">budget" if st.get("median_censored") else fmt(st["median"])
             sp = st.get("speedup")
-            speed = "" if sp is None or sp["median"] is None else f"{sp['median']:.2f}×" + (
-                f" [{sp['ci'][0]:.2f}, {sp['ci'][1]:.2f}]" if sp["ci"] else "")
+            speed = "" if sp is None or sp["median"] is None else speedup_cell(sp)
             p = "" if sp is None or sp["p_value"] is None else f"{sp['p_value']:.3g}"
+            says = "" if sp is None else sp.get("verdict") or verdict(sp)
             iqr = f"{median} [{fmt(st['q1'])}, {fmt(st['q3'])}]"
-            table.add_row(escape(skill), escape(arm), iqr, censored_cell(st), speed, p)
+            table.add_row(escape(skill), escape(arm), iqr, censored_cell(st), escape(speed), p, says)
     console = make_console()
     console.print(table)
     for arm, f in result.get("theory_fit", {}).items():
@@ -166,8 +170,10 @@ def print_comparison(result: dict, directory: Path) -> None:
                       f"{f['eta']['q3']:.3g}], N0 {f['n0']['median']:.3g} [{f['n0']['q1']:.3g}, {f['n0']['q3']:.3g}] "
                       f"(median \\[quartiles] of {f['n']} runs; determined in {f['eta']['n_determined']} and "
                       f"{f['n0']['n_determined']} of them; median R² "
-                      f"{', '.join(f'{s} {v:.2f}' for s, v in f['r2_median'].items())})")
-    for note in run_notes(result):
+                      f"{_r2_text(f['r2_median'])})")
+    for note in interval_notes(result)[:1]:
+        console.print(escape(note))
+    for note in interval_notes(result)[1:] + run_notes(result):
         console.print(escape(note), style="yellow")
     extra = ", representations.png" if result.get("representations") else ""
     console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png{extra}")

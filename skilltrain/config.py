@@ -22,6 +22,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from skilltrain.errors import UserError, closest, unknown
 from skilltrain.plugins import load_plugins
 from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
+from skilltrain.seeds import check_seed
 
 
 def require(ok: Any, key: str, message: str) -> None:
@@ -529,7 +530,9 @@ def _intervention_schemas(raw: DictConfig) -> dict[str, DictConfig]:
 
 def validate(cfg: DictConfig) -> None:
     """Value checks that a schema cannot express. Each failure names its key."""
-    require(cfg.seed >= 0, "seed", f"must be ≥ 0, got {cfg.seed}")
+    check_seed(cfg.seed, "seed")
+    if cfg.data.seed is not None:
+        check_seed(cfg.data.seed, "data.seed")
     require(cfg.diverge_factor is None or cfg.diverge_factor > 1, "diverge_factor",
             f"must be > 1 or null (non-finite loss only), got {cfg.diverge_factor}")
     t = cfg.trainer

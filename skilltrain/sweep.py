@@ -96,7 +96,7 @@ def parse(args: list[str]) -> tuple[dict[str, list], list[str]]:
 
 def sweep(args: list[str]) -> int:
     """The `sweep` command: exit 0, or 1 when a grid point has no finished run."""
-    from skilltrain.comparison import run_comparison
+    from skilltrain.comparison import check_directory, dry_run, execute, hold, plan
     from skilltrain.comparison.plan import _flatten
 
     axes, rest = parse(args)
@@ -114,14 +114,21 @@ def sweep(args: list[str]) -> int:
 
         tag = hashlib.blake2b(json.dumps([sorted(others), axes], sort_keys=True).encode(), digest_size=4).hexdigest()
         others.append(f"out_dir={Path('runs') / 'sweep' / (str(cli.get('recipe') or 'run') + '-' + tag)}")
-    try:
-        result = run_comparison([*others, *_flatten("arms", arms), *settings])
-    except KeyboardInterrupt:
-        return 130
-    if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
-        return 1
-    report = analyse_sweep(result.directory, axes, grid, names)
+    the_plan = plan([*others, *_flatten("arms", arms), *settings])
+    check_directory(the_plan)
+    if the_plan.settings.dry_run:
+        for line in dry_run(the_plan).commands:
+            print(line)
+        return 0
+    with hold(the_plan.directory, "sweep"):  # the runs and the analysis: one command at a time
+        try:
+            result = execute(the_plan)
+        except KeyboardInterrupt:
+            return 130
+        if result.error:
+            print(f"error: {result.error}", file=sys.stderr)
+            return 1
+        report = analyse_sweep(result.directory, axes, grid, names)
     print_sweep(report)
     print(f"sweep_dir: {result.directory}", flush=True)
     return 0

@@ -3,9 +3,15 @@ another, each in this process, each as `python -m skilltrain fit <args>` would.
 
     python -m skilltrain.worker <reply fd>          (started by skilltrain.comparison; not a user command)
 
-Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path}. For each,
-the worker points its standard output and error (the file descriptors, so Lightning's and W&B's own writers too) at
-the run's log file, runs the command, and answers on the reply pipe with one JSON line: {"exit": code}.
+Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path,
+"heartbeat": seconds}. For each, the worker points its standard output and error (the file descriptors, so
+Lightning's and W&B's own writers too) at the run's log file, runs the command, and answers on the reply pipe with one
+JSON line: {"exit": code}; while the run is under way it says {"alive": true} every `heartbeat` seconds, so that the
+comparison can tell a long run from a worker that stopped answering (which it kills, failing the run).
+
+A worker dies with the comparison that started it: when its parent process is gone (killed, crashed), the running
+fit is stopped as by SIGTERM (at the end of a step, with a checkpoint) and the worker exits; an orphaned worker never
+keeps training.
 
 Nothing leaks from one run into the next: every fit seeds torch, numpy and Python's RNGs from its own seed, restores
 the thread count, signal handlers and environment it changed, and finishes its W&B run; the worker restores the
@@ -19,8 +25,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
+
+GRACE = 60.0  # seconds a fit has to stop (and checkpoint) once the comparison is gone, before the worker exits anyway
 
 
 @contextlib.contextmanager
@@ -79,16 +90,64 @@ def run_one(args: list[str], command: str = "fit") -> tuple[int, bool]:
         return 1, False
 
 
+def die_with_parent(poll: float = 0.5) -> None:
+    """Stop this process when the one that started it is gone: SIGTERM to itself (a fit stops at the end of its
+    step, with a checkpoint), then, after GRACE seconds, a hard exit. A daemon thread polls the parent's pid (portable;
+    Linux's PR_SET_PDEATHSIG would follow the thread that started the worker, not the comparison)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+class _Replies:
+    """The reply pipe: answers, and while a run is under way a sign of life every `every` seconds."""
+
+    def __init__(self, reply):
+        self.reply, self.lock = reply, threading.Lock()
+
+    def send(self, message: dict) -> None:
+        with self.lock:
+            self.reply.write(json.dumps(message) + "\n")
+            self.reply.flush()
+
+    @contextlib.contextmanager
+    def alive_every(self, every: float | None):
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(every):
+                with contextlib.suppress(OSError, ValueError):
+                    self.send({"alive": True})
+
+        thread = threading.Thread(target=beat, daemon=True) if every else None
+        if thread:
+            thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if thread:
+                thread.join()
+
+
 def serve(reply_fd: int) -> None:
+    die_with_parent()
     import skilltrain.run  # noqa: F401  (the imports every run needs, paid once)
 
     with os.fdopen(reply_fd, "w") as reply:
+        replies = _Replies(reply)
         for line in sys.stdin:
             request = json.loads(line)
-            with _output_to(request["log"]):
+            with _output_to(request["log"]), replies.alive_every(request.get("heartbeat")):
                 code, healthy = run_one(request["args"], request.get("command", "fit"))
-            reply.write(json.dumps({"exit": code}) + "\n")
-            reply.flush()
+            replies.send({"exit": code})
             if not healthy:
                 return
 

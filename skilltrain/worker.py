@@ -141,15 +141,18 @@ def serve(reply_fd: int) -> None:
     die_with_parent()
     import skilltrain.run  # noqa: F401  (the imports every run needs, paid once)
 
-    with os.fdopen(reply_fd, "w") as reply:
-        replies = _Replies(reply)
-        for line in sys.stdin:
-            request = json.loads(line)
-            with _output_to(request["log"]), replies.alive_every(request.get("heartbeat")):
-                code, healthy = run_one(request["args"], request.get("command", "fit"))
-            replies.send({"exit": code})
-            if not healthy:
-                return
+    try:
+        with os.fdopen(reply_fd, "w") as reply:
+            replies = _Replies(reply)
+            for line in sys.stdin:
+                request = json.loads(line)
+                with _output_to(request["log"]), replies.alive_every(request.get("heartbeat")):
+                    code, healthy = run_one(request["args"], request.get("command", "fit"))
+                replies.send({"exit": code})
+                if not healthy:
+                    return
+    except BrokenPipeError:  # the comparison is gone: nobody to answer
+        return
 
 
 if __name__ == "__main__":

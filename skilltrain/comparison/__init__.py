@@ -16,10 +16,12 @@ writing `<comparison>/<arm>/seed<s>/`; each ends `stop.patience` steps after its
 
 Resumable: the comparison directory is a function of the command (or `out_dir=` / `compare.out_dir=`); running the
 same command again skips runs that completed or diverged, resumes stopped ones from their checkpoint and restarts
-the rest. A diverged run counts in the statistics (skills it had not learned are censored at the budget); a run
-that fails (an error) is recorded with its reason and left out of them; an arm with no finished run at all makes
-the comparison fail (exit code 1). `compare.dry_run=true` prints the runs' commands instead (to spread them over a
-cluster; then run compare again to collect).
+the rest. One command at a time holds the directory (comparison/lock.py); `plan.json` records each arm's resolved
+config, and a rerun whose configs resolve differently (a recipe, preset or plugin edited, another skilltrain)
+refuses unless `compare.allow_changed=true` (recorded). A diverged run counts in the statistics (skills it had not
+learned are censored at the budget); a run that fails (an error) is recorded with its reason and left out of them;
+an arm with no finished run at all makes the comparison fail (exit code 1). `compare.dry_run=true` prints the runs'
+commands instead (to spread them over a cluster; then run compare again to collect).
 
 Outputs: comparison.json / .csv / .md (statistics: skilltrain.analysis.stats), curves.png, learn_steps.png,
 timeline.png, and a console table.

@@ -97,7 +97,7 @@ def parse(args: list[str]) -> tuple[dict[str, list], list[str]]:
 def sweep(args: list[str]) -> int:
     """The `sweep` command: exit 0, or 1 when a grid point has no finished run."""
     from skilltrain.comparison import check_directory, dry_run, execute, hold, plan
-    from skilltrain.comparison.plan import _flatten
+    from skilltrain.comparison.plan import flatten, identity_tag
 
     axes, rest = parse(args)
     grid = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
@@ -110,11 +110,9 @@ def sweep(args: list[str]) -> int:
     others = [a for a in rest if not a.startswith("compare.")]
     cli = parse_overrides(rest)
     if cli.get("out_dir") is None:
-        import hashlib
-
-        tag = hashlib.blake2b(json.dumps([sorted(others), axes], sort_keys=True).encode(), digest_size=4).hexdigest()
+        tag = identity_tag([sorted(others), axes])
         others.append(f"out_dir={Path('runs') / 'sweep' / (str(cli.get('recipe') or 'run') + '-' + tag)}")
-    the_plan = plan([*others, *_flatten("arms", arms), *settings])
+    the_plan = plan([*others, *flatten("arms", arms), *settings])
     check_directory(the_plan)
     if the_plan.settings.dry_run:
         for line in dry_run(the_plan).commands:

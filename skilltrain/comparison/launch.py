@@ -1,6 +1,6 @@
 """Where a comparison's runs execute, on this machine: `compare.workers` runs at a time.
 
-A run goes to a long-lived worker process (skilltrain.worker), which pays the imports of torch, Lightning and W&B
+A run goes to a long-lived worker process (comparison/worker.py), which pays the imports of torch, Lightning and W&B
 once and then runs fit after fit in-process; a run that starts several processes itself (DDP: its strategy,
 devices or nodes say so) gets a `python -m skilltrain fit` process of its own. Each run's output goes to
 `<comparison>/logs/<arm>-seed<s>.log`. Every process runs in its own session, so that a Ctrl-C in the terminal
@@ -31,14 +31,14 @@ STOPPED = (0, 3, 4, 130, 143)  # exit codes of a fit that ended by itself (compl
 
 
 class Worker:
-    """One skilltrain.worker process: requests on its stdin, answers (and signs of life) on a pipe of its own."""
+    """One worker process (comparison/worker.py): requests on its stdin, answers (and signs of life) on a pipe of its own."""
 
     def __init__(self, env: dict, log: Path, reply_timeout: float = 600.0):
         read, write = os.pipe()
         with open(log, "a") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "skilltrain.worker", str(write)], stdin=subprocess.PIPE,
-                                         stdout=out, stderr=subprocess.STDOUT, pass_fds=(write,), env=env, text=True,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen([sys.executable, "-m", "skilltrain.comparison.worker", str(write)],
+                                         stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, pass_fds=(write,),
+                                         env=env, text=True, start_new_session=True)
         os.close(write)
         self.replies = read
         self.pending = b""

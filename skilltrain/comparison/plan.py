@@ -111,11 +111,20 @@ class Plan:
 # ---- planning --------------------------------------------------------------------------------------------------
 
 
-def _flatten(prefix: str, value) -> list[str]:
-    """A nested mapping as dotlist arguments: {"optim": {"lr": 0.1}} → ["optim.lr=0.1"] ({} stays a value)."""
+def flatten(prefix: str, value) -> list[str]:
+    """A nested mapping as dotlist arguments: {"optim": {"lr": 0.1}} → ["optim.lr=0.1"] ({} stays a value). The one
+    flattener: compare's arms, the API's, sweep's grid points and benchmark's tasks all go through it."""
     if isinstance(value, dict) and value:
-        return [arg for k, v in value.items() for arg in _flatten(f"{prefix}.{k}" if prefix else str(k), v)]
+        return [arg for k, v in value.items() for arg in flatten(f"{prefix}.{k}" if prefix else str(k), v)]
     return [f"{prefix}={json.dumps(value, separators=(',', ':'))}"]
+
+
+_flatten = flatten  # (the names before they were public)
+
+
+def identity_tag(parts: list) -> str:
+    """The short hash that names an experiment's directory (compare, sweep, benchmark) after what defines it."""
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=4).hexdigest()
 
 
 def _arm_spec(name: str, spec, key: str) -> dict:
@@ -144,7 +153,7 @@ def arms_file_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def _resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
+def resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
     if given is None:
         require(recipe_arms, "arms", "is required, e.g. arms=[baseline,gradient_rescaling] (or an arms: section in the recipe)")
         given = recipe_arms
@@ -201,6 +210,15 @@ def compare_settings(*layers) -> CompareSettings:
     return settings
 
 
+_resolve_arms = resolve_arms  # (the name before it was public)
+
+
+def arm_arguments(spec: dict) -> list[str]:
+    """An arm's interventions and overrides as `fit` arguments."""
+    args = flatten("interventions", spec["interventions"]) if spec["interventions"] else []
+    return args + [a for k, v in spec["overrides"].items() for a in flatten(str(k), v)]
+
+
 def plan(args: list[str]) -> Plan:
     """Everything a comparison will do, with every run's config validated (one-line errors before anything runs)."""
     cli = parse_overrides(args)
@@ -224,7 +242,7 @@ def plan(args: list[str]) -> Plan:
         load_config_plugins(common)  # a plugin's interventions can be arms
         recipe_arms, recipe_compare = recipe_sections(recipe)
     settings = compare_settings(recipe_compare, settings_given)
-    arms = _resolve_arms(arms_given, recipe_arms)
+    arms = resolve_arms(arms_given, recipe_arms)
     for arm, spec in arms.items():
         require(not (theory and spec["interventions"]), f"arms.{arm}",
                 "a toy model's run takes no interventions; give the arm overrides (e.g. optim.name=sgd)")
@@ -232,15 +250,14 @@ def plan(args: list[str]) -> Plan:
         raise unknown("baseline arm", settings.baseline, arms, key="compare.baseline")
 
     identity = json.dumps([recipe, sorted(common), arms, seeds], sort_keys=True)
-    tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
+    tag = identity_tag([recipe, sorted(common), arms, seeds])
     directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{tag}")
     result = Plan(recipe, arms, seeds, settings, directory, identity)
     measured: dict[str, dict] = {}
     configs: dict[str, dict] = {}  # arm → its resolved config (as every seed has it, less the seed and directory)
     sources: dict[str, str] = {}  # plugin source file → hash of its text
     for arm, spec in arms.items():
-        arm_args = _flatten("interventions", spec["interventions"]) if spec["interventions"] else []
-        arm_args += [a for k, v in spec["overrides"].items() for a in _flatten(str(k), v)]
+        arm_args = arm_arguments(spec)
         for seed in seeds:
             run_dir = directory / arm / f"seed{seed}"
             run_args = [*common, *arm_args, f"seed={seed}", f"out_dir={run_dir}"]

@@ -27,11 +27,9 @@ import subprocess
 import sys
 import time
 
-from skilltrain.comparison.plan import Plan, Run, _command, settle
+from skilltrain.comparison.plan import ENDED, Plan, Run, _command, settle
 from skilltrain.errors import UserError
 from skilltrain.files import write_json
-
-STOPPED = (0, 3, 4, 130, 143)  # exit codes of a fit that ended by itself: its summary says how
 
 
 def fit_job(args: list[str], threads: int = 0, command: str = "fit") -> int:
@@ -185,7 +183,7 @@ class SubmititLauncher:
             return
         try:
             code = job.result()
-            why = None if code in STOPPED else f"exit code {code}"
+            why = None if code in ENDED else f"exit code {code}"
         except Exception as e:  # the job failed, timed out or was cancelled
             why = " ".join(str(e).split())[-200:] or type(e).__name__
         if why is None and settle(run, f"job {job.job_id} stopped before finishing (time limit?), with a checkpoint: "

@@ -24,10 +24,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from skilltrain.comparison.plan import Plan, Run, _command, settle
+from skilltrain.comparison.plan import ENDED, Plan, Run, _command, settle
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-STOPPED = (0, 3, 4, 130, 143)  # exit codes of a fit that ended by itself (completed, diverged, stopped): its summary says how
 
 
 class Worker:
@@ -158,7 +157,7 @@ class Runner:
     def _record(run: Run, code: int | None, log_path: Path, why: str = "") -> None:
         """How the run ended: its exit first (a failure now is never hidden by the summary of an earlier attempt),
         then its summary."""
-        if code in STOPPED and settle(run, "stopped (rerun the command to resume it)"):
+        if code in ENDED and settle(run, "stopped (rerun the command to resume it)"):
             return
         tail = [line for line in log_path.read_text().splitlines() if line.strip()][-1:] or ["no output"]
         what = why or ("its worker process died" if code is None else f"exit code {code}")

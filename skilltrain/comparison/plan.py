@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,7 @@ from skilltrain.theory.config import recipe_arms as theory_recipe_sections
 from skilltrain.theory.run import cfg_skills
 
 LAUNCHERS = ("local", "submitit")
+ENDED = (0, 3, 4, 130, 143)  # exit codes of a run that ended by itself (completed, diverged, stopped): its summary says how
 
 
 @dataclass
@@ -456,8 +458,6 @@ def check_directory(plan: Plan) -> None:
         raise UserError(f"compare.allow_changed: '{plan.directory}' holds runs of another config: {found[0]}{more}; "
                         "choose another compare.out_dir, or pool them anyway with compare.allow_changed=true")
     if found:
-        import time
-
         plan.resolved["allow_changed"].append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changes": found})
 
 

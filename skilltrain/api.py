@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.comparison import ComparisonResult
-from skilltrain.comparison.plan import _flatten
+from skilltrain.comparison.plan import flatten
 from skilltrain.errors import UserError
 from skilltrain.run import RunResult
 
@@ -76,7 +76,7 @@ def compare(recipe: str | None = None, *, seeds: int | Sequence[int] = 5, arms: 
     if isinstance(arms, str):
         args.append(f"arms={arms}")
     elif isinstance(arms, Mapping):
-        args += _flatten("arms", {str(k): v or {} for k, v in arms.items()})
+        args += flatten("arms", {str(k): v or {} for k, v in arms.items()})
     else:
         args.append(f"arms=[{','.join(map(str, arms))}]")
     if workers is not None:

@@ -20,7 +20,6 @@ arm on a full-batch pool, modules on a transformer) is left out of that task, wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -34,6 +33,7 @@ from omegaconf import OmegaConf
 from skilltrain.config import _load_yaml, load_config, parse_overrides, require
 from skilltrain.errors import UserError
 from skilltrain.files import atomic_write_text, read_json, write_json
+from skilltrain.seeds import parse_seeds
 
 BOOTSTRAP = 4000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
 
@@ -52,6 +52,8 @@ def suite_names() -> list[str]:
 
 
 def load_suite(name: str) -> Suite:
+    from skilltrain.comparison.plan import check_name
+
     if name in suite_names():
         text, source = resources.files("skilltrain.conf").joinpath("suites", f"{name}.yaml").read_text(), f"suite '{name}'"
     else:
@@ -64,32 +66,27 @@ def load_suite(name: str) -> Suite:
     tasks = raw.get("tasks") or {}
     require(isinstance(tasks, dict) and tasks, "suite.tasks", f"{source} names no tasks")
     for task, spec in tasks.items():
+        check_name(str(task), "suite.tasks")
         require(isinstance(spec, dict) and isinstance(spec.get("recipe"), str), f"suite.tasks.{task}",
                 "expected {recipe: <name>, overrides: {key: value}}")
     seeds = raw.get("seeds", 3)
-    require(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, "suite.seeds",
-            f"must be a number of seeds ≥ 1, got {seeds}")
+    require(isinstance(seeds, int) and not isinstance(seeds, bool), "suite.seeds", f"must be a number of seeds ≥ 1, got {seeds}")
+    parse_seeds(seeds, "suite.seeds")
     for task, spec in tasks.items():
         require(isinstance(spec.get("overrides") or {}, dict), f"suite.tasks.{task}.overrides",
                 "expected a mapping {key: value}")
     return Suite(Path(name).stem, raw.get("arms", "all_modes"), seeds, tasks)
 
 
-def _dotlist(overrides: dict) -> list[str]:
-    return [f"{k}={json.dumps(v, separators=(',', ':')) if not isinstance(v, str) else v}" for k, v in overrides.items()]
-
-
 def applicable(args: list[str], arm: str, spec: dict) -> str | None:
     """None when `arm` can run with these arguments; else why not (the intervention's one-line refusal). A mistake
     in the suite or the arm (an unknown key, a bad value) is not a reason to leave the arm out: it is raised."""
-    from skilltrain.comparison.plan import _flatten
+    from skilltrain.comparison.plan import arm_arguments
     from skilltrain.data import build_task
     from skilltrain.models import DTYPES
     from skilltrain.run import build_interventions
 
-    arm_args = _flatten("interventions", spec["interventions"]) if spec["interventions"] else []
-    arm_args += [a for k, v in spec["overrides"].items() for a in _flatten(str(k), v)]
-    cfg = load_config([*args, *arm_args, "seed=1"])
+    cfg = load_config([*args, *arm_arguments(spec), "seed=1"])
     data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
     task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
     try:
@@ -101,8 +98,8 @@ def applicable(args: list[str], arm: str, spec: dict) -> str | None:
 
 def run_benchmark(args: list[str], show: bool = True) -> dict:
     """Run (or resume) a suite; write and return the leaderboard."""
-    from skilltrain.comparison import run_comparison
-    from skilltrain.comparison.plan import _flatten, _resolve_arms
+    from skilltrain.comparison import hold
+    from skilltrain.comparison.plan import identity_tag, resolve_arms
 
     cli = parse_overrides(args)
     suite_name = cli.pop("suite", None)
@@ -113,16 +110,26 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
     out_dir = cli.pop("out_dir", None)
     settings = [a for a in args if a.startswith("compare.")]
     common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("suite", "seeds", "arms", "out_dir", "compare")]
-    require(isinstance(seeds, int) and seeds >= 1, "seeds", f"must be a number of seeds ≥ 1, got {seeds}")
-    arms = _resolve_arms(arms_given, {})
+    parse_seeds(seeds)  # a number of seeds, or a list of them
+    seeds_arg = f"seeds={seeds}" if isinstance(seeds, int) else f"seeds={json.dumps(list(seeds))}"
+    seeds = seeds if isinstance(seeds, int) else list(seeds)
+    arms = resolve_arms(arms_given, {})
     require("baseline" in arms, "arms", "a benchmark needs a baseline arm to measure speedups against")
-    identity = json.dumps([suite.name, suite.tasks, sorted(common), arms, seeds], sort_keys=True)
-    tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
+    tag = identity_tag([suite.name, suite.tasks, sorted(common), arms, seeds])
     directory = Path(out_dir or Path("runs") / "benchmark" / f"{suite.name}-{tag}")
-    directory.mkdir(parents=True, exist_ok=True)
+    with hold(directory, "benchmark"):
+        return _run_suite(suite, directory, arms, common, settings, seeds, seeds_arg, show)
+
+
+def _run_suite(suite: Suite, directory: Path, arms: dict, common: list[str], settings: list[str], seeds, seeds_arg: str,
+               show: bool) -> dict:
+    from skilltrain.comparison import run_comparison
+    from skilltrain.comparison.plan import flatten
+
     tasks, skipped, failures = {}, {}, {}
     for i, (task, spec) in enumerate(suite.tasks.items()):
-        task_args = [f"recipe={spec['recipe']}", *_dotlist(spec.get("overrides") or {}), *common]
+        task_args = [f"recipe={spec['recipe']}", *[a for k, v in (spec.get("overrides") or {}).items()
+                                                     for a in flatten(str(k), v)], *common]
         runnable = {}
         for arm, arm_spec in arms.items():
             why = None if arm == "baseline" else applicable(task_args, arm, arm_spec)
@@ -130,9 +137,10 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
                 skipped.setdefault(task, {})[arm] = why
             else:
                 runnable[arm] = arm_spec
-        print(f"[{i + 1}/{len(suite.tasks)}] {task}: {len(runnable)} arms × {seeds} seeds"
+        n_seeds = seeds if isinstance(seeds, int) else len(seeds)
+        print(f"[{i + 1}/{len(suite.tasks)}] {task}: {len(runnable)} arms × {n_seeds} seeds"
               + (f" ({len(skipped.get(task, {}))} arms do not apply)" if skipped.get(task) else ""), file=sys.stderr)
-        result = run_comparison([*task_args, f"seeds={seeds}", *_flatten("arms", runnable), *settings,
+        result = run_comparison([*task_args, seeds_arg, *flatten("arms", runnable), *settings,
                                  f"out_dir={directory / task}"], show=False)
         if result.error:  # an arm without a finished run: the other tasks still run, and the command fails at the end
             failures[task] = result.error

@@ -116,8 +116,8 @@ def floor_option(args: list[str]) -> float | str:
 
 def sweep(args: list[str]) -> int:
     """The `sweep` command: exit 0, or 1 when a grid point has no finished run."""
-    from skilltrain.comparison import run_comparison
-    from skilltrain.comparison.plan import _flatten
+    from skilltrain.comparison import check_directory, dry_run, execute, hold, plan
+    from skilltrain.comparison.plan import flatten, identity_tag
 
     axes, rest = parse(args)
     floor = floor_option(args)
@@ -131,18 +131,23 @@ def sweep(args: list[str]) -> int:
     others = [a for a in rest if not a.startswith("compare.")]
     cli = parse_overrides(rest)
     if cli.get("out_dir") is None:
-        import hashlib
-
-        tag = hashlib.blake2b(json.dumps([sorted(others), axes], sort_keys=True).encode(), digest_size=4).hexdigest()
+        tag = identity_tag([sorted(others), axes])
         others.append(f"out_dir={Path('runs') / 'sweep' / (str(cli.get('recipe') or 'run') + '-' + tag)}")
-    try:
-        result = run_comparison([*others, *_flatten("arms", arms), *settings])
-    except KeyboardInterrupt:
-        return 130
-    if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
-        return 1
-    report = analyse_sweep(result.directory, axes, grid, names, floor)
+    the_plan = plan([*others, *flatten("arms", arms), *settings])
+    check_directory(the_plan)
+    if the_plan.settings.dry_run:
+        for line in dry_run(the_plan).commands:
+            print(line)
+        return 0
+    with hold(the_plan.directory, "sweep"):  # the runs and the analysis: one command at a time
+        try:
+            result = execute(the_plan)
+        except KeyboardInterrupt:
+            return 130
+        if result.error:
+            print(f"error: {result.error}", file=sys.stderr)
+            return 1
+        report = analyse_sweep(result.directory, axes, grid, names, floor)
     print_sweep(report)
     print(f"sweep_dir: {result.directory}", flush=True)
     return 0

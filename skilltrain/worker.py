@@ -1,97 +1,11 @@
-"""A long-lived worker process for `compare`: it pays the imports (torch, Lightning, W&B) once, then runs fits one after
-another, each in this process, each as `python -m skilltrain fit <args>` would.
+"""The worker's former module path: the worker lives in skilltrain.comparison.worker. `python -m skilltrain.worker`
+and `from skilltrain.worker import run_one, serve` keep working."""
 
-    python -m skilltrain.worker <reply fd>          (started by skilltrain.comparison; not a user command)
+from skilltrain.comparison.worker import die_with_parent, run_one, serve
 
-Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path}. For each,
-the worker points its standard output and error (the file descriptors, so Lightning's and W&B's own writers too) at
-the run's log file, runs the command, and answers on the reply pipe with one JSON line: {"exit": code}.
-
-Nothing leaks from one run into the next: every fit seeds torch, numpy and Python's RNGs from its own seed, restores
-the thread count, signal handlers and environment it changed, and finishes its W&B run; the worker restores the
-process-wide torch settings Lightning may change (deterministic algorithms, cuDNN benchmark). A run that crashes (an
-exception that is not a bad input) ends the worker after answering, so that no half-torn state serves another run;
-the comparison starts a fresh worker.
-"""
-
-from __future__ import annotations
-
-import contextlib
-import json
-import os
-import sys
-import traceback
-
-
-@contextlib.contextmanager
-def _output_to(path: str):
-    """Standard output and error, at the file-descriptor level, into `path` (appended)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "a") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
-@contextlib.contextmanager
-def _process_wide_torch_settings():
-    """Restore what Lightning sets for the whole process when a run asks for it (`trainer.deterministic`,
-    `trainer.benchmark`), so that the next run in this worker starts as in a fresh process."""
-    import torch
-
-    cudnn = torch.backends.cudnn
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             cudnn.benchmark, cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"), torch.get_default_dtype())
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        cudnn.benchmark, cudnn.deterministic = saved[2], saved[3]
-        if saved[4] is None:
-            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-        else:
-            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[4]
-        torch.set_default_dtype(saved[5])
-
-
-def run_one(args: list[str], command: str = "fit") -> tuple[int, bool]:
-    """(exit code, whether the worker may serve another run) of `fit <args>` (or another command), as the command
-    line would end."""
-    from skilltrain.cli import main
-
-    try:
-        with _process_wide_torch_settings():
-            return main([command, *args]), True
-    except SystemExit as e:
-        return int(e.code or 0), True
-    except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state
-        traceback.print_exc()
-        return 1, False
-
-
-def serve(reply_fd: int) -> None:
-    import skilltrain.run  # noqa: F401  (the imports every run needs, paid once)
-
-    with os.fdopen(reply_fd, "w") as reply:
-        for line in sys.stdin:
-            request = json.loads(line)
-            with _output_to(request["log"]):
-                code, healthy = run_one(request["args"], request.get("command", "fit"))
-            reply.write(json.dumps({"exit": code}) + "\n")
-            reply.flush()
-            if not healthy:
-                return
-
+__all__ = ["die_with_parent", "run_one", "serve"]
 
 if __name__ == "__main__":
+    import sys
+
     serve(int(sys.argv[1]))

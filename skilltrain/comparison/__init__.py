@@ -16,10 +16,12 @@ writing `<comparison>/<arm>/seed<s>/`; each ends `stop.patience` steps after its
 
 Resumable: the comparison directory is a function of the command (or `out_dir=` / `compare.out_dir=`); running the
 same command again skips runs that completed or diverged, resumes stopped ones from their checkpoint and restarts
-the rest. A diverged run counts in the statistics (skills it had not learned are censored at the budget); a run
-that fails (an error) is recorded with its reason and left out of them; an arm with no finished run at all makes
-the comparison fail (exit code 1). `compare.dry_run=true` prints the runs' commands instead (to spread them over a
-cluster; then run compare again to collect).
+the rest. One command at a time holds the directory (comparison/lock.py); `plan.json` records each arm's resolved
+config, and a rerun whose configs resolve differently (a recipe, preset or plugin edited, another skilltrain)
+refuses unless `compare.allow_changed=true` (recorded). A diverged run counts in the statistics (skills it had not
+learned are censored at the budget); a run that fails (an error) is recorded with its reason and left out of them;
+an arm with no finished run at all makes the comparison fail (exit code 1). `compare.dry_run=true` prints the runs'
+commands instead (to spread them over a cluster; then run compare again to collect).
 
 Outputs: comparison.json / .csv / .md (statistics: skilltrain.analysis.stats), curves.png, learn_steps.png,
 timeline.png, and a console table.
@@ -37,10 +39,13 @@ from pathlib import Path
 
 from skilltrain.comparison.cluster import SubmititLauncher
 from skilltrain.comparison.launch import Runner
-from skilltrain.comparison.plan import CompareSettings, Plan, Run, _check_directory, _command, plan
+from skilltrain.comparison.lock import hold
+from skilltrain.comparison.plan import CompareSettings, Plan, Run, _command, check_directory, plan
 from skilltrain.comparison.report import analyse, print_comparison
+from skilltrain.files import write_json
 
-__all__ = ["ComparisonResult", "CompareSettings", "Plan", "Run", "compare", "plan", "run_comparison"]
+__all__ = ["ComparisonResult", "CompareSettings", "Plan", "Run", "check_directory", "compare", "dry_run", "execute",
+           "hold", "plan", "run_comparison"]
 
 
 def _raise_interrupt(signum, frame):
@@ -75,15 +80,27 @@ def run_comparison(args: list[str], show: bool = True) -> ComparisonResult:
     """Plan, run (or resume) and analyse a comparison; `show` prints progress and the table. A Ctrl-C or SIGTERM
     stops the running fits at their next step and raises KeyboardInterrupt (rerun to continue)."""
     the_plan = plan(args)
-    _check_directory(the_plan)
+    check_directory(the_plan)
     if the_plan.settings.dry_run:
-        commands = []
-        for run in the_plan.runs:
-            command = _command(run)
-            commands.append(f"python -m skilltrain {shlex.join(command)}" if command else f"# finished: {run.run_dir}")
-        return ComparisonResult(the_plan.directory, commands=commands)
-    the_plan.directory.mkdir(parents=True, exist_ok=True)
-    (the_plan.directory / "plan.json").write_text(the_plan.identity)
+        return dry_run(the_plan)
+    with hold(the_plan.directory):
+        return execute(the_plan, show)
+
+
+def dry_run(the_plan: Plan) -> ComparisonResult:
+    """The runs' commands (compare.dry_run=true): nothing runs, nothing is written."""
+    commands = []
+    for run in the_plan.runs:
+        command = _command(run)
+        commands.append(f"python -m skilltrain {shlex.join(command)}" if command else f"# finished: {run.run_dir}")
+    return ComparisonResult(the_plan.directory, commands=commands)
+
+
+def execute(the_plan: Plan, show: bool = True) -> ComparisonResult:
+    """Run what is left of a checked plan (`check_directory`) and analyse it; the caller holds its directory
+    (`hold`)."""
+    check_directory(the_plan)  # again, under the lock: another command may have written plan.json meanwhile
+    write_json(the_plan.directory / "plan.json", the_plan.record())
     print(f"comparison: {the_plan.directory} · {len(the_plan.arms)} arms × {len(the_plan.seeds)} seeds", file=sys.stderr)
     launcher = SubmititLauncher if the_plan.settings.launcher == "submitit" else Runner
     with _stop_on_termination():
@@ -97,6 +114,11 @@ def run_comparison(args: list[str], show: bool = True) -> ComparisonResult:
     if show:
         print_comparison(result, the_plan.directory)
     error = None
+    failed = [r for r in the_plan.runs if r.state == "failed"]
+    if failed and show:
+        print(f"{len(failed)} of {len(the_plan.runs)} runs failed:", file=sys.stderr)
+        for r in failed:
+            print(f"  {r.arm}/seed{r.seed}: {r.note}", file=sys.stderr)
     empty = [arm for arm in the_plan.arms if not any(r.arm == arm and r.state == "done" for r in the_plan.runs)]
     if empty:  # an arm without a single finished run has no statistics: that is a failed comparison, not a result
         first = next((r for r in the_plan.runs if r.arm == empty[0] and r.state == "failed"), None)

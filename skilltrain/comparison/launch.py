@@ -1,6 +1,6 @@
 """Where a comparison's runs execute, on this machine: `compare.workers` runs at a time.
 
-A run goes to a long-lived worker process (skilltrain.worker), which pays the imports of torch, Lightning and W&B
+A run goes to a long-lived worker process (comparison/worker.py), which pays the imports of torch, Lightning and W&B
 once and then runs fit after fit in-process; a run that starts several processes itself (DDP: its strategy,
 devices or nodes say so) gets a `python -m skilltrain fit` process of its own. Each run's output goes to
 `<comparison>/logs/<arm>-seed<s>.log`. Every process runs in its own session, so that a Ctrl-C in the terminal
@@ -10,9 +10,11 @@ reaches only `compare`, which then stops each running fit once, cleanly, at its 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import queue
+import select
 import shlex
 import signal
 import subprocess
@@ -22,42 +24,83 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from skilltrain.comparison.plan import Plan, Run, _command, settle
+from skilltrain.comparison.plan import ENDED, Plan, Run, _command, settle
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class Worker:
-    """One skilltrain.worker process: requests on its stdin, answers on a pipe of its own."""
+    """One worker process (comparison/worker.py): requests on its stdin, answers (and signs of life) on a pipe of its own."""
 
-    def __init__(self, env: dict, log: Path):
+    def __init__(self, env: dict, log: Path, reply_timeout: float = 600.0):
         read, write = os.pipe()
         with open(log, "a") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "skilltrain.worker", str(write)], stdin=subprocess.PIPE,
-                                         stdout=out, stderr=subprocess.STDOUT, pass_fds=(write,), env=env, text=True,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen([sys.executable, "-m", "skilltrain.comparison.worker", str(write)],
+                                         stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, pass_fds=(write,),
+                                         env=env, text=True, start_new_session=True)
         os.close(write)
-        self.replies = os.fdopen(read)
+        self.replies = read
+        self.pending = b""
+        self.reply_timeout = reply_timeout  # seconds without a word from the worker before it counts as hung
+        self.why = ""  # why the last run got no exit code
+
+    def _line(self) -> bytes | None:
+        """The worker's next line, or None when it ended or said nothing for `reply_timeout` seconds."""
+        while b"\n" not in self.pending:
+            ready, _, _ = select.select([self.replies], [], [], self.reply_timeout)
+            if not ready:
+                self.why = f"its worker stopped answering (no sign of life for {self.reply_timeout:.0f} s, " \
+                           "compare.reply_timeout): killed"
+                self.kill()
+                return None
+            chunk = os.read(self.replies, 65536)
+            if not chunk:
+                self.why = "its worker process died"
+                return None
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line
 
     def run(self, command: list[str], log: Path) -> int | None:
-        """The exit code of `command` (["fit", *args] or ["theory", *args]), or None when the worker died (it is then
-        of no further use)."""
+        """The exit code of `command` (["fit", *args] or ["theory", *args]), or None when the worker died or stopped
+        answering (`why` says which; it is then of no further use)."""
+        heartbeat = max(0.05, min(30.0, self.reply_timeout / 4))
         try:
-            self.proc.stdin.write(json.dumps({"command": command[0], "args": command[1:], "log": str(log)}) + "\n")
+            self.proc.stdin.write(json.dumps({"command": command[0], "args": command[1:], "log": str(log),
+                                              "heartbeat": heartbeat}) + "\n")
             self.proc.stdin.flush()
-            answer = self.replies.readline()
         except (BrokenPipeError, OSError):
+            self.why = "its worker process died"
             return None
-        return json.loads(answer)["exit"] if answer else None
+        while (line := self._line()) is not None:
+            answer = json.loads(line)
+            if "exit" in answer:
+                return answer["exit"]
+        return None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=30)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.proc.stdin.close()  # end of requests: the worker returns
             self.proc.wait(timeout=30)
         if self.proc.poll() is None:
-            self.proc.kill()
-        self.replies.close()
+            self.kill()
+        with contextlib.suppress(OSError):
+            os.close(self.replies)
+
+
+def _die_with_parent() -> None:
+    """In a run's own process (DDP), before it starts: on Linux, SIGTERM when `compare` dies (a clean stop)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Runner:
@@ -78,7 +121,7 @@ class Runner:
     def _worker(self) -> Worker:
         with contextlib.suppress(queue.Empty):
             return self.idle.get_nowait()
-        worker = Worker(self.env, self.logs / f"worker{len(self.workers)}.log")
+        worker = Worker(self.env, self.logs / f"worker{len(self.workers)}.log", 60 * self.plan.settings.reply_timeout)
         self.workers.append(worker)
         return worker
 
@@ -92,7 +135,8 @@ class Runner:
             if worker is None:
                 with open(log_path, "a") as log:
                     proc = subprocess.Popen([sys.executable, "-m", "skilltrain", *command], stdout=log,
-                                            stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+                                            stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+                                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
             else:
                 proc = worker.proc
             self.running[proc.pid] = proc
@@ -107,14 +151,17 @@ class Runner:
                 self.idle.put(worker)
             else:
                 worker.close()  # it crashed, or ended itself after a crash: a fresh one serves the next run
-        self._record(run, code, log_path)
+        self._record(run, code, log_path, worker.why if worker is not None and code is None else "")
 
     @staticmethod
-    def _record(run: Run, code: int | None, log_path: Path) -> None:
-        if not settle(run, "stopped (rerun the command to resume it)"):
-            tail = [line for line in log_path.read_text().splitlines() if line.strip()][-1:] or ["no output"]
-            what = "its worker process died" if code is None else f"exit code {code}"
-            run.state, run.note = "failed", f"{what}: {tail[0][:200]}"
+    def _record(run: Run, code: int | None, log_path: Path, why: str = "") -> None:
+        """How the run ended: its exit first (a failure now is never hidden by the summary of an earlier attempt),
+        then its summary."""
+        if code in ENDED and settle(run, "stopped (rerun the command to resume it)"):
+            return
+        tail = [line for line in log_path.read_text().splitlines() if line.strip()][-1:] or ["no output"]
+        what = why or ("its worker process died" if code is None else f"exit code {code}")
+        run.state, run.note = "failed", f"{what}: {tail[0][:200]}"
 
     def run(self) -> bool:
         """Run what is left; True when every run finished (completed or diverged)."""

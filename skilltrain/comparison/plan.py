@@ -4,7 +4,12 @@ each run what is left to do (nothing, a resume, a restart)."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import os
+import re
+import sys
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -15,11 +20,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from skilltrain.config import _load_yaml, load_config, load_config_plugins, parse_overrides, recipe_sections, recipe_stem, require
 from skilltrain.errors import UserError, unknown
 from skilltrain.registry import INTERVENTIONS
+from skilltrain.seeds import parse_seeds
 from skilltrain.theory.config import is_theory_recipe, load_theory_config
 from skilltrain.theory.config import recipe_arms as theory_recipe_sections
 from skilltrain.theory.run import cfg_skills
 
 LAUNCHERS = ("local", "submitit")
+ENDED = (0, 3, 4, 130, 143)  # exit codes of a run that ended by itself (completed, diverged, stopped): its summary says how
 
 
 @dataclass
@@ -33,6 +40,7 @@ class SlurmSettings:
     gpus_per_task: int = 0
     mem: int | None = None  # GB per job
     array_parallelism: int = 64  # jobs of the array running at once
+    lost_after: float = 30.0  # minutes a job may stay in state UNKNOWN (the scheduler lost it) before it counts as failed
     additional_parameters: dict[str, Any] = field(default_factory=dict)  # any other sbatch option: {qos: high}
 
     def validate(self) -> None:
@@ -43,6 +51,7 @@ class SlurmSettings:
         require(self.gpus_per_task >= 0, "compare.slurm.gpus_per_task", f"must be ≥ 0, got {self.gpus_per_task}")
         require(self.mem is None or self.mem >= 1, "compare.slurm.mem", f"must be ≥ 1 (GB) or null, got {self.mem}")
         require(self.array_parallelism >= 1, "compare.slurm.array_parallelism", f"must be ≥ 1, got {self.array_parallelism}")
+        require(self.lost_after > 0, "compare.slurm.lost_after", f"must be > 0 (minutes), got {self.lost_after}")
 
 
 @dataclass
@@ -53,12 +62,23 @@ class CompareSettings:
     dry_run: bool = False  # print the runs' fit commands and stop
     stop_early: bool = True  # each run ends once every skill is learned (stop.when_all_learned; censoring unaffected)
     launcher: str = "local"  # local (worker processes on this machine) | submitit (jobs on a cluster's scheduler)
+    reply_timeout: float = 10.0  # minutes a local worker may go without a sign of life before it is killed
+    allow_changed: bool = False  # pool new runs with finished ones whose resolved config differs (recorded in plan.json)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
     def validate(self) -> None:
         require(self.workers >= 1, "compare.workers", f"must be ≥ 1, got {self.workers}")
         if self.launcher not in LAUNCHERS:
             raise unknown("launcher", self.launcher, LAUNCHERS, key="compare.launcher")
+        require(self.reply_timeout > 0, "compare.reply_timeout", f"must be > 0 (minutes), got {self.reply_timeout}")
+        if self.launcher == "local":
+            cores = os.cpu_count() or 1
+            require(self.workers <= min(4 * cores, 256), "compare.workers",
+                    f"{self.workers} runs at a time on {cores} cores is too many (at most {min(4 * cores, 256)}; "
+                    f"each run gets cores / workers threads)")
+            if self.workers > cores:
+                print(f"warning: compare.workers={self.workers} is more than the {cores} cores: the runs share them "
+                      "(one thread each) and each is slower", file=sys.stderr)
         self.slurm.validate()
 
 
@@ -81,18 +101,32 @@ class Plan:
     seeds: list[int]
     settings: CompareSettings
     directory: Path
-    identity: str = ""  # what defines the comparison: recipe, common overrides, arms, seeds
+    identity: str = ""  # what defines the comparison: recipe, common overrides, arms, seeds (its directory's name)
     runs: list[Run] = field(default_factory=list)
+    resolved: dict = field(default_factory=dict)  # what ran: each arm's resolved config, plugin sources, version
+
+    def record(self) -> dict:
+        """plan.json's content: the command's identity and the resolved configs its runs were made with."""
+        return {"identity": json.loads(self.identity), **self.resolved}
 
 
 # ---- planning --------------------------------------------------------------------------------------------------
 
 
-def _flatten(prefix: str, value) -> list[str]:
-    """A nested mapping as dotlist arguments: {"optim": {"lr": 0.1}} → ["optim.lr=0.1"] ({} stays a value)."""
+def flatten(prefix: str, value) -> list[str]:
+    """A nested mapping as dotlist arguments: {"optim": {"lr": 0.1}} → ["optim.lr=0.1"] ({} stays a value). The one
+    flattener: compare's arms, the API's, sweep's grid points and benchmark's tasks all go through it."""
     if isinstance(value, dict) and value:
-        return [arg for k, v in value.items() for arg in _flatten(f"{prefix}.{k}" if prefix else str(k), v)]
+        return [arg for k, v in value.items() for arg in flatten(f"{prefix}.{k}" if prefix else str(k), v)]
     return [f"{prefix}={json.dumps(value, separators=(',', ':'))}"]
+
+
+_flatten = flatten  # (the names before they were public)
+
+
+def identity_tag(parts: list) -> str:
+    """The short hash that names an experiment's directory (compare, sweep, benchmark) after what defines it."""
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=4).hexdigest()
 
 
 def _arm_spec(name: str, spec, key: str) -> dict:
@@ -106,12 +140,22 @@ def _arm_spec(name: str, spec, key: str) -> dict:
     return {"interventions": spec.get("interventions") or {}, "overrides": spec.get("overrides") or {}}
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
+
+
+def check_name(name: str, key: str) -> str:
+    """An arm's or a task's name becomes a folder of the comparison: a plain name, never a path."""
+    require(bool(_NAME.match(name)) and ".." not in name and len(name) <= 100, key,
+            f"'{name}' is not a valid name (letters, digits, _ . + = -; not a path; at most 100 characters)")
+    return name
+
+
 def arms_file_names() -> list[str]:
     folder = resources.files("skilltrain.conf").joinpath("arms")
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def _resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
+def resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
     if given is None:
         require(recipe_arms, "arms", "is required, e.g. arms=[baseline,gradient_rescaling] (or an arms: section in the recipe)")
         given = recipe_arms
@@ -124,12 +168,13 @@ def _resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
         loaded = OmegaConf.to_container(_load_yaml(path.read_text(), f"arms file {given}"))
         given = loaded.get("arms", loaded)
     if isinstance(given, (DictConfig, dict)):
-        return {str(n): _arm_spec(str(n), spec, f"arms.{n}") for n, spec in dict(given).items()}
+        return {check_name(str(n), "arms"): _arm_spec(str(n), spec, f"arms.{n}") for n, spec in dict(given).items()}
     require(isinstance(given, (ListConfig, list)) and len(given) >= 1, "arms",
             "needs arms to run, e.g. arms=[baseline,gradient_rescaling] (one arm: a report over seeds)")
     arms = {}
     known = ["baseline", *recipe_arms, *INTERVENTIONS.names()]
     for name in map(str, given):
+        check_name(name, "arms")
         if name in recipe_arms:
             arms[name] = _arm_spec(name, recipe_arms[name], f"arms.{name}")
         elif name == "baseline":
@@ -140,6 +185,40 @@ def _resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
             raise unknown("arm", name, known, key="arms")
     require(len(arms) == len(given), "arms", "names must be distinct")
     return arms
+
+
+def _settings_keys(node, prefix: str = "compare") -> list[str]:
+    return [f"{prefix}.{k}" for k in node.keys()]
+
+
+def compare_settings(*layers) -> CompareSettings:
+    """`compare.*` from the recipe's `compare:` section and the command line, checked: a typo is one line naming the
+    key and the closest valid one."""
+    schema = OmegaConf.structured(CompareSettings)
+    try:
+        settings: CompareSettings = OmegaConf.to_object(OmegaConf.merge(schema, *layers))
+    except Exception as e:
+        key = str(getattr(e, "full_key", "") or "")
+        parent, _, leaf = key.rpartition(".")
+        node = schema.slurm if parent == "slurm" else schema
+        prefix = f"compare.{parent}" if parent else "compare"
+        if "not in" in str(e) or type(e).__name__ == "ConfigKeyError":
+            raise unknown("key", f"{prefix}.{leaf}", _settings_keys(node, prefix), key=f"{prefix}.{leaf}") from None
+        expected = type(OmegaConf.select(schema, key)).__name__ if key and OmegaConf.select(schema, key) is not None \
+            else "another type"
+        given = OmegaConf.select(OmegaConf.merge(*[OmegaConf.create(x) for x in layers]), key) if key else None
+        raise UserError(f"compare.{key}: expected {expected}, got '{given}'") from None
+    settings.validate()
+    return settings
+
+
+_resolve_arms = resolve_arms  # (the name before it was public)
+
+
+def arm_arguments(spec: dict) -> list[str]:
+    """An arm's interventions and overrides as `fit` arguments."""
+    args = flatten("interventions", spec["interventions"]) if spec["interventions"] else []
+    return args + [a for k, v in spec["overrides"].items() for a in flatten(str(k), v)]
 
 
 def plan(args: list[str]) -> Plan:
@@ -155,14 +234,7 @@ def plan(args: list[str]) -> Plan:
         require(given is None or str(given) == str(out_dir), "out_dir",
                 f"'{out_dir}' and compare.out_dir='{given}' disagree; give the comparison directory once")
         settings_given = OmegaConf.merge(settings_given, {"out_dir": str(out_dir)})
-    if isinstance(seeds_given, int):
-        require(seeds_given >= 1, "seeds", f"must be ≥ 1 (a number of seeds) or a list, got {seeds_given}")
-        seeds = list(range(1, seeds_given + 1))
-    else:
-        require(isinstance(seeds_given, ListConfig) and all(isinstance(s, int) and s >= 0 for s in seeds_given), "seeds",
-                "expected a number of seeds (seeds=5 means 1..5) or a list of seeds such as [0,7,9]")
-        seeds = list(seeds_given)
-    require(len(set(seeds)) == len(seeds), "seeds", "must be distinct")
+    seeds = parse_seeds(seeds_given)
     recipe = str(cli.get("recipe") or load_config([]).recipe)
     common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare", "out_dir")]
     theory = is_theory_recipe(recipe)
@@ -171,14 +243,8 @@ def plan(args: list[str]) -> Plan:
     else:
         load_config_plugins(common)  # a plugin's interventions can be arms
         recipe_arms, recipe_compare = recipe_sections(recipe)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(CompareSettings), recipe_compare, settings_given)
-        settings: CompareSettings = OmegaConf.to_object(merged)
-    except Exception as e:
-        key = getattr(e, "full_key", "") or ""
-        raise UserError(f"compare.{key}: {str(e).splitlines()[0]}") from None
-    settings.validate()
-    arms = _resolve_arms(arms_given, recipe_arms)
+    settings = compare_settings(recipe_compare, settings_given)
+    arms = resolve_arms(arms_given, recipe_arms)
     for arm, spec in arms.items():
         require(not (theory and spec["interventions"]), f"arms.{arm}",
                 "a toy model's run takes no interventions; give the arm overrides (e.g. optim.name=sgd)")
@@ -186,13 +252,14 @@ def plan(args: list[str]) -> Plan:
         raise unknown("baseline arm", settings.baseline, arms, key="compare.baseline")
 
     identity = json.dumps([recipe, sorted(common), arms, seeds], sort_keys=True)
-    tag = hashlib.blake2b(identity.encode(), digest_size=4).hexdigest()
+    tag = identity_tag([recipe, sorted(common), arms, seeds])
     directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{tag}")
     result = Plan(recipe, arms, seeds, settings, directory, identity)
     measured: dict[str, dict] = {}
+    configs: dict[str, dict] = {}  # arm → its resolved config (as every seed has it, less the seed and directory)
+    sources: dict[str, str] = {}  # plugin source file → hash of its text
     for arm, spec in arms.items():
-        arm_args = _flatten("interventions", spec["interventions"]) if spec["interventions"] else []
-        arm_args += [a for k, v in spec["overrides"].items() for a in _flatten(str(k), v)]
+        arm_args = arm_arguments(spec)
         for seed in seeds:
             run_dir = directory / arm / f"seed{seed}"
             run_args = [*common, *arm_args, f"seed={seed}", f"out_dir={run_dir}"]
@@ -208,6 +275,7 @@ def plan(args: list[str]) -> Plan:
                             f"(scaling.seeds); run it with `python -m skilltrain theory recipe={recipe}`, not compare")
                     result.runs.append(Run(arm, seed, run_args, run_dir, command="theory"))
                     measured[arm] = {"skills": cfg_skills(cfg)[0], "metric": {"threshold": cfg.metric.threshold}}
+                    configs.setdefault(arm, resolved_config(cfg))
                     continue
                 cfg = load_config(run_args)
                 _check_visible_to_runs(cfg)
@@ -215,12 +283,81 @@ def plan(args: list[str]) -> Plan:
                 raise UserError(f"arm {arm}: {e}") from None
             result.runs.append(Run(arm, seed, run_args, run_dir, own_process=_several_processes(cfg)))
             measured[arm] = _what_is_measured(cfg)
+            configs.setdefault(arm, resolved_config(cfg))
+            sources.update(plugin_sources(cfg))
     first = next(iter(measured))
     for arm, what in measured.items():
         require(what == measured[first], f"arms.{arm}",
                 f"must train the same skills and measure them alike as arm {first} (skills and metric.*), "
                 f"to be compared: {what} vs {measured[first]}")
+    from skilltrain import __version__
+
+    result.resolved = {"skilltrain": __version__, "configs": configs, "plugin_sources": sources,
+                       "allow_changed": []}
     return result
+
+
+PER_RUN_KEYS = ("seed", "out_dir", "overwrite", "ckpt_path")
+
+
+def resolved_config(cfg) -> dict:
+    """A run's resolved config as plain data, less what differs between the runs of an arm (seed, directory)."""
+    from skilltrain.files import dumps_json
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    return json.loads(dumps_json({k: v for k, v in data.items() if k not in PER_RUN_KEYS}))  # as plan.json holds it
+
+
+def plugin_sources(cfg) -> dict[str, str]:
+    """The source files of the plugins' entries a run uses (its task, model, optimizer, interventions), each with a
+    hash of its text: an edit between reruns changes what ran."""
+    from skilltrain.registry import BUILTIN, MODELS, OPTIMIZERS, TASKS
+
+    used = [(TASKS, cfg.data.name, None), (MODELS, cfg.model.name, None), (OPTIMIZERS, cfg.optim.name, None)]
+    used += [(INTERVENTIONS, name, getattr(params, "mode", None)) for name, params in cfg.interventions.items()]
+    found = {}
+    for registry, name, mode in used:
+        entry = registry.get(name)
+        source = entry.mode_sources.get(mode, entry.source) if entry.modes else entry.source
+        if source == BUILTIN:
+            continue
+        try:
+            path = inspect.getsourcefile(entry.modes.get(mode) if entry.modes else entry.obj)
+            found[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        except (TypeError, OSError):  # no file to read (a module built in memory): its plugin's name stands for it
+            found[str(source)] = "unreadable"
+    return found
+
+
+def _first_difference(old, new, prefix: str = "") -> str | None:
+    """The first dotted key at which two resolved configs differ, with both values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                return f"{where} {'added' if key not in old else 'removed'}"
+            found = _first_difference(old[key], new[key], where)
+            if found:
+                return found
+        return None
+    return None if old == new else f"{prefix} {json.dumps(old)} → {json.dumps(new)}"
+
+
+def changes(saved: dict, plan: Plan) -> list[str]:
+    """What differs between the resolved configs recorded in plan.json and this plan's: one phrase per change."""
+    found = []
+    if saved.get("skilltrain") != plan.resolved["skilltrain"]:
+        found.append(f"skilltrain {saved.get('skilltrain')} → {plan.resolved['skilltrain']}")
+    for arm, config in plan.resolved["configs"].items():
+        old = saved.get("configs", {}).get(arm)
+        diff = None if old is None else _first_difference(old, config)
+        if diff:
+            found.append(f"arm {arm}: {diff}")
+    old_sources = saved.get("plugin_sources", {})
+    for path, digest in plan.resolved["plugin_sources"].items():
+        if old_sources.get(path, digest) != digest:
+            found.append(f"plugin source {path} edited")
+    return found
 
 
 def _several_processes(cfg) -> bool:
@@ -295,10 +432,33 @@ def _command(run: Run) -> list[str]:
     return ["fit", *run.args, *restart]
 
 
-def _check_directory(plan: Plan) -> None:
-    """A comparison directory holds one comparison: the same command continues it; another one is refused, so
-    that runs of different commands never mix in one set of statistics."""
-    saved = plan.directory / "plan.json"
-    if saved.is_file() and saved.read_text() != plan.identity:
+def check_directory(plan: Plan) -> None:
+    """A comparison directory holds one comparison: the same command continues it; another one is refused, so that
+    runs of different commands never mix in one set of statistics. So is the same command when what it resolves to
+    changed since (a recipe, preset or plugin edited, another skilltrain): unless `compare.allow_changed=true`, which
+    is recorded in plan.json (`allow_changed`)."""
+    path = plan.directory / "plan.json"
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise UserError(f"compare.out_dir: '{path}' is unreadable; choose another compare.out_dir") from None
+    if not isinstance(saved, dict):  # written by an older skilltrain: the identity alone
+        saved = {"identity": saved}
+    if saved.get("identity") != json.loads(plan.identity):
         raise UserError(f"compare.out_dir: '{plan.directory}' holds a comparison made by another command (recipe, "
                         "arms, seeds or overrides differ); choose another compare.out_dir")
+    if "configs" not in saved:
+        return
+    found = changes(saved, plan)
+    plan.resolved["allow_changed"] = list(saved.get("allow_changed", []))
+    if found and not plan.settings.allow_changed:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise UserError(f"compare.allow_changed: '{plan.directory}' holds runs of another config: {found[0]}{more}; "
+                        "choose another compare.out_dir, or pool them anyway with compare.allow_changed=true")
+    if found:
+        plan.resolved["allow_changed"].append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changes": found})
+
+
+_check_directory = check_directory  # (the name before it was public)

@@ -15,13 +15,16 @@ from omegaconf import DictConfig, OmegaConf
 from skilltrain.config.schema import METRICS, SCHEDULERS, SPLITS, WANDB_MODES
 from skilltrain.errors import UserError, require, unknown
 from skilltrain.registry import INTERVENTIONS, TASKS
+from skilltrain.seeds import check_seed
 
 ABSURD_PER_CORE = 4  # CPU processes or threads beyond 4 per core: refused (each would get a quarter of a core or less)
 
 
 def validate(cfg: DictConfig) -> None:
     """Check a typed run config's values. Each failure names its key."""
-    require(cfg.seed >= 0, "seed", f"must be ≥ 0, got {cfg.seed}")
+    check_seed(cfg.seed, "seed")
+    if cfg.data.seed is not None:
+        check_seed(cfg.data.seed, "data.seed")
     require(cfg.diverge_factor is None or cfg.diverge_factor > 1, "diverge_factor",
             f"must be > 1 or null (non-finite loss only), got {cfg.diverge_factor}")
     t = cfg.trainer

@@ -29,6 +29,7 @@ from skilltrain.config import (
     validate_section,
 )
 from skilltrain.errors import UserError, unknown
+from skilltrain.seeds import check_seed
 from skilltrain.theory.domino import DominoConfig
 from skilltrain.theory.geometry import GeometryConfig
 from skilltrain.theory.resource import ResourceConfig
@@ -138,7 +139,7 @@ def _validate(cfg: DictConfig) -> None:
     if cfg.model not in MODELS:
         raise unknown("theory model", cfg.model, MODELS, key="model")
     require(cfg.steps >= 1, "steps", f"must be ≥ 1, got {cfg.steps}")
-    require(cfg.seed >= 0, "seed", f"must be ≥ 0, got {cfg.seed}")
+    check_seed(cfg.seed, "seed")
     require(cfg.log_every is None or cfg.log_every >= 1, "log_every", f"must be ≥ 1 or null, got {cfg.log_every}")
     require(0 < cfg.metric.threshold < 1, "metric.threshold", f"a skill level must be in (0, 1), got {cfg.metric.threshold}")
     require(cfg.stop.patience >= 0, "stop.patience", f"must be ≥ 0, got {cfg.stop.patience}")

@@ -1,0 +1,159 @@
+"""A long-lived worker process for `compare`: it pays the imports (torch, Lightning, W&B) once, then runs fits one after
+another, each in this process, each as `python -m skilltrain fit <args>` would.
+
+    python -m skilltrain.comparison.worker <reply fd>          (started by compare's launcher; not a user command)
+
+Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path,
+"heartbeat": seconds}. For each, the worker points its standard output and error (the file descriptors, so
+Lightning's and W&B's own writers too) at the run's log file, runs the command, and answers on the reply pipe with one
+JSON line: {"exit": code}; while the run is under way it says {"alive": true} every `heartbeat` seconds, so that the
+comparison can tell a long run from a worker that stopped answering (which it kills, failing the run).
+
+A worker dies with the comparison that started it: when its parent process is gone (killed, crashed), the running
+fit is stopped as by SIGTERM (at the end of a step, with a checkpoint) and the worker exits; an orphaned worker never
+keeps training.
+
+Nothing leaks from one run into the next: every fit seeds torch, numpy and Python's RNGs from its own seed, restores
+the thread count, signal handlers and environment it changed, and finishes its W&B run; the worker restores the
+process-wide torch settings Lightning may change (deterministic algorithms, cuDNN benchmark). A run that crashes (an
+exception that is not a bad input) ends the worker after answering, so that no half-torn state serves another run;
+the comparison starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+GRACE = 60.0  # seconds a fit has to stop (and checkpoint) once the comparison is gone, before the worker exits anyway
+
+
+@contextlib.contextmanager
+def _output_to(path: str):
+    """Standard output and error, at the file-descriptor level, into `path` (appended)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+@contextlib.contextmanager
+def _process_wide_torch_settings():
+    """Restore what Lightning sets for the whole process when a run asks for it (`trainer.deterministic`,
+    `trainer.benchmark`), so that the next run in this worker starts as in a fresh process."""
+    import torch
+
+    cudnn = torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             cudnn.benchmark, cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"), torch.get_default_dtype())
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.benchmark, cudnn.deterministic = saved[2], saved[3]
+        if saved[4] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[4]
+        torch.set_default_dtype(saved[5])
+
+
+def run_one(args: list[str], command: str = "fit") -> tuple[int, bool]:
+    """(exit code, whether the worker may serve another run) of `fit <args>` (or another command), as the command
+    line would end."""
+    from skilltrain.cli import main
+
+    try:
+        with _process_wide_torch_settings():
+            return main([command, *args]), True
+    except SystemExit as e:
+        return int(e.code or 0), True
+    except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state
+        traceback.print_exc()
+        return 1, False
+
+
+def die_with_parent(poll: float = 0.5) -> None:
+    """Stop this process when the one that started it is gone: SIGTERM to itself (a fit stops at the end of its
+    step, with a checkpoint), then, after GRACE seconds, a hard exit. A daemon thread polls the parent's pid (portable;
+    Linux's PR_SET_PDEATHSIG would follow the thread that started the worker, not the comparison)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+class _Replies:
+    """The reply pipe: answers, and while a run is under way a sign of life every `every` seconds."""
+
+    def __init__(self, reply):
+        self.reply, self.lock = reply, threading.Lock()
+
+    def send(self, message: dict) -> None:
+        with self.lock:
+            self.reply.write(json.dumps(message) + "\n")
+            self.reply.flush()
+
+    @contextlib.contextmanager
+    def alive_every(self, every: float | None):
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(every):
+                with contextlib.suppress(OSError, ValueError):
+                    self.send({"alive": True})
+
+        thread = threading.Thread(target=beat, daemon=True) if every else None
+        if thread:
+            thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if thread:
+                thread.join()
+
+
+def serve(reply_fd: int) -> None:
+    die_with_parent()
+    import skilltrain.run  # noqa: F401  (the imports every run needs, paid once)
+
+    try:
+        with os.fdopen(reply_fd, "w") as reply:
+            replies = _Replies(reply)
+            for line in sys.stdin:
+                request = json.loads(line)
+                with _output_to(request["log"]), replies.alive_every(request.get("heartbeat")):
+                    code, healthy = run_one(request["args"], request.get("command", "fit"))
+                replies.send({"exit": code})
+                if not healthy:
+                    return
+    except BrokenPipeError:  # the comparison is gone: nobody to answer
+        return
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

@@ -24,7 +24,8 @@ def test_compositional_learns_parts_then_composite(tmp_path):
     assert summary["status"] == "completed" and summary["steps"] == 1000 and summary["recipe"] == "compositional"
     assert list(summary["skills"]) == ["x3x4", "x1x2", "x1x2x3x4"]  # the task's declared order
     for s in summary["skills"].values():
-        assert s.keys() == {"frequency", "learned_step", "learned_samples", "learned_window", "final_loss", "final_metric"}
+        assert s.keys() == {"frequency", "learned_step", "learned_samples", "learned_window", "learned_resolution", "final_loss",
+                            "final_metric"}
         assert s["learned_samples"] == 8000 and s["learned_window"] == [s["learned_step"]] * 2  # full batch: exact
         assert s["final_metric"] >= 0.99 and s["final_loss"] < 0.01
     t = {k: v["learned_step"] for k, v in summary["skills"].items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from conftest import load
 
@@ -50,3 +51,36 @@ def test_resource_guided_reference_loss_is_smoothed_over_several_batches():
     assert np.allclose(reference, math.log(2), rtol=0.15)  # 20% noise per batch: the mean of 10 is within 15%
     iv1 = _guided(60, {}, seed=1)
     assert np.abs(iv1.reference_loss().numpy() - reference).max() < 0.15
+
+
+# ---- fit-theory's search range ------------------------------------------------------------------------------
+
+
+def _measured_world(n0: float, steps: int = 3000, eta: float = 0.1):
+    from skilltrain.theory.fit import Measured
+
+    p = [0.6, 0.4]
+    at = list(range(10, steps + 1, 10))
+    u = resource.simulate(torch.tensor(p), eta, n0, steps, at=at).numpy()
+    return Measured(["a", "b"], p, "mse", [None, None], 0.01, at, u, 10, {"a": None, "b": None})
+
+
+def test_fit_finds_an_n0_beyond_the_first_search_range():
+    """The old search stopped at 10^1.33 and reported that edge as the fitted N0 (σ = 1 in Fig 7: 21.5, the paper 37).
+    A world with N0 = 300 (beyond the paper's 10^2 too) is fitted by widening the range."""
+    from skilltrain.theory.fit import fit
+
+    result = fit(_measured_world(300.0), eta=0.1)
+    assert result["n0"]["value"] == pytest.approx(300.0, rel=0.05)
+    assert result["at_search_edge"] == [] and result["n0"]["determined"]
+    assert result["search_range"]["n0"][1] > 2.5  # the upper edge moved out
+
+
+def test_a_value_on_the_search_edge_is_printed_as_a_bound_never_as_a_measurement():
+    """N0 = 0 (the Domino regime): the best fit sits on the lowest N0 searched; that edge is a bound."""
+    from skilltrain.theory.fit import LOG_N0_LIMIT, fit, format_parameter
+
+    result = fit(_measured_world(0.0, steps=400), eta=0.1)
+    assert result["at_search_edge"] == ["n0"]
+    assert result["n0"]["log10"] == pytest.approx(LOG_N0_LIMIT[0]) and not result["n0"]["determined"]
+    assert format_parameter(result["n0"]).startswith("≤ ") and "search edge" in format_parameter(result["n0"])

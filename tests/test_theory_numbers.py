@@ -84,3 +84,71 @@ def test_a_value_on_the_search_edge_is_printed_as_a_bound_never_as_a_measurement
     assert result["at_search_edge"] == ["n0"]
     assert result["n0"]["log10"] == pytest.approx(LOG_N0_LIMIT[0]) and not result["n0"]["determined"]
     assert format_parameter(result["n0"]).startswith("≤ ") and "search edge" in format_parameter(result["n0"])
+
+
+# ---- the Resource model's gates -------------------------------------------------------------------------------
+
+AND_TREE = ([1, 0.1, 2, 0.2, 1, 1, 1], [None] * 4 + [("and", [0, 1]), ("and", [2, 3]), ("and", [4, 5])])
+MIXED_TREE = ([0.1, 0.01, 2, 0.2, 1, 1, 1], [None] * 4 + [("and", [0, 1]), ("or", [2, 3]), ("or", [4, 5])])
+
+
+def _learn_steps(u: torch.Tensor) -> list[int | None]:
+    below = u <= 0.1
+    return [int(below[:, k].nonzero()[0]) if below[:, k].any() else None for k in range(u.shape[-1])]
+
+
+def _and_tree_in_plain_python(steps: int = 20000, a: float = 1e-3) -> list[int]:
+    """The AND tree in log space with math's functions, one skill at a time: an independent computation."""
+    p, gates = AND_TREE
+    log_u, learned = [0.0] * 7, [None] * 7
+    for step in range(1, steps + 1):
+        opened = [-math.expm1(a * v) for v in log_u]
+        c = [1.0 if g is None else opened[g[1][0]] * opened[g[1][1]] for g in gates]
+        total = sum(ci * pi * math.exp(v) for ci, pi, v in zip(c, p, log_u)) + 1e-3
+        for k in range(7):
+            removed = 1e-3 * c[k] * p[k] / total
+            log_u[k] = log_u[k] + math.log1p(-removed) if removed < 1 else -math.inf
+            if learned[k] is None and log_u[k] <= math.log(0.1):
+                learned[k] = step
+    return learned
+
+
+def test_the_and_tree_is_computed_exactly_where_the_papers_float64_code_rounds():
+    """With a = 1e-3 the AND tree's gates open while u is ≈ 1e-144…1e-320: in float64, subnormal numbers, where the
+    paper's code gives T7 = 8331 and the same formula with other orders of operations 8183 or 8494 (this project's,
+    before). In log space nothing underflows: T7 = 8259, the same in an independent plain-Python computation and with
+    the skills listed in another order."""
+    p, gates = AND_TREE
+    u = resource.simulate(torch.tensor(p), 1e-3, 1e-3, 20000, gates=gates, a=1e-3)
+    steps = _learn_steps(u)
+    assert steps == [2467, 3916, 1900, 3596, 6324, 5600, 8259]
+    assert steps == _and_tree_in_plain_python()
+    order = [3, 2, 1, 0, 5, 4, 6]  # T4, T3, T2, T1, T6, T5, T7
+    where = {old: new for new, old in enumerate(order)}
+    permuted = [None if g is None else (g[0], [where[j] for j in g[1]]) for g in (gates[i] for i in order)]
+    u2 = resource.simulate(torch.tensor([p[i] for i in order]), 1e-3, 1e-3, 20000, gates=permuted, a=1e-3)
+    assert [_learn_steps(u2)[where[k]] for k in range(7)] == steps
+
+
+def test_the_chain_and_mixed_tree_learn_steps_are_the_papers():
+    """Where no gate opens in subnormal numbers, the learn steps are exactly those of the paper's code (Fig 17)."""
+    chain = resource.simulate(torch.tensor([0.3, 1.0, 3.0]), 1e-3, 1e-3, 5000, gates=[None, ("and", [0]), ("and", [1])],
+                              a=1e-4)
+    assert _learn_steps(chain) == [909, 2369, 4037]
+    p, gates = MIXED_TREE
+    mixed = resource.simulate(torch.tensor(p), 1e-3, 1e-3, 20000, gates=gates, a=1e-3)
+    assert _learn_steps(mixed) == [3532, 6113, 1229, 2828, 8837, 4361, 5953]
+
+
+def test_gates_open_under_cross_entropy_once_the_prerequisites_are_learned():
+    """Under CE u = σ(−z) falls like 1/t, so the paper's gate 1 − u^a (a = 0.01) never opened: the composite of
+    `resource_compositional` with loss=ce had barely moved after 4000 steps. The CE gate opens as its parts reach
+    the learned level."""
+    gates = [None, None, ("and", [0, 1])]
+    u = resource.simulate(torch.full((3,), 1 / 3), 0.007637626, 0.01, 4000, loss="ce", gates=gates, a=0.01)
+    parts, composite = _learn_steps(u)[0], _learn_steps(u)[2]
+    assert parts is not None and composite is not None and composite < 2 * parts  # measured: 616 and 1132
+    assert float(u[parts // 2, 2]) > 0.45  # and it waited: at half the parts' learn step it has not moved (u = ½)
+    c = resource.gate_values(torch.tensor([0.1, 0.11, 0.5]), [None, None, ("and", [0])], 0.01, loss="ce")
+    assert c[2] == 1.0  # the gate is open once the prerequisite is learned (u ≤ 0.1)
+    assert resource.gate_values(torch.tensor([0.11, 0.2, 0.5]), gates, 0.01, loss="ce")[2] < 0.1  # shut before

@@ -48,7 +48,7 @@ from skilltrain.theory import resource
 FIT_FILE = "theory_fit.json"
 GATE_EXPONENT = 0.01
 PROFILE_TOLERANCE = 0.1  # a parameter's interval: the values whose best fit is within 10% of the best squared error
-LEARNED_U = 0.1  # a skill counts as learned once u ≤ 0.1 (skill level s ≥ 0.9)
+LEARNED_U = resource.LEARNED_U  # a skill counts as learned once u ≤ 0.1 (skill level s ≥ 0.9)
 LOG_ETA = (-5.0, 0.0)  # grid ranges (log10) of the first search
 LOG_N0 = (-6.0, 2.0)  # (the paper's code searches N0 over 10^−4…10^2)
 WIDEN = 2.0  # decades an edge moves out while the best fit sits on it …

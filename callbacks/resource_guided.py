@@ -13,6 +13,7 @@ from skilltrain.theory.fit import LEARNED_U
 DT = 10  # steps per Euler step of the model (fitting and prediction)
 BETAS = (1.0, 0.75, 0.5, 0.25, 0.0)  # candidate mixtures q ∝ p^β · (u + 0.05)^γ (β = 1, γ = 0: the natural one)
 GAMMAS = (0.0, 0.5, 1.0, 2.0)
+REFERENCE_BATCHES = 10  # ℓ_ref: the mean loss over the first batches that hold the skill (not one noisy batch)
 
 
 class ResourceGuided(DataSampling):
@@ -24,9 +25,11 @@ class ResourceGuided(DataSampling):
     `max_slowdown` times later than under the natural mixture. It then samples that mixture until the next fit.
 
     Formula. Measured: each skill's unlearned fraction u_k from an EMA (`ema`) of its all-reduced training loss ℓ_k and
-    its largest value so far ℓ_ref: √(ℓ/ℓ_ref) for MSE skills, 1 − exp(−ℓ·log 2/ℓ_ref) for CE skills (the model's own
-    losses). Fitted: η_eff and N0 of u_k ← u_k − η·q_k u_k/(Σ_j q_j u_j + N0) (CE: on the logits; prerequisite gates
-    from the task's declared structure), by least squares over a grid of (log η, log N0), coarse at the first fit,
+    its loss before learning ℓ_ref (the mean over the first 10 batches that hold the skill): √(ℓ/ℓ_ref) for MSE
+    skills, 1 − exp(−ℓ·log 2/ℓ_ref) for CE skills (the model's own losses); a skill absent from a batch keeps its EMA,
+    and a fit point where a skill was not seen yet leaves that cell out. Fitted: η_eff and N0 of
+    u_k ← u_k − η·q_k u_k/(Σ_j q_j u_j + N0) (CE: on the logits; prerequisite gates from the task's declared
+    structure), by least squares over a grid of (log η, log N0), coarse at the first fit,
     local after. Chosen: among q ∝ p^β · (u + 0.05)^γ (β ∈ {1, ¾, ½, ¼, 0}, γ ∈ {0, ½, 1, 2}), then
     q ← (1 − floor)·q + floor/K, the one whose predicted last learn step is earliest, subject to t_k(q) ≤
     max_slowdown · t_k(p) for every skill not yet learned (t predicted from the current u over the rest of the
@@ -53,6 +56,8 @@ class ResourceGuided(DataSampling):
         self.loss_kind = task.loss
         self.natural = self.frequencies / self.frequencies.sum()
         self.ema_loss: torch.Tensor | None = None
+        self.reference_sum: torch.Tensor | None = None  # ℓ_ref's running sum and count, per skill
+        self.reference_count: torch.Tensor | None = None
         self.steps = 0
         self.max_steps = 0
         self.points: list[dict] = []  # each fit: {"step", "loss": EMA losses [K], "q": mixture used since the last}
@@ -67,10 +72,16 @@ class ResourceGuided(DataSampling):
         loss = stats["mask_loss"].detach().double()
         if self.ema_loss is None:
             self.ema_loss = torch.full_like(loss, float("nan"))
+        if self.reference_sum is None:
+            self.reference_sum, self.reference_count = torch.zeros_like(loss), torch.zeros_like(loss)
+        seen = torch.isfinite(loss)  # a skill absent from this batch has no loss (NaN)
         a = self.params.ema
         smoothed = torch.where(self.ema_loss.isnan(), loss, a * self.ema_loss + (1 - a) * loss)
-        self.ema_loss = torch.where(torch.isfinite(loss), smoothed, self.ema_loss)
-        if self.steps % self.params.fit_every and self.steps != 1:  # step 1: the losses before learning (ℓ_ref)
+        self.ema_loss = torch.where(seen, smoothed, self.ema_loss)
+        early = seen & (self.reference_count < REFERENCE_BATCHES)
+        self.reference_sum = self.reference_sum + torch.where(early, loss, torch.zeros_like(loss))
+        self.reference_count = self.reference_count + early.to(loss.dtype)
+        if self.steps % self.params.fit_every and self.steps != 1:  # step 1: the curves' first point
             return None
         ema = self.ema_loss.cpu().numpy()  # the one host read, every fit_every steps
         used = self.mixture.double().cpu().numpy()
@@ -80,12 +91,16 @@ class ResourceGuided(DataSampling):
         mixture = self._choose()
         return torch.tensor(mixture, dtype=torch.float64, device=loss.device)
 
+    def reference_loss(self) -> torch.Tensor:
+        """ℓ_ref per skill: the mean loss over the first REFERENCE_BATCHES batches that held it (NaN: never seen)."""
+        return (self.reference_sum / self.reference_count).cpu()
+
     # ---- the model ---------------------------------------------------------------------------------------------
     def _measured(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from skilltrain.theory.fit import unlearned_fraction
 
-        losses = np.array([p["loss"] for p in self.points])
-        u = unlearned_fraction(losses, np.nanmax(losses, 0), self.loss_kind)
+        losses = np.array([p["loss"] for p in self.points])  # NaN: a skill not seen yet at that point (left out)
+        u = unlearned_fraction(losses, self.reference_loss().numpy(), self.loss_kind)
         return np.array([p["step"] for p in self.points]), u, np.array([p["q"] for p in self.points])
 
     def _simulate(self, log_eta: np.ndarray, log_n0: np.ndarray, steps: np.ndarray, mixtures: np.ndarray) -> np.ndarray:
@@ -113,7 +128,7 @@ class ResourceGuided(DataSampling):
             grid_e = np.clip(self.fitted[0] + np.linspace(-0.3, 0.3, 5), *LOG_ETA)
             grid_n = np.clip(self.fitted[1] + np.linspace(-0.6, 0.6, 5), *LOG_N0)
         e, n = np.meshgrid(grid_e, grid_n, indexing="ij")
-        sse = ((self._simulate(e.ravel(), n.ravel(), steps, mixtures) - u[None]) ** 2).sum((1, 2))
+        sse = np.nansum((self._simulate(e.ravel(), n.ravel(), steps, mixtures) - u[None]) ** 2, axis=(1, 2))
         best = int(np.nanargmin(sse))
         return [float(e.ravel()[best]), float(n.ravel()[best])]
 
@@ -152,9 +167,14 @@ class ResourceGuided(DataSampling):
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "ema_loss": self.ema_loss, "steps": self.steps, "points": self.points,
-                "fitted": self.fitted}
+                "fitted": self.fitted, "reference_sum": self.reference_sum, "reference_count": self.reference_count}
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
         self.ema_loss, self.steps = state_dict["ema_loss"], state_dict["steps"]
         self.points, self.fitted = state_dict["points"], state_dict["fitted"]
+        if "reference_sum" in state_dict:
+            self.reference_sum, self.reference_count = state_dict["reference_sum"], state_dict["reference_count"]
+        elif self.points:  # a checkpoint from before ℓ_ref was smoothed: its step-1 losses, as then
+            first = torch.tensor(self.points[0]["loss"], dtype=torch.float64)
+            self.reference_sum, self.reference_count = first.nan_to_num(0.0), first.isfinite().double()

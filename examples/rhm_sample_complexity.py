@@ -3,7 +3,8 @@
     python examples/rhm_sample_complexity.py [out_dir=runs/rhm_sample_complexity] [seeds=3] [compare.workers=2]
         [key=value …]
 
-Cagnetta, Petrini, Wyart et al. (the RHM; exp. 6 of arXiv 2501.12391) find that a deep network whose layers mirror
+Cagnetta et al. (the RHM: Phys. Rev. X 14, 031001 (2024), arXiv 2307.02129; this project's exp. 6, not an
+experiment of arXiv 2501.12391) find that a deep network whose layers mirror
 the hierarchy learns the task from P* ∝ n_c·m^L samples, polynomial in the input size, where the task has
 n_c·m^((s^L − 1)/(s − 1)) distinct inputs. This script runs recipe `rhm_cnn` in two sweeps over the training-set
 size P, one per depth (v = 8, n_c = 4, s = 2; each grid stays within the distinct inputs of its smallest m):

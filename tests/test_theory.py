@@ -91,12 +91,13 @@ def _geometry(optimizer: str, lr: float, p: list[float], steps: int, **kw):
 
 
 def test_geometry_sgd_on_basis_vectors_matches_the_closed_form():
-    """Exact loss, SGD: s_i(t) = 1 − (1 − 2·lr·p_i)^t, so skill i is learned at ⌈ln 0.1 / ln(1 − 2·lr·p_i)⌉."""
-    lr, p = 0.05, [0.9, 0.1]
+    """Exact loss, SGD on the paper's gradient −(1 − s)·t: s_i(t) = 1 − (1 − lr·p_i)^t, so skill i is learned at
+    ⌈ln 0.1 / ln(1 − lr·p_i)⌉."""
+    lr, p = 0.1, [0.9, 0.1]
     traj = _geometry("sgd", lr, p, 1000)
-    expected = [math.ceil(math.log(0.1) / math.log(1 - 2 * lr * q) - 1e-9) for q in p]
+    expected = [math.ceil(math.log(0.1) / math.log(1 - lr * q) - 1e-9) for q in p]
     assert traj.learned_step[0].tolist() == expected
-    assert traj.levels[5, 0, 0].item() == pytest.approx(1 - (1 - 2 * lr * 0.9) ** 5, rel=1e-12)
+    assert traj.levels[5, 0, 0].item() == pytest.approx(1 - (1 - lr * 0.9) ** 5, rel=1e-12)
 
 
 def test_geometry_signgd_moves_every_skill_at_the_same_speed_on_basis_vectors():

@@ -47,8 +47,11 @@ class SkillsConfig:
 
     n: int | None = None  # how many, when neither names nor frequencies say it
     names: list[str] | None = None  # default: T1, T2, …
-    frequencies: list[float] | None = None  # p_i as given (the Geometry model normalises them); default: zipf_alpha
+    frequencies: list[float] | None = None  # p_i; default: zipf_alpha
     zipf_alpha: float | None = None  # p_i ∝ i^−α (normalised); null with no frequencies: equal p
+    # true: p / Σp; false: p as given (the weights of the paper's Fig 12); null: the Geometry model normalises, the
+    # Resource and Domino models take p as given (as the paper's scripts)
+    normalize: bool | None = None
 
 
 @dataclass
@@ -88,10 +91,9 @@ class TheoryConfig:
 
     def frequencies(self) -> list[float]:
         s, k = self.skills, len(self.skill_names())
-        if s.frequencies:
-            return [float(p) for p in s.frequencies]
-        weights = [i ** -(s.zipf_alpha or 0.0) for i in range(1, k + 1)]
-        return [w / sum(weights) for w in weights]
+        weights = [float(p) for p in s.frequencies] if s.frequencies else [i ** -(s.zipf_alpha or 0.0) for i in range(1, k + 1)]
+        normalize = s.normalize if s.normalize is not None else (self.model == "geometry" or not s.frequencies)
+        return [w / sum(weights) for w in weights] if normalize else weights
 
 
 def theory_recipe_names() -> list[str]:

@@ -11,7 +11,10 @@ learning ℓ_ref,i (the largest loss after the first logged step; a toy model's 
     MSE skills: u = √(ℓ / ℓ_ref)   (the Resource model's MSE loss is u²),
     CE skills:  u = 1 − exp(−ℓ · log 2 / ℓ_ref)   (its CE loss −log(1 − u) starts at log 2),
 clipped to [0, 1]. Least squares over every logged step after 0 and every skill, in log η and log N0: a coarse grid,
-two finer grids around the best point. Each parameter's interval is its profile: the values for which the best
+two finer grids around the best point, over log10 η in [−5, 0] and log10 N0 in [−6, 2] (the paper's code searches N0
+over [−4, 2]); an edge the best point sits on moves out by 2 decades until it does not (or reaches 10^−12…10^6 for
+N0, 10^−9…10^2 for η), and a parameter still on an edge is a bound, printed as one, never as a measurement.
+Each parameter's interval is its profile: the values for which the best
 fit over the other parameter stays within 10% of the best squared error. (Neighbouring points of a learning curve
 are not independent measurements, and misfit, not noise, dominates the residuals, so a noise model's confidence
 interval would claim too much.) A parameter whose interval spans more than a decade, or is open on one side, is
@@ -43,9 +46,12 @@ from skilltrain.theory import resource
 FIT_FILE = "theory_fit.json"
 GATE_EXPONENT = 0.01
 PROFILE_TOLERANCE = 0.1  # a parameter's interval: the values whose best fit is within 10% of the best squared error
-LEARNED_U = 0.1  # a skill counts as learned once u ≤ 0.1 (skill level s ≥ 0.9)
+LEARNED_U = resource.LEARNED_U  # a skill counts as learned once u ≤ 0.1 (skill level s ≥ 0.9)
 LOG_ETA = (-5.0, 0.0)  # grid ranges (log10) of the first search
-LOG_N0 = (-6.0, 1.0)
+LOG_N0 = (-6.0, 2.0)  # (the paper's code searches N0 over 10^−4…10^2)
+WIDEN = 2.0  # decades an edge moves out while the best fit sits on it …
+LOG_ETA_LIMIT = (-9.0, 2.0)  # … up to these
+LOG_N0_LIMIT = (-12.0, 6.0)
 
 
 @dataclass
@@ -144,21 +150,47 @@ def _sse(m: Measured, log_eta, log_n0) -> np.ndarray:
     return np.nansum((predict(m, log_eta, log_n0) - m.u[None]) ** 2, axis=(1, 2))
 
 
-def fit(m: Measured, grid: int = 25, eta: float | None = None) -> dict:
-    """Least-squares (log10 η, log10 N0) with profile intervals; JSON-ready. `eta` given: only N0 is fitted (as
-    arXiv 2501.12391 does for the Geometry model, with η = 2·lr·√N)."""
-    lo_e, hi_e, lo_n, hi_n = *LOG_ETA, *LOG_N0
-    if eta is not None:
-        lo_e = hi_e = math.log10(eta)
+def _search(m: Measured, ranges: list[list[float]], grid: int, eta: float | None) -> tuple[float, float, float]:
+    """The least-squares (log10 η, log10 N0, SSE) within `ranges`: a coarse grid, then two finer ones around the best
+    point, each clipped to the ranges (so that a best point on an edge is on the range's edge, not beyond it)."""
+    (lo_e, hi_e), (lo_n, hi_n) = ranges
     best = None
-    for size in (grid, 15, 15):  # a coarse grid, then two finer ones around the best point
+    for size in (grid, 15, 15):
         e, n = np.meshgrid(np.linspace(lo_e, hi_e, 1 if eta else size), np.linspace(lo_n, hi_n, size), indexing="ij")
         sse = _sse(m, e.ravel(), n.ravel())
         i = int(np.nanargmin(sse))
         best = (float(e.ravel()[i]), float(n.ravel()[i]), float(sse[i]))
         step_e, step_n = (0.0 if eta else (hi_e - lo_e) / (size - 1)), (hi_n - lo_n) / (size - 1)
-        lo_e, hi_e = best[0] - step_e, best[0] + step_e
-        lo_n, hi_n = best[1] - step_n, best[1] + step_n
+        lo_e, hi_e = max(best[0] - step_e, ranges[0][0]), min(best[0] + step_e, ranges[0][1])
+        lo_n, hi_n = max(best[1] - step_n, ranges[1][0]), min(best[1] + step_n, ranges[1][1])
+    return best
+
+
+def _edges(value: float, span: list[float]) -> list[int]:
+    """Which ends of `span` (0: low, 1: high) `value` sits on."""
+    return [side for side, end in enumerate(span) if abs(value - end) < 1e-9]
+
+
+def fit(m: Measured, grid: int = 25, eta: float | None = None) -> dict:
+    """Least-squares (log10 η, log10 N0) with profile intervals; JSON-ready. `eta` given: only N0 is fitted (as
+    arXiv 2501.12391 does for the Geometry model, with η = 2·lr·√N).
+
+    The search starts on LOG_ETA × LOG_N0 (N0 over 10^−6…10^2, wider than the paper's 10^−4…10^2); while the best
+    point sits on an edge of the range, that edge moves out by WIDEN decades, up to LOG_ETA_LIMIT and LOG_N0_LIMIT. A
+    parameter still on an edge is reported in `at_search_edge`, its value a bound, never a measurement."""
+    ranges = [[math.log10(eta)] * 2 if eta is not None else list(LOG_ETA), list(LOG_N0)]
+    limits = [list(LOG_ETA_LIMIT), list(LOG_N0_LIMIT)]
+    while True:
+        best = _search(m, ranges, grid, eta)
+        widened = False
+        for axis in (1,) if eta is not None else (0, 1):
+            for side in _edges(best[axis], ranges[axis]):
+                step = -WIDEN if side == 0 else WIDEN
+                moved = min(max(ranges[axis][side] + step, limits[axis][0]), limits[axis][1])
+                widened |= moved != ranges[axis][side]
+                ranges[axis][side] = moved
+        if not widened:
+            break
     log_eta, log_n0, sse = best
     # Profiles: for each value of one parameter, the best squared error over the other; the interval holds the
     # values within PROFILE_TOLERANCE of the best fit's (misfit, not noise, dominates a learning curve's residuals,
@@ -174,13 +206,17 @@ def fit(m: Measured, grid: int = 25, eta: float | None = None) -> dict:
         seen = np.isfinite(m.u[:, k])
         total = float(((m.u[seen, k] - m.u[seen, k].mean()) ** 2).sum())
         r2[skill] = None if total == 0 else round(1 - float(((u_fit[seen, k] - m.u[seen, k]) ** 2).sum()) / total, 4)
-    at_edge = [name for name, value, (lo, hi) in (("eta", log_eta, LOG_ETA), ("n0", log_n0, LOG_N0))
-               if (value <= lo + 1e-9 or value >= hi - 1e-9) and not (eta and name == "eta")]
+    edges = {"eta": [] if eta else _edges(log_eta, ranges[0]), "n0": _edges(log_n0, ranges[1])}
     fixed = {"value": float(eta), "log10": round(log_eta, 4), "interval": [float(eta), float(eta)], "determined": True,
              "fixed": True} if eta else None
-    return {"eta": fixed or _parameter(log_eta, e_axis, np.nanmin(table, 1), limit),
-            "n0": _parameter(log_n0, n_axis, np.nanmin(table, 0), limit),
-            "sse": sse, "r2": r2, "rows": len(m.steps), "at_search_edge": at_edge, "_u_fit": u_fit}
+    result = {"eta": fixed or _parameter(log_eta, e_axis, np.nanmin(table, 1), limit),
+              "n0": _parameter(log_n0, n_axis, np.nanmin(table, 0), limit)}
+    for name, sides in edges.items():
+        if sides:  # the best fit may lie beyond: the value is a bound, not a measurement
+            result[name].update(determined=False, bound="upper" if sides == [0] else "lower")
+    return {**result, "sse": sse, "r2": r2, "rows": len(m.steps),
+            "search_range": {"eta": [round(v, 4) for v in ranges[0]], "n0": [round(v, 4) for v in ranges[1]]},
+            "at_search_edge": [name for name, sides in edges.items() if sides], "_u_fit": u_fit}
 
 
 def _parameter(log_value: float, axis: np.ndarray, profile: np.ndarray, limit: float) -> dict:
@@ -226,8 +262,9 @@ def fit_resource(run_dir: Path, collapse: bool = False, eta: float | None = None
     }
     notes = []
     if result["at_search_edge"]:
-        notes.append(f"{' and '.join(result['at_search_edge'])} at the edge of the search range: the best fit may lie "
-                     "outside it, and the value is a bound")
+        notes.append(f"{' and '.join(result['at_search_edge'])} at the edge of the search range, widened to its limit "
+                     "(log10 N0 in [-12, 6], log10 η in [-9, 2]): the best fit may lie outside it, and the value is a bound, "
+                     "not a measurement")
     for name in ("eta", "n0"):
         if not result[name]["determined"]:
             notes.append(f"{name} is not determined by this run (its interval spans more than a decade, or is open)")
@@ -264,8 +301,8 @@ def _plot_fit(path: Path, m: Measured, u_fit: np.ndarray, result: dict) -> None:
         ax.set_ylabel("unlearned fraction u")
     axes[0][0].legend(fontsize=7)
     eta, n0 = result["eta"], result["n0"]
-    fig.suptitle(f"Resource model fit (dashed) to the measured curves (solid): η_eff = {eta['value']:.3g}, "
-                 f"N0 = {n0['value']:.3g}" + ("" if n0["determined"] else " (N0 poorly determined)"), fontsize=10)
+    fig.suptitle(f"Resource model fit (dashed) to the measured curves (solid): η_eff = {format_parameter(eta)}, "
+                 f"N0 = {format_parameter(n0)}" + ("" if n0["determined"] else " (N0 poorly determined)"), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -321,8 +358,13 @@ def fit_theory_command(args: list[str]) -> int:
 
 
 def format_parameter(p: dict) -> str:
-    """`0.0029 [0.002, 0.004]`, an open side as `…`."""
+    """`0.0029 [0.002, 0.004]`, an open side as `…`; a value on the search range's edge as the bound it is
+    (`≤ 1e-12 (search edge)`)."""
     low, high = p["interval"]
+    if p.get("bound") == "lower":
+        return f"≥ {p['value']:.3g} (search edge)"
+    if p.get("bound") == "upper":
+        return f"≤ {p['value']:.3g} (search edge{'' if high is None else f'; within 10% of the best fit up to {high:.2g}'})"
     return f"{p['value']:.3g} [{'…' if low is None else f'{low:.2g}'}, {'…' if high is None else f'{high:.2g}'}]"
 
 

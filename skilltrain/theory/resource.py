@@ -8,8 +8,13 @@ c_i p_i u_i, against a pool of wasted resources N0 (gradient noise, a large lear
     CE:   z_i ← z_i + η · [C (c∘p∘σ(−z))]_i / (Σ_j c_j p_j σ(−z_j) + N0),   u_i = σ(−z_i), z_i(0) = 0
 
 C = I when the skills' task vectors are orthogonal (C_ij = t_i·t_j otherwise). A skill with prerequisites asks only
-once they are learned, through a step-like gate with a small exponent a: AND c_j = Π_k (1 − u_k^a), OR
-c_j = max_k (1 − u_k^a) over its prerequisites k; c_j = 1 without any.
+once they are learned, through a step-like gate with a small exponent a: AND c_j = Π_k (1 − v_k^a), OR
+c_j = max_k (1 − v_k^a) over its prerequisites k; c_j = 1 without any. MSE: v = u, the paper's gate. CE: v = (u −
+0.1)/(½ − 0.1) clipped to [0, 1]: the gate opens as the prerequisite reaches the learned level u = 0.1 (under CE, u
+falls only like 1/t, and 1 − u^a would never open). Gates are computed from log u, and the MSE form keeps log u, so
+nothing underflows: the paper's float64 code lets u pass through subnormal numbers (≈ 10^−308…10^−324), where the
+AND tree's last learn step depends on the rounding (8331 there; 8183…8494 for the same formula with other orders of
+operations; 8259 here, exact).
 
 With N0 → 0 the budget goes to one skill at a time (the Domino effect); with N0 ≫ Σ p u every skill decays on its
 own, u_i(t) = exp(−η p_i t / N0) (for small η), so u_i^(1/p_i) is one curve for all skills: the paper's collapse.
@@ -20,6 +25,7 @@ model to a run evaluates many (η, N0) at once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +36,7 @@ from skilltrain.errors import UserError, unknown
 
 LOSSES = ("mse", "ce")
 GATES = ("and", "or")
+LEARNED_U = 0.1  # a skill counts as learned once u ≤ 0.1 (skill level s ≥ 0.9)
 
 
 @dataclass
@@ -91,11 +98,21 @@ def _check_acyclic(gates: list, skills: list[str], key: str) -> None:
         visit(i)
 
 
-def gate_values(u: torch.Tensor, gates: list, a: float) -> torch.Tensor:
-    """c: [..., K], 1 for skills without prerequisites."""
+def gate_values(u: torch.Tensor, gates: list, a: float, *, loss: str = "mse", log_u: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """c: [..., K], 1 for skills without prerequisites. A prerequisite k counts as learned to the degree 1 − v_k^a,
+    computed as −expm1(a·log v_k) so that it cannot underflow (u reaches 10^−300 and below in the MSE form, where
+    u^a is still far from 0 for a = 10^−3): MSE v = u (the paper's gate 1 − u^a); CE v = (u − u_L)/(½ − u_L)
+    clipped to [0, 1], with u_L = LEARNED_U, so that the gate opens as the prerequisite reaches the learned level
+    (under CE u = σ(−z) only falls like 1/t: 1 − u^a would stay near 0 for any feasible training time).
+    `log_u`: log u when the caller has it (the MSE simulation keeps its state in log space)."""
     if not any(gates):
         return torch.ones_like(u)
-    learned = 1 - u.clamp(min=0) ** a  # ~0 until the prerequisite is (almost) learned
+    if loss == "ce":
+        log_v = torch.log(((u - LEARNED_U) / (0.5 - LEARNED_U)).clamp(0, 1))
+    else:
+        log_v = torch.log(u.clamp(min=0)) if log_u is None else log_u
+    learned = -torch.expm1(a * log_v)  # 1 − v^a: ~0 until the prerequisite is (almost) learned; 1 at v = 0
     columns = []
     for i, gate in enumerate(gates):
         if gate is None:
@@ -114,6 +131,10 @@ def simulate(p: torch.Tensor, eta: torch.Tensor | float, n0: torch.Tensor | floa
     `eta`, `n0` broadcast against p's leading dimensions ([...] or scalars); `u0`: the state at step 0 (default:
     nothing learned, u = 1).
 
+    The MSE form keeps log u (u ← u·(1 − η·[C(c∘p∘u)]_i/(u_i·(Σ c p u + N0))), 0 once the factor is ≤ 0), so that u
+    never passes through subnormal numbers, where each update would lose precision and a gate's opening would depend
+    on the rounding; the CE form keeps the logits z.
+
     With `eta` multiplied by dt and `steps` divided by it, the same call takes Euler steps of dt (accurate while
     dt·η·p/(Σ c p u + N0) ≪ 1): a cheap long-horizon prediction."""
     p = torch.as_tensor(p, dtype=torch.float64)
@@ -122,22 +143,33 @@ def simulate(p: torch.Tensor, eta: torch.Tensor | float, n0: torch.Tensor | floa
     shape = torch.broadcast_shapes(p.shape, eta.shape, n0.shape)
     gates = gates or [None] * shape[-1]
     start = torch.ones(shape, dtype=torch.float64) if u0 is None else torch.as_tensor(u0, dtype=torch.float64).expand(shape)
-    state = torch.logit(1 - start.clamp(1e-12, 0.5)) if loss == "ce" else start.clone()  # CE: u = σ(−z) ≤ ½
+    # CE: the logits z, u = σ(−z) ≤ ½; MSE: log u
+    state = torch.logit(1 - start.clamp(1e-12, 0.5)) if loss == "ce" else torch.log(start.clamp(min=0))
     wanted = set(at) if at is not None else None
     out = [_u(state, loss)] if wanted is None or 0 in wanted else []
     for step in range(1, steps + 1):
         u = _u(state, loss)
-        demand = gate_values(u, gates, a) * p * u
-        share = demand if overlap is None else demand @ overlap.T.to(demand)
-        update = eta * share / (demand.sum(-1, keepdim=True) + n0).clamp(min=1e-300)  # all learned, N0 = 0: no update
-        state = state + update if loss == "ce" else (state - update).clamp(min=0)
+        c = gate_values(u, gates, a, loss=loss, log_u=None if loss == "ce" else state)
+        if loss == "ce":
+            demand = c * p * u
+            share = demand if overlap is None else demand @ overlap.T.to(demand)
+            state = state + eta * share / (demand.sum(-1, keepdim=True) + n0).clamp(min=1e-300)
+        else:
+            demand = c * p * u
+            total = (demand.sum(-1, keepdim=True) + n0).clamp(min=1e-300)  # all learned, N0 = 0: no update
+            if overlap is None:  # the fraction of u_i removed, without dividing by u_i
+                removed = eta * c * p / total
+            else:
+                removed = eta * (demand @ overlap.T.to(demand)) / (u * total)
+            removed = torch.where(torch.isneginf(state), torch.zeros_like(removed), removed)  # learned stays learned
+            state = torch.where(removed < 1, state + torch.log1p(-removed.clamp(max=1)), torch.full_like(state, -math.inf))
         if (step in wanted) if wanted is not None else step % every == 0:
             out.append(_u(state, loss))
     return torch.stack(out)
 
 
 def _u(state: torch.Tensor, loss: str) -> torch.Tensor:
-    return torch.sigmoid(-state) if loss == "ce" else state
+    return torch.sigmoid(-state) if loss == "ce" else torch.exp(state)
 
 
 def skill_loss(u: torch.Tensor, loss: str) -> torch.Tensor:

@@ -23,7 +23,7 @@ from skilltrain import files
 from skilltrain.analysis.diagnostics import domino_diagnostics
 
 if TYPE_CHECKING:  # (importing it imports Lightning: `list` and `compare` use this module without training)
-    from skilltrain.callbacks.skill_progress import SkillProgress
+    from skilltrain.callbacks.run.skill_progress import SkillProgress
 
 STATUSES = ("completed", "stopped", "diverged")
 

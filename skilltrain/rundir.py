@@ -167,14 +167,14 @@ class RunDir:
 
     def _claim(self) -> None:
         """Write the marker (a new run id); refused when another process has claimed the directory already."""
-        tmp = self.path / f".{MARKER}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(uuid.uuid4().hex[:12])
         try:
-            os.link(tmp, self.path / MARKER)  # fails when the marker exists: one claim wins
+            fd = os.open(self.path / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # one claim wins
         except FileExistsError:
             raise UserError(f"out_dir: '{self.path}' has just been taken by another run; choose another out_dir") from None
-        finally:
-            tmp.unlink()
+        with os.fdopen(fd, "w") as f:
+            f.write(uuid.uuid4().hex[:12])
+            f.flush()
+            os.fsync(f.fileno())
         _fsync(self.path)
         self.made = True
 

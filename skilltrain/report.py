@@ -124,7 +124,9 @@ def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, th
     fig.suptitle(f"{title}\n{note}", fontsize=9)
     (ax_acc or ax_loss).legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from skilltrain.rundir import save_figure
+
+    save_figure(fig, path, dpi=120)
 
 
 def console() -> Console:

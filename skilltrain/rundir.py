@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from skilltrain.errors import UserError
-from skilltrain.files import atomic_write_text, read_json, write_json
+from skilltrain.files import atomic_write_bytes, atomic_write_text, read_json, write_json
 
 MARKER = ".run_id"
 CONFIG = "config.yaml"
@@ -63,6 +63,13 @@ def publish(partial: Path | str, target: Path | str) -> None:
     _fsync(partial)
     os.replace(partial, target)
     _fsync(target.parent)
+
+
+def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
+    """A matplotlib figure written atomically (its format from the file's suffix), like every file of a run."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def checkpoint_file(name: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from skilltrain.callbacks.intervention import Intervention
-from skilltrain.callbacks.skill_progress import MIN_SAMPLES
+from skilltrain.callbacks.run.skill_progress import MIN_SAMPLES
 from skilltrain.config import require
 
 

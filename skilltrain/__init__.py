@@ -41,7 +41,7 @@ _WHERE = {
     "GradientEditing": "skilltrain.callbacks.gradient_editing",
     "Architecture": "skilltrain.callbacks.architecture",
     "SkillModule": "skilltrain.module",
-    "SkillProgress": "skilltrain.callbacks.skill_progress",
+    "SkillProgress": "skilltrain.callbacks.run.skill_progress",
     "SkillDataModule": "skilltrain.data.datamodule",
     "UserError": "skilltrain.errors",
 }

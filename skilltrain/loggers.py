@@ -13,12 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-import lightning as L
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
+from skilltrain.callbacks.run.wandb_setup import WandbSetup  # noqa: F401  (its old import path)
 from skilltrain.errors import UserError
 from skilltrain.plugins import instantiate
 from skilltrain.rundir import METRICS, RunDir
@@ -153,23 +153,3 @@ def _start_wandb(w, run_dir: Path, run_id: str, mode: str) -> Logger | None:
             print(f"warning: W&B {attempt} did not start ({type(e).__name__}: {first}); {then}", file=sys.stderr)
     return None
 
-
-class WandbSetup(L.Callback):
-    """Gives W&B the resolved config and declares the per-skill keys (accuracy summarised by max, loss by min)."""
-
-    def __init__(self, skills: list[str], config: dict):
-        self.skills = skills
-        self.config = config
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        from lightning.pytorch.loggers import WandbLogger
-
-        if not trainer.is_global_zero:
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_hyperparams(self.config)
-                run = logger.experiment
-                for skill in self.skills:
-                    for part, summary in (("loss", "min"), ("acc", "max"), ("val_loss", "min"), ("val_acc", "max")):
-                        run.define_metric(f"skill/{skill}/{part}", step_metric="trainer/global_step", summary=summary)

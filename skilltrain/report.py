@@ -32,7 +32,7 @@ from skilltrain.analysis.diagnostics import domino_diagnostics
 from skilltrain.config import val_every
 
 if TYPE_CHECKING:  # (importing it imports Lightning: `list` and `compare` use this module without training)
-    from skilltrain.callbacks.skill_progress import SkillProgress
+    from skilltrain.callbacks.run.skill_progress import SkillProgress
 
 STATUSES = ("completed", "stopped", "diverged")
 
@@ -171,7 +171,9 @@ def plot_curves(path: Path, progress: SkillProgress, title: str, metric: str, th
     fig.suptitle(f"{title}\n{note}", fontsize=9)
     (ax_acc or ax_loss).legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from skilltrain.rundir import save_figure
+
+    save_figure(fig, path, dpi=120)
 
 
 def console() -> Console:

@@ -24,7 +24,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.allocator import tune_cpu_allocator
-from skilltrain.build import build_interventions
+from skilltrain.build import build_interventions, build_run  # noqa: F401  (build_interventions: its old import path)
 from skilltrain.config import recipe_stem, require, to_container, to_yaml, val_every
 from skilltrain.errors import UserError
 from skilltrain.plugins import instantiate
@@ -170,23 +170,15 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True
     A run ends completed, stopped (SIGTERM, Ctrl-C; checkpoint written, resumable with ckpt_path=last) or diverged
     (non-finite or exploded loss; the last good checkpoint is kept); its summary says which, in every case.
     """
-    from skilltrain.data.datamodule import SkillDataModule
-    from skilltrain.module import SkillModule
-
     tune_cpu_allocator()
-    run_dir, creates = choose_run_dir(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)  # before the model exists: its initial weights follow seed
-    module = SkillModule(to_container(cfg))
-    task = module.task
-    data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
-    datamodule = SkillDataModule(task, cfg.data.n_samples, cfg.data.batch_size, cfg.data.eval_samples, cfg.seed, data_seed)
-    interventions = build_interventions(cfg, task)
+    run_dir, creates = choose_run_dir(cfg)  # checked, not made yet
+    module, datamodule, interventions = build_run(cfg)
     _warn_if_skills_cannot_be_told_apart(module)
     callbacks = [*callbacks, *(instantiate(spec, f"callbacks[{i}]", L.Callback) for i, spec in enumerate(cfg.callbacks))]
     ckpt_path, resume_at = resolve_checkpoint(cfg, run_dir) if cfg.ckpt_path else (None, None)
     # A default directory is made now: unique (another process that took the same name leaves this one a suffix),
     # and nothing in it to lose. An out_dir is made, or the run there replaced, only once the Trainer and the loggers
-    # are built too.
+    # are built too (in _train).
     run = RunDir.create(None, run_dir) if creates and not cfg.out_dir else RunDir(run_dir)
     try:
         return _train(cfg, callbacks, run, creates, module, datamodule, interventions, ckpt_path, resume_at, show)
@@ -198,54 +190,73 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True
         raise
 
 
-def _train(cfg, callbacks, run: RunDir, create: bool, module, datamodule, interventions, ckpt_path, resume_at,
-           show) -> RunResult | None:
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+@dataclasses.dataclass
+class _RunCallbacks:
+    """The callbacks every fit adds (skilltrain.callbacks.run), and the ones `_train` asks how the run ended."""
 
-    from skilltrain.callbacks.skill_progress import SkillProgress
-    from skilltrain.checkpointing import RunCheckpoints
-    from skilltrain.guard import DivergenceGuard, TrainingDiverged
-    from skilltrain.loggers import WandbSetup, build_loggers, start_wandb
-    from skilltrain.progress import StepProgress
-    from skilltrain.report import build_summary, plot_curves, print_table
-    from skilltrain.stopping import StopOnSigint, StopWhenAllLearned
-    from skilltrain.threads import choose_threads, using_threads
+    progress: L.Callback
+    stopper: L.Callback
+    early: L.Callback | None
+    all: list
+
+
+def _run_callbacks(cfg: DictConfig, module, datamodule, run: RunDir, callbacks: list, interventions: list) -> _RunCallbacks:
+    from skilltrain.callbacks.run import (
+        DivergenceGuard,
+        RunCheckpoints,
+        SkillProgress,
+        StepProgress,
+        StopOnSigint,
+        StopWhenAllLearned,
+    )
 
     task = module.task
-    run_dir = run.path
-
     every = cfg.trainer.log_every_n_steps
     progress = SkillProgress(task.skills, cfg.metric.name, cfg.metric.threshold, cfg.metric.split, every,
                              cfg.metric.min_samples, full_batch=datamodule.full_batch)
     guard = DivergenceGuard(task.skills, cfg.diverge_factor, every)
     stopper = StopOnSigint(every)
     early = StopWhenAllLearned(progress, cfg.stop.patience) if cfg.stop.when_all_learned else None
-    callbacks = [
-        *callbacks,
-        *interventions,
-        progress,
-        *([early] if early else []),
-        guard,
-        stopper,
-        RunCheckpoints(run.checkpoints, cfg.checkpoint.every_n_steps, val_every(cfg), guard,
-                       progress if cfg.checkpoint.at_learn_steps else None),
-    ]
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    threads = choose_threads(trainer_kwargs.pop("threads"), sum(p.numel() for p in module.parameters()),
-                             datamodule.rows_per_step() * (task.seq_len or 1))
-    if trainer_kwargs["strategy"] == "ddp" and any(iv.find_unused_parameters for iv in interventions):
-        trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"  # an intervention leaves parameters unused
-    if str(trainer_kwargs["precision"]).startswith("bf16") and not _bf16_available(trainer_kwargs["accelerator"]):
-        print(f"warning: trainer.precision={trainer_kwargs['precision']}: this GPU has no bfloat16; training in 32-true",
+    checkpoints = RunCheckpoints(run.checkpoints, cfg.checkpoint.every_n_steps, val_every(cfg), guard,
+                                 progress if cfg.checkpoint.at_learn_steps else None)
+    bar = [StepProgress(cfg.trainer.max_steps)] if cfg.trainer.enable_progress_bar else []
+    return _RunCallbacks(progress, stopper, early, [*callbacks, *interventions, progress, *([early] if early else []),
+                                                    guard, stopper, checkpoints, *bar])
+
+
+def _trainer_flags(cfg: DictConfig, module, datamodule, interventions: list) -> tuple[dict, int | None]:
+    """(Lightning Trainer flags, CPU threads) from `trainer.*`, adjusted to what runs here."""
+    from skilltrain.threads import choose_threads
+
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    threads = choose_threads(kwargs.pop("threads"), sum(p.numel() for p in module.parameters()),
+                             datamodule.rows_per_step() * (module.task.seq_len or 1))
+    if kwargs["strategy"] == "ddp" and any(iv.find_unused_parameters for iv in interventions):
+        kwargs["strategy"] = "ddp_find_unused_parameters_true"  # an intervention leaves parameters unused
+    if str(kwargs["precision"]).startswith("bf16") and not _bf16_available(kwargs["accelerator"]):
+        print(f"warning: trainer.precision={kwargs['precision']}: this GPU has no bfloat16; training in 32-true",
               file=sys.stderr)
-        trainer_kwargs["precision"] = "32-true"
-    if trainer_kwargs.pop("enable_progress_bar"):
-        callbacks.append(StepProgress(cfg.trainer.max_steps))
+        kwargs["precision"] = "32-true"
+    kwargs.pop("enable_progress_bar")  # skilltrain's own bar (StepProgress), not Lightning's
+    return kwargs, threads
+
+
+def _train(cfg, callbacks, run: RunDir, create: bool, module, datamodule, interventions, ckpt_path, resume_at,
+           show) -> RunResult | None:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from skilltrain.callbacks.run import TrainingDiverged, WandbSetup
+    from skilltrain.loggers import build_loggers, start_wandb
+    from skilltrain.threads import using_threads
+
+    run_dir = run.path
+    parts = _run_callbacks(cfg, module, datamodule, run, callbacks, interventions)
+    trainer_kwargs, threads = _trainer_flags(cfg, module, datamodule, interventions)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # read by the processes the DDP launcher starts
     status, message, signum = "completed", None, None
     try:
         with _quiet_lightning(), using_threads(threads):
-            trainer = _trainer(trainer_kwargs, callbacks, run_dir)  # its flags are checked before W&B starts
+            trainer = _trainer(trainer_kwargs, parts.all, run_dir)  # its flags are checked before W&B starts
             loggers = build_loggers(cfg, run_dir, None, resume_at, wandb=False)  # a logger's settings checked too
             # Everything is checked: only now may files change.
             if create and not run.made:
@@ -255,9 +266,9 @@ def _train(cfg, callbacks, run: RunDir, create: bool, module, datamodule, interv
             wandb_logger = start_wandb(cfg, run_dir, run.run_id)
             trainer.loggers = [*loggers, *([wandb_logger] if wandb_logger is not None else [])]
             if wandb_logger is not None:
-                trainer.callbacks.append(WandbSetup(task.skills, to_container(cfg)))
+                trainer.callbacks.append(WandbSetup(module.task.skills, to_container(cfg)))
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-            if stopper.stopped:
+            if parts.stopper.stopped:
                 status, message, signum = "stopped", f"stopped by Ctrl-C (SIGINT) at step {trainer.global_step}", 2
     except TrainingDiverged as e:
         status, message = "diverged", str(e)
@@ -266,28 +277,35 @@ def _train(cfg, callbacks, run: RunDir, create: bool, module, datamodule, interv
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
         _finish_wandb(locals().get("trainer"))
-
     if not trainer.is_global_zero:
         return None
-    steps = trainer.global_step
+    return _finish(cfg, run, module, parts, trainer.global_step, status, message, signum, show)
+
+
+def _finish(cfg, run: RunDir, module, parts: _RunCallbacks, steps: int, status: str, message: str | None,
+            signum: int | None, show: bool) -> RunResult:
+    """What the run leaves (on rank 0): its summary and curves, the table, and the analyses it asks for."""
+    from skilltrain.report import build_summary, plot_curves, print_table
+
+    progress, early = parts.progress, parts.early
     if status == "completed" and early is not None and early.fired_at is not None:
         message = (f"every skill learned by step {max(progress.learned.values())}; ended at step {steps} "
                    f"(stop.when_all_learned, stop.patience={cfg.stop.patience})")
     elif status == "completed" and steps < cfg.trainer.max_steps:
         status, message = "stopped", f"stopped at step {steps} (trainer.max_time or a callback)"
-    summary = build_summary(cfg, task.frequencies, progress, steps, status, run.run_id, message)
+    summary = build_summary(cfg, module.task.frequencies, progress, steps, status, run.run_id, message)
     run.write_summary(summary)
     plot_curves(run.curves_path, progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
                 cfg.metric.threshold, cfg.metric.split)
     if show:
         print_table(summary)
     if cfg.analysis.theory and status != "diverged":
-        _fit_theory(run_dir, show)
+        _fit_theory(run.path, show)
     if cfg.analysis.representations and status != "diverged":
         from skilltrain.analysis.representations import analyze_run
 
-        analyze_run(run_dir)  # representations.json, cka.png, probes.png
-    return RunResult(run_dir, status, summary, message, signum)
+        analyze_run(run.path)  # representations.json, cka.png, probes.png
+    return RunResult(run.path, status, summary, message, signum)
 
 
 def _fit_theory(run_dir: Path, show: bool) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from skilltrain.errors import UserError
-from skilltrain.files import atomic_write_text, read_json, write_json
+from skilltrain.files import atomic_write_bytes, atomic_write_text, read_json, write_json
 
 MARKER = ".run_id"
 CONFIG = "config.yaml"
@@ -63,6 +63,13 @@ def publish(partial: Path | str, target: Path | str) -> None:
     _fsync(partial)
     os.replace(partial, target)
     _fsync(target.parent)
+
+
+def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
+    """A matplotlib figure written atomically (its format from the file's suffix), like every file of a run."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def checkpoint_file(name: str) -> str:
@@ -167,14 +174,14 @@ class RunDir:
 
     def _claim(self) -> None:
         """Write the marker (a new run id); refused when another process has claimed the directory already."""
-        tmp = self.path / f".{MARKER}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(uuid.uuid4().hex[:12])
         try:
-            os.link(tmp, self.path / MARKER)  # fails when the marker exists: one claim wins
+            fd = os.open(self.path / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # one claim wins
         except FileExistsError:
             raise UserError(f"out_dir: '{self.path}' has just been taken by another run; choose another out_dir") from None
-        finally:
-            tmp.unlink()
+        with os.fdopen(fd, "w") as f:
+            f.write(uuid.uuid4().hex[:12])
+            f.flush()
+            os.fsync(f.fileno())
         _fsync(self.path)
         self.made = True
 

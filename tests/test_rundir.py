@@ -196,3 +196,18 @@ def test_only_rundir_names_the_run_directorys_files():
     named = [f"{p.relative_to(root)}:{line}: {name}" for p in sources if p.name != "rundir.py"
              for line, name in _named_files(p)]
     assert not named, named
+
+
+def test_a_directory_is_claimed_by_one_run_only(tmp_path, monkeypatch):
+    """The unit under the fit test above: an exclusive mkdir for a default directory, an exclusive marker for
+    out_dir."""
+    from skilltrain.rundir import RunDir
+
+    base = tmp_path / "runs/compositional/20260102-030405"
+    made = [RunDir.create(None, base).path for _ in range(3)]
+    assert [p.name for p in made] == ["20260102-030405", "20260102-030405-1", "20260102-030405-2"]
+    chosen = RunDir(tmp_path / "chosen")
+    chosen.make()
+    monkeypatch.setattr(RunDir, "check_target", staticmethod(lambda *args, **kwargs: None))  # both saw it empty
+    with pytest.raises(UserError, match="taken by another run"):
+        RunDir(chosen.path).make()

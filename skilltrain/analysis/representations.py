@@ -396,9 +396,8 @@ def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir", plug
     executed: its callbacks and loggers are never instantiated, its plugins imported only when named in `plugins`
     or with `trust_plugins` (skilltrain.rundir).
     """
-    from skilltrain.build import build_interventions
-    from skilltrain.config import from_container, to_container
-    from skilltrain.module import SkillModule
+    from skilltrain.build import build_run
+    from skilltrain.config import from_container
     from skilltrain.rundir import RunDir
 
     if not re.fullmatch(r"last|learned-[^/\\]+", checkpoint):
@@ -411,13 +410,12 @@ def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir", plug
     container = run.config_for_reading(plugins, trust_plugins, key)
     with run.explaining_plugins(key):
         cfg = from_container(container, f"the saved config of {run_dir}")
-        module = SkillModule(to_container(cfg))
-        if cfg.interventions:
-            from skilltrain.callbacks.architecture import Architecture
+        module, _, interventions = build_run(cfg, data=False)
+    from skilltrain.callbacks.architecture import Architecture
 
-            for intervention in build_interventions(cfg, module.task):
-                if isinstance(intervention, Architecture):
-                    intervention.setup(None, module, "fit")
+    for intervention in interventions:
+        if isinstance(intervention, Architecture):  # replaces the model, as at the start of training
+            intervention.setup(None, module, "fit")
     state = run.load_checkpoint(checkpoint)["state_dict"]
     try:
         module.load_state_dict(state)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.config import recipe_stem, to_yaml
 from skilltrain.errors import UserError
-from skilltrain.rundir import RunDir
+from skilltrain.rundir import RunDir, save_figure
 from skilltrain.theory import domino, geometry, resource
 
 
@@ -179,4 +179,4 @@ def plot_curves(path: Path, names: list[str], curves: Curves, summary: dict) -> 
     title = f"{summary['recipe']} · {summary['theory']['model']} model · seed {summary['seed']}"
     fig.suptitle(f"{title}\ndotted: learned (s ≥ {summary['metric']['threshold']})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)

@@ -1,15 +1,8 @@
-"""Shared fixtures: W&B off, quiet Lightning, small configs, and an in-process fit."""
+"""Shared fixtures: W&B off, every test in its own directory, registries restored (helpers: tests/helpers)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -25,38 +18,6 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("SKILLTRAIN_RUN_DIR", raising=False)
 
 
-def load(*args: str):
-    from skilltrain.config import load_config
-
-    return load_config(list(args))
-
-
-def fit_quietly(*args: str, out_dir: Path) -> dict:
-    """Run `fit` in this process with the given overrides; return its summary.json."""
-    from skilltrain.run import fit
-
-    cfg = load(*args, f"out_dir={out_dir}", "trainer.enable_progress_bar=false", "logger.wandb.mode=disabled")
-    with contextlib.redirect_stdout(io.StringIO()):
-        fit(cfg)
-    return json.loads((out_dir / "summary.json").read_text())
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m skilltrain …` in a subprocess (an `env` value of None removes that variable)."""
-    full_env = {k: v for k, v in {**os.environ, "WANDB_MODE": "disabled", **(env or {})}.items() if v is not None}
-    return subprocess.run([sys.executable, "-m", "skilltrain", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
 @pytest.fixture
 def clean_registries(monkeypatch):
     """Registrations and plugins made by the test are forgotten afterwards (the registries are process-global)."""
@@ -67,36 +28,8 @@ def clean_registries(monkeypatch):
 
     for registry in (TASKS, MODELS, OPTIMIZERS, INTERVENTIONS):
         registry._load()
-        entries = {k: dataclasses.replace(e, modes=dict(e.modes), mode_sources=dict(e.mode_sources))
+        entries = {k: dataclasses.replace(e, modes=dict(e.modes), mode_sources=dict(e.mode_sources),
+                                         mode_params=dict(e.mode_params))
                    for k, e in registry._entries.items()}
         monkeypatch.setattr(registry, "_entries", entries)
     monkeypatch.setattr(plugins, "_loaded", {})
-
-
-# A short run that exercises the minibatch stream, evaluations, loss masks and periodic checkpoints.
-SHORT_RUN = ("recipe=domino_2task", "data.n_samples=2000", "data.batch_size=256", "data.frequencies=[1.0,0.3]",
-             "trainer.log_every_n_steps=5", "trainer.val_check_interval=10", "checkpoint.every_n_steps=20", "seed=2")
-
-
-def same_run(a, b):
-    """Identical final weights, optimizer state, callback states, metrics.csv and summary results."""
-    import torch
-
-    ca = torch.load(a / "checkpoints/last.ckpt", weights_only=True)
-    cb = torch.load(b / "checkpoints/last.ckpt", weights_only=True)
-    assert ca["global_step"] == cb["global_step"]
-    assert ca["state_dict"].keys() == cb["state_dict"].keys()
-    assert all(torch.equal(ca["state_dict"][k], cb["state_dict"][k]) for k in ca["state_dict"])
-    for sa, sb in zip(ca["optimizer_states"][0]["state"].values(), cb["optimizer_states"][0]["state"].values()):
-        assert all(torch.equal(x, y) for x, y in zip(sa.values(), sb.values()))
-    for key, state in ca["callbacks"].items():
-        if key.startswith("intervention/"):
-            other = cb["callbacks"][key]
-            for name, value in state.items():
-                assert (torch.equal(value, other[name]) if isinstance(value, torch.Tensor) else value == other[name]), name
-    assert ca["callbacks"]["SkillProgress"]["train_curve"] == cb["callbacks"]["SkillProgress"]["train_curve"]
-    assert ca["callbacks"]["SkillProgress"]["val_curve"] == cb["callbacks"]["SkillProgress"]["val_curve"]
-    assert (a / "metrics.csv").read_text() == (b / "metrics.csv").read_text()
-    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
-    for key in ("skills", "all_learned_step", "learn_order", "steps", "status"):
-        assert sa[key] == sb[key], key

@@ -12,7 +12,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fit_quietly
+from helpers import fit_quietly
 
 from skilltrain.cli import main
 

@@ -8,7 +8,7 @@ import math
 import statistics
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from skilltrain.cli import main
 

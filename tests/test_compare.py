@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from skilltrain.cli import main
 from skilltrain.comparison import _command, plan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import load, run_cli
+from helpers import load, run_cli
 from omegaconf import OmegaConf
 
 from skilltrain.cli import main

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import fit_quietly, load
+from helpers import fit_quietly, load
 
 
 @pytest.fixture

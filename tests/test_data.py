@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import load
+from helpers import load
 from omegaconf import OmegaConf
 
 from skilltrain.data import build_task

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import fit_quietly, free_port
+from helpers import fit_quietly, free_port
 
 PROBE = Path(__file__).parent / "helpers" / "ddp_probe.py"
 DDP = ("trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.devices=2", "trainer.enable_progress_bar=false")

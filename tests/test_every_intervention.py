@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLES, SHORT_RUN, fit_quietly, free_port, load, same_run
+from helpers import EXAMPLES, SHORT_RUN, fit_quietly, free_port, load, same_run
 
 from skilltrain.callbacks.intervention import build_intervention, card_problems
 from skilltrain.config import to_container

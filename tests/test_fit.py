@@ -8,7 +8,7 @@ import os
 
 import pytest
 import torch
-from conftest import fit_quietly, run_cli
+from helpers import fit_quietly, run_cli
 
 from skilltrain.config import from_container
 

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fit_quietly, run_cli
+from helpers import fit_quietly, run_cli
 
 from skilltrain.cli import main
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import fit_quietly, load
+from helpers import fit_quietly, load
 
 from skilltrain.api import intervention
 from skilltrain.callbacks.intervention import Intervention, check_composition

@@ -18,7 +18,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import load
+from helpers import load
 from test_every_intervention import IDS, SETTINGS, SHORT_RUN
 from torch.overrides import TorchFunctionMode
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import fit_quietly, run_cli
+from helpers import fit_quietly, run_cli
 
 from skilltrain.cli import main
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import load
+from helpers import load
 
 from skilltrain.cli import main
 

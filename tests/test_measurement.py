@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import fit_quietly
+from helpers import fit_quietly
 
 from skilltrain.callbacks.skill_progress import SkillProgress
 

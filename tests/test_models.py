@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import load
+from helpers import load
 from omegaconf import OmegaConf
 
 from skilltrain.cli import main

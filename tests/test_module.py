@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import load
+from helpers import load
 
 from skilltrain.config import to_container
 from skilltrain.metrics import SkillMetrics, skill_statistics

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import fit_quietly, run_cli
+from helpers import fit_quietly, run_cli
 
 from skilltrain.cli import main
 from skilltrain.errors import UserError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import fit_quietly
+from helpers import fit_quietly
 
 from skilltrain.cli import main
 from skilltrain.config import recipe_names

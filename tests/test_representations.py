@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import fit_quietly, load
+from helpers import fit_quietly, load
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -324,7 +324,7 @@ def test_a_resumed_run_keeps_the_checkpoints_of_skills_learned_after_the_resume(
     import contextlib
     import io
 
-    from conftest import load
+    from helpers import load
 
     from skilltrain.run import fit
 

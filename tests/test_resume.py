@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from conftest import SHORT_RUN, fit_quietly, load, run_cli, same_run
+from helpers import SHORT_RUN, fit_quietly, load, run_cli, same_run
 
 from skilltrain.run import fit
 

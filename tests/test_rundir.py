@@ -13,7 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import fit_quietly, load
+from helpers import fit_quietly, load
 
 from skilltrain.errors import UserError
 

@@ -171,7 +171,7 @@ def test_a_leaderboard_whose_baseline_diverged_everywhere_is_strict_json(tmp_pat
 def test_every_json_file_a_run_comparison_sweep_and_benchmark_writes_is_strict(tmp_path):
     """A fit, a sweep (2 points, 1 seed) and a benchmark (1 task, 2 arms, 1 seed, a baseline that diverges: the
     case that wrote NaN) on tiny budgets; every *.json they leave parses with a parser that refuses NaN/Infinity."""
-    from conftest import fit_quietly, run_cli
+    from helpers import fit_quietly, run_cli
 
     fit_quietly("recipe=compositional", "trainer.max_steps=20", out_dir=tmp_path / "fit")
     tiny = ["trainer.max_steps=20", "trainer.val_check_interval=10", "compare.workers=1"]

@@ -134,7 +134,7 @@ def test_a_sweep_over_the_training_set_measures_the_sample_complexity(tmp_path):
 def test_sample_complexity_per_setting_counts_every_class_alike_and_says_which_runs_are_left_out(tmp_path):
     """A grid of m × P written by hand (no training): per-class accuracies at the last evaluation, one run diverged,
     one setting with no finished run, and skewed class frequencies."""
-    from conftest import load
+    from helpers import load
     from omegaconf import OmegaConf
 
     from skilltrain.sweep import analyse_sweep

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import fit_quietly, load
+from helpers import fit_quietly, load
 from omegaconf import OmegaConf
 
 from skilltrain.cli import main

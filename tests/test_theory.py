@@ -261,7 +261,7 @@ def test_analysis_theory_fits_a_real_run_and_compare_reports_it_per_arm(tmp_path
 
 
 def test_fit_theory_reads_the_declared_structure_of_a_compositional_task(tmp_path):
-    from conftest import fit_quietly
+    from helpers import fit_quietly
 
     from skilltrain.theory.fit import fit_resource
 

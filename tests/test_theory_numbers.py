@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import load
+from helpers import load
 
 from skilltrain.api import intervention
 from skilltrain.config import to_container

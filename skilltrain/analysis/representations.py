@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -46,6 +45,7 @@ from torch import nn
 from skilltrain.analysis.plots import colormap, figure
 from skilltrain.analysis.stats import median
 from skilltrain.errors import UserError, unknown
+from skilltrain.files import read_json, write_json
 
 REPORT_FILE = "representations.json"
 TRAIN_FRACTION = 0.7  # a probe's training share; the rest is held out
@@ -617,7 +617,7 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
     result["checkpoint"] = checkpoint
     result = _without_nan(result)
     suffix = "" if checkpoint == "last" else f"-{checkpoint}"  # learned-<skill>: beside the final weights' report
-    (run_dir / f"{REPORT_FILE[: -len('.json')]}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(run_dir / f"{REPORT_FILE[: -len('.json')]}{suffix}.json", result)
     plot_cka(run_dir / f"cka{suffix}.png", result["cka"])
     plot_probes(run_dir / f"probes{suffix}.png", result["probes"])
     return result
@@ -802,7 +802,7 @@ def compare_representations(directory: Path, seeds: Mapping[str, Sequence[int]],
             notes.append(f"{arm}: seed{'s' if len(unpaired) > 1 else ''} {', '.join(map(str, unpaired))} trained a task "
                          f"no other seed trained (seed {unpaired[0]} vs {other}: {difference}): no CKA across seeds with "
                          "them; give the runs one data.seed")
-        reports = [json.loads((runs[arm][s] / REPORT_FILE).read_text()) for s in by_seed
+        reports = [read_json(runs[arm][s] / REPORT_FILE) for s in by_seed
                    if (runs[arm][s] / REPORT_FILE).is_file()]
         if reports:
             out["probes"][arm] = median_probes(reports)

@@ -277,6 +277,7 @@ def _train(cfg, callbacks, run: RunDir, create: bool, module, datamodule, interv
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
         _finish_wandb(locals().get("trainer"))
+    run.forget_replaced()  # the new run has trained: the one it replaced (overwrite=true) goes now
     if not trainer.is_global_zero:
         return None
     return _finish(cfg, run, module, parts, trainer.global_step, status, message, signum, show)

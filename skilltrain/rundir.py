@@ -78,8 +78,12 @@ def checkpoint_file(name: str) -> str:
 
 
 def is_run(path: Path | str) -> bool:
-    """Whether `path` is a skilltrain run directory (it carries the marker)."""
-    return (Path(path) / MARKER).is_file()
+    """Whether `path` is a skilltrain run directory: it carries the marker, or (a run made before the marker
+    existed) it holds a saved config beside a summary or metrics."""
+    path = Path(path)
+    if (path / MARKER).is_file():
+        return True
+    return (path / CONFIG).is_file() and ((path / SUMMARY).is_file() or (path / METRICS).is_file())
 
 
 class RunDir:
@@ -88,6 +92,7 @@ class RunDir:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.made = False  # whether this object made the directory (create / make)
+        self.replaced: Path | None = None  # where the run that overwrite=true replaces waits until this one trains
         self.untrusted_plugins: list[str] = []  # the run's plugins that reading it did not import
 
     def __repr__(self) -> str:
@@ -168,7 +173,10 @@ class RunDir:
         replaced)."""
         self.check_target(self.path, overwrite)
         if overwrite and is_run(self.path):
-            _remove_run(self.path)
+            # Kept aside, not deleted, until the new run has started training (`forget_replaced`): a mistake found
+            # while the Trainer sets up (a data shard too small for the processes) puts it back (`remove_if_unfinished`).
+            self.replaced = self.path.with_name(f".{self.path.name}.replaced-{uuid.uuid4().hex[:8]}")
+            os.replace(self.path, self.replaced)
         self.path.mkdir(parents=True, exist_ok=True)
         self._claim()
 
@@ -190,6 +198,15 @@ class RunDir:
         the same command, corrected, can use it. One that holds a checkpoint is kept."""
         if self.made and is_run(self.path) and not self.has_checkpoint():
             shutil.rmtree(self.path, ignore_errors=True)
+            if self.replaced is not None and not self.path.exists():  # the run this command was to replace comes back
+                os.replace(self.replaced, self.path)
+                self.replaced = None
+
+    def forget_replaced(self) -> None:
+        """Delete the run this one replaced (overwrite=true), once the new run has trained."""
+        if self.replaced is not None:
+            shutil.rmtree(self.replaced, ignore_errors=True)
+            self.replaced = None
 
     @property
     def run_id(self) -> str:
@@ -360,11 +377,3 @@ def _unique(base: Path) -> Path:
             return path
         except FileExistsError:
             path, n = base.with_name(f"{base.name}-{n}"), n + 1
-
-
-def _remove_run(path: Path) -> None:
-    """Delete a run directory (checked to be one): moved aside first, so a kill mid-deletion leaves no half run
-    under its name."""
-    aside = path.with_name(f".{path.name}.replaced-{uuid.uuid4().hex[:8]}")
-    os.replace(path, aside)
-    shutil.rmtree(aside, ignore_errors=True)

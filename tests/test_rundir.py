@@ -106,6 +106,35 @@ def test_a_bad_overwrite_keeps_the_finished_run(tmp_path, mistake):
     assert after == before
 
 
+def test_a_mistake_found_while_the_trainer_sets_up_puts_the_replaced_run_back(tmp_path, monkeypatch):
+    """The data module is checked inside trainer.fit (its shards against the processes): the run overwrite=true
+    replaces is kept aside until the new one trains, and comes back when the new one fails to start."""
+    from skilltrain.data.datamodule import SkillDataModule
+
+    run = tmp_path / "run"
+    fit_quietly(*QUICK, out_dir=run)
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    def too_small(self, stage):
+        raise UserError("data.eval_samples: the held-out set has 1 rows for 2 processes")
+
+    monkeypatch.setattr(SkillDataModule, "setup", too_small)
+    with pytest.raises(UserError):
+        _fit(f"out_dir={run}", "overwrite=true")
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left aside
+
+
+def test_overwrite_replaces_a_run_made_before_the_marker_and_leaves_nothing_aside(tmp_path):
+    run = tmp_path / "run"
+    fit_quietly(*QUICK, out_dir=run)
+    (run / ".run_id").unlink()  # a run directory as older versions wrote it
+    result = _fit(f"out_dir={run}", "overwrite=true", "trainer.max_steps=10")
+    assert result.status == "completed" and result.summary["steps"] == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
 def test_a_torn_metrics_row_is_dropped_with_a_warning_and_the_resume_works(tmp_path, capsys):
     run = tmp_path / "run"
     fit_quietly(*QUICK, "trainer.log_every_n_steps=5", out_dir=run)

@@ -98,11 +98,14 @@ def run_theory(cfg: DictConfig) -> tuple[Path, dict]:
 
         run = RunDir.create(cfg.out_dir, target, cfg.overwrite)
         run.write_config(to_yaml(cfg))
-        return run.path, {"scaling": run_scaling(cfg, run.path)}
+        result = {"scaling": run_scaling(cfg, run.path)}
+        run.forget_replaced()  # the run this one replaced (overwrite=true)
+        return run.path, result
     start = time.perf_counter()
     curves = simulate(cfg)
     seconds = time.perf_counter() - start
     run = RunDir.create(cfg.out_dir, target, cfg.overwrite)  # only now: a simulation that fails leaves nothing
+    run.forget_replaced()  # the run this one replaced (overwrite=true)
     run.write_config(to_yaml(cfg))
     names, p = cfg_skills(cfg)
     write_metrics(run, names, p, curves)

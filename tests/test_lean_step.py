@@ -18,8 +18,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers import load
-from test_every_intervention import IDS, SETTINGS, SHORT_RUN
+from helpers import IDS, SETTINGS, SHORT_RUN, load
 from torch.overrides import TorchFunctionMode
 
 import skilltrain

@@ -41,7 +41,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 # A short run that exercises the minibatch stream, evaluations, loss masks and periodic checkpoints.
@@ -71,3 +71,30 @@ def same_run(a, b):
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
     for key in ("skills", "all_learned_step", "learn_order", "steps", "status"):
         assert sa[key] == sb[key], key
+
+
+EXAMPLE_PLUGIN = f"plugins=[{EXAMPLES / 'own_intervention.py'}]"
+
+# id → (name, mode, the overrides that enable it). Each registered (name, mode) needs at least one entry.
+SETTINGS = {
+    "inverse_frequency": ("skill_reweighting", "inverse_frequency", ("interventions.skill_reweighting={}",)),
+    "self": ("skill_reweighting", "self", ("interventions.skill_reweighting.mode=self",)),
+    "balanced_sampling": ("skill_reweighting", "balanced_sampling",
+                          ("interventions.skill_reweighting.mode=balanced_sampling",)),
+    "online_eg": ("skill_reweighting", "online", ("interventions.skill_reweighting.mode=online",
+                                                  "interventions.skill_reweighting.update_every=3")),
+    "online_exp3": ("skill_reweighting", "online", ("interventions.skill_reweighting.mode=online",
+                                                    "interventions.skill_reweighting.algorithm=exp3",
+                                                    "interventions.skill_reweighting.signal=progress",
+                                                    "interventions.skill_reweighting.update_every=3")),
+    "resource_guided": ("skill_reweighting", "resource", ("interventions.skill_reweighting.mode=resource",
+                                                          "interventions.skill_reweighting.fit_every=10")),  # fits at log steps
+    "loss_normalize": ("gradient_rescaling", "loss_normalize", ("interventions.gradient_rescaling={}",)),
+    "grad_norm": ("gradient_rescaling", "grad_norm", ("interventions.gradient_rescaling.mode=grad_norm",
+                                                      "interventions.gradient_rescaling.target=gradnorm")),
+    "sign": ("gradient_rescaling", "sign", ("interventions.gradient_rescaling.mode=sign",)),
+    "oracle": ("modular_routing", "oracle", ("interventions.modular_routing={}",)),
+    "learned": ("modular_routing", "learned", ("interventions.modular_routing.mode=learned",)),
+    "loss_power (example plugin)": ("loss_power", None, (EXAMPLE_PLUGIN, "interventions.loss_power.power=2")),
+}
+IDS = list(SETTINGS)

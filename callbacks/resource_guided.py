@@ -128,7 +128,8 @@ class ResourceGuided(DataSampling):
             grid_e = np.clip(self.fitted[0] + np.linspace(-0.3, 0.3, 5), *LOG_ETA)
             grid_n = np.clip(self.fitted[1] + np.linspace(-0.6, 0.6, 5), *LOG_N0)
         e, n = np.meshgrid(grid_e, grid_n, indexing="ij")
-        sse = np.nansum((self._simulate(e.ravel(), n.ravel(), steps, mixtures) - u[None]) ** 2, axis=(1, 2))
+        seen = np.isfinite(u)[None]  # cells where a skill was not seen yet are left out; a NaN prediction is not
+        sse = np.where(seen, (self._simulate(e.ravel(), n.ravel(), steps, mixtures) - u[None]) ** 2, 0.0).sum(axis=(1, 2))
         best = int(np.nanargmin(sse))
         return [float(e.ravel()[best]), float(n.ravel()[best])]
 

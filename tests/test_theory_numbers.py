@@ -194,3 +194,22 @@ def test_fig12_with_the_papers_rotation_and_raw_weights():
     assert _geometry_run(*quadratic, "geometry.task_vectors=hadamard") == [152, 317, 474, -1]  # the paper: 151, 318, —, —
     assert _geometry_run("recipe=geometry_quadratic", "skills.normalize=true", "optim.name=sgd", "optim.lr=0.02")[:2] == \
         [127, 1278]  # weights divided by their sum (1.111): this project's numbers before
+
+
+def test_resource_guided_fit_never_prefers_a_candidate_whose_prediction_is_nan():
+    """Cells where a skill was not seen yet are left out of the squared error; a candidate that simulates to NaN
+    where a skill was measured is not a perfect fit (np.nansum scored it 0, the best of all)."""
+    iv = _guided(60, {})
+    steps, u, mixtures = iv._measured()
+    real = iv._simulate
+
+    def nan_for_the_first_candidate(log_eta, log_n0, *args):
+        out = real(log_eta, log_n0, *args)
+        out[0] = np.nan
+        return out
+
+    iv._simulate = nan_for_the_first_candidate
+    iv.fitted = None
+    e, n = iv._fit(steps, u, mixtures)
+    from skilltrain.theory.fit import LOG_ETA, LOG_N0
+    assert (e, n) != (LOG_ETA[0], LOG_N0[0])  # the first grid point, whose prediction is NaN

@@ -181,7 +181,8 @@ _warned: set[str] = set()
 
 def _at_most_cores(key: str, n: int, cores: int, what: str) -> None:
     require(n <= ABSURD_PER_CORE * cores, key,
-            f"{n} {what} on {cores} cores is more than {ABSURD_PER_CORE} per core; use at most {cores}")
+            f"{n} {what} on {cores} cores is more than {ABSURD_PER_CORE} per core (refused above {ABSURD_PER_CORE * cores}); "
+            f"{cores} or fewer use the cores without waiting")
     warning = f"warning: {key}={n}: more {what} than the {cores} cores this process may use; they will wait for each other"
     if n > cores and os.environ.get("LOCAL_RANK", "0") == "0" and warning not in _warned:  # once: not per run of a
         _warned.add(warning)  # comparison's plan, nor in the processes DDP starts

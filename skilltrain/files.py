@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_path(path: Path | str) -> None:
+    """fsync a file or a folder by its path (a folder: so that a rename or a new entry in it survives a crash)."""
     with contextlib.suppress(OSError):  # not every file system lets a folder be opened (Windows, some FUSE mounts)
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
@@ -46,7 +47,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

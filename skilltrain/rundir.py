@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from skilltrain.errors import UserError
-from skilltrain.files import atomic_write_bytes, atomic_write_text, read_json, write_json
+from skilltrain.files import atomic_write_bytes, atomic_write_text, fsync_path, read_json, write_json
 
 MARKER = ".run_id"
 CONFIG = "config.yaml"
@@ -47,22 +47,13 @@ CHECKPOINTS = "checkpoints"
 LAST = "last"  # the checkpoint every resume starts from: checkpoints/last.ckpt
 
 
-def _fsync(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system lets a folder be opened (Windows, some FUSE mounts)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def publish(partial: Path | str, target: Path | str) -> None:
     """Move a completely written file (a checkpoint) to its final name: fsync it, rename in the same directory,
     fsync the directory. A kill at any point leaves the previous file or the new one, never half of one."""
     partial, target = Path(partial), Path(target)
-    _fsync(partial)
+    fsync_path(partial)
     os.replace(partial, target)
-    _fsync(target.parent)
+    fsync_path(target.parent)
 
 
 def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
@@ -190,7 +181,7 @@ class RunDir:
             f.write(uuid.uuid4().hex[:12])
             f.flush()
             os.fsync(f.fileno())
-        _fsync(self.path)
+        fsync_path(self.path)
         self.made = True
 
     def remove_if_unfinished(self) -> None:

@@ -75,7 +75,8 @@ def sequentiality_index(windows: Sequence[tuple[float, float]]) -> float | None:
     For each pair of windows, the overlap is the share of the *shorter* window that lies inside the longer one
     (0: disjoint or only touching; 1: the shorter lies within the longer). The index is 1 minus the mean over all
     pairs: 0 when all windows coincide (fully parallel), 1 when no two overlap (strictly one at a time; a window
-    that starts where another ends does not overlap it), 0.5 for two equal windows that half-overlap.
+    of positive length that starts where another ends does not overlap it; a point window is the exception below),
+    0.5 for two equal windows that half-overlap.
 
     A zero-length window (a skill that goes from onset to learned between two measurements) is a point: its
     overlap is 1 if it lies inside the other window after its start (at its end too: two skills learned at the same

@@ -217,7 +217,8 @@ def plot_scaling(path, result: dict) -> None:
         if key == "alpha_S":
             ax.plot(grid, quanta, "k:", lw=1, label="quanta model: (α − 1)/α")
         ax.axhline(chinchilla, color="red", lw=0.8, ls="-.", label=f"Chinchilla {label} = {chinchilla}")
-        ax.set(xlabel="Zipf α", ylabel=label, title=f"{label} against α ({_interval_caption(result, key)})")
+        ax.set(xlabel="Zipf α", ylabel=label)
+        ax.set_title(f"{label} against α\n({_interval_caption(result, key)})", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -229,7 +230,7 @@ def _interval_caption(result: dict, key: str) -> str:
     levels = sorted({v["ci_level"] for v in values if v.get("ci95")})
     if not levels:
         return "no bars: too few seeds for an interval"
-    return ("bars: order-statistic interval of the median per-seed exponent, "
+    return ("bars: order-statistic interval of the\nmedian per-seed exponent, "
             + ", ".join(f"{level:.1%}" for level in levels))
 
 

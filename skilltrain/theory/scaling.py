@@ -6,13 +6,18 @@ shape [replicas, max N] (smaller N padded with coordinates no task uses, which e
 and replicas that share α and seed share their minibatches (common random numbers: the N-dependence is measured
 without the draw-to-draw noise between sizes).
 
-Exponents, per α and optimizer, with 95% bootstrap intervals over seeds:
+Exponents, per α and optimizer, each with an interval over seeds (below):
 - α_N: the least-squares slope of −log L(N) against log N, L the exact loss Σ p_i ℓ_i at the last step (the median
   over seeds at each N); the paper's own estimate, the two-point slope between the smallest and largest N, beside it;
 - α_S: the slope of −log L(t) against log t over the step window (80 to 200 in the paper) at the size nearest
   `step_dim` (100 in the paper).
 The Domino model's line is α_N = α_S = α − 1, the quanta model's α_N = α − 1 and α_S = (α − 1)/α; Chinchilla's
 measured exponents are 0.34 (parameters) and 0.28 (data/steps).
+
+The intervals: each seed's own exponent (the same fit on that seed's losses) and
+`skilltrain.analysis.stats.median_interval` of those: distribution-free, for the median over seeds of the per-seed
+exponent, with the level it achieves (`ci_level`; 10 seeds: [2nd, 9th] of them, 97.9%) and none below 85% (3
+seeds: "too few seeds for an interval"), as `skilltrain.sweep.fit_power_law` does for its exponents.
 """
 
 from __future__ import annotations
@@ -92,40 +97,42 @@ def slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(-np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def _bootstrap(statistic, seeds: int, n_resamples: int = 2000, rng_seed: int = 0) -> list[float] | None:
-    """A 95% percentile interval of statistic(seed indices) over seeds resampled with replacement."""
-    if seeds < 2:
-        return None
-    rng = np.random.default_rng(rng_seed)
-    values = [statistic(rng.integers(0, seeds, seeds)) for _ in range(n_resamples)]
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return [float(lo), float(hi)]
+def interval(value: float, seed_values, confidence: float = 0.95) -> dict:
+    """An exponent `value` (fitted to the medians over seeds) with the interval of its seeds' own exponents:
+    `median_interval` of `seed_values` (an interval for their median; `ci95` keeps its name, `ci_level` is the level
+    it achieves, None with no interval, `ci_note` says why)."""
+    from skilltrain.analysis.stats import median_interval
+
+    seed_values = [float(v) for v in seed_values]
+    ci = median_interval(seed_values, confidence)
+    return {"value": value, "ci95": ci["ci"], "ci_level": ci["level"],
+            "ci_method": "the median of per-seed exponents: " + ci["method"], "ci_note": ci["note"],
+            "seed_exponents": seed_values}
 
 
 def exponents(final: np.ndarray, curves: np.ndarray, alphas: list[float], dims: list[int], window: list[int],
               step_dim: int) -> dict:
-    """Per α: α_N (fit and two-point), α_S, each with a bootstrap interval over seeds, and the reference lines."""
+    """Per α: α_N (fit and two-point), α_S, each fitted to the medians over seeds with the interval of the
+    per-seed exponents (`interval`), and the reference lines."""
     seeds = final.shape[-1]
     dims_arr = np.array(dims, dtype=float)
     d_s = int(np.argmin(np.abs(dims_arr - step_dim)))
     t = np.arange(window[0], window[1] + 1)
+    log_span = math.log(dims_arr[-1]) - math.log(dims_arr[0])
     out = {}
     for a, alpha in enumerate(alphas):
-        def alpha_n(idx, a=a):
-            return slope(dims_arr, np.median(final[a][:, idx], axis=1))
+        by_dim = final[a]  # [D, S]
+        by_step = curves[window[0]: window[1] + 1, a, d_s]  # [T, S]
+        med_dim, med_step = np.median(by_dim, axis=1), np.median(by_step, axis=1)
 
-        def two_point(idx, a=a):
-            med = np.median(final[a][:, idx], axis=1)
-            return float(-(math.log(med[-1]) - math.log(med[0])) / (math.log(dims_arr[-1]) - math.log(dims_arr[0])))
+        def two_point(loss):
+            return float(-(math.log(loss[-1]) - math.log(loss[0])) / log_span)
 
-        def alpha_s(idx, a=a):
-            return slope(t, np.median(curves[window[0]: window[1] + 1, a, d_s][:, idx], axis=1))
-
-        every = np.arange(seeds)
         out[str(alpha)] = {
-            "alpha_N": {"value": alpha_n(every), "ci95": _bootstrap(alpha_n, seeds)},
-            "alpha_N_two_point": {"value": two_point(every), "ci95": _bootstrap(two_point, seeds)},
-            "alpha_S": {"value": alpha_s(every), "ci95": _bootstrap(alpha_s, seeds), "dim": dims[d_s]},
+            "alpha_N": interval(slope(dims_arr, med_dim), [slope(dims_arr, by_dim[:, j]) for j in range(seeds)]),
+            "alpha_N_two_point": interval(two_point(med_dim), [two_point(by_dim[:, j]) for j in range(seeds)]),
+            "alpha_S": {**interval(slope(t, med_step), [slope(t, by_step[:, j]) for j in range(seeds)]),
+                        "dim": dims[d_s]},
             "domino": alpha - 1, "quanta_N": alpha - 1, "quanta_S": (alpha - 1) / alpha,
             "final_loss_median": {str(n): float(np.median(final[a, d])) for d, n in enumerate(dims)},
         }
@@ -210,26 +217,48 @@ def plot_scaling(path, result: dict) -> None:
         if key == "alpha_S":
             ax.plot(grid, quanta, "k:", lw=1, label="quanta model: (α − 1)/α")
         ax.axhline(chinchilla, color="red", lw=0.8, ls="-.", label=f"Chinchilla {label} = {chinchilla}")
-        ax.set(xlabel="Zipf α", ylabel=label, title=f"{label} against α (95% bootstrap CI over seeds)")
+        ax.set(xlabel="Zipf α", ylabel=label)
+        ax.set_title(f"{label} against α\n({_interval_caption(result, key)})", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
+def _interval_caption(result: dict, key: str) -> str:
+    """What the error bars of `key` (alpha_N or alpha_S) are: the method and the level(s) achieved."""
+    values = [e[key] for by_alpha in result["exponents"].values() for e in by_alpha.values()]
+    levels = sorted({v["ci_level"] for v in values if v.get("ci95")})
+    if not levels:
+        return "no bars: too few seeds for an interval"
+    return ("bars: order-statistic interval of the\nmedian per-seed exponent, "
+            + ", ".join(f"{level:.1%}" for level in levels))
+
+
 def print_exponents(result: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from skilltrain.report import console
 
-    table = Table(title=f"Geometry model scaling exponents ({result['seeds']} seeds, {result['steps']} steps; 95% bootstrap CI)")
+    table = Table(title=escape(f"Geometry model scaling exponents ({result['seeds']} seeds, {result['steps']} steps; "
+                               "[interval for the median of the per-seed exponents] and the level it achieves)"))
     for column in ("optimizer", "Zipf α", "α_N (fit)", "α_N (two-point)", "α_S", "Domino α − 1", "quanta α_S"):
         table.add_column(column, justify="left" if column == "optimizer" else "right")
 
     def cell(v):
-        return f"{v['value']:.3f}" + (f" [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]" if v["ci95"] else "")
+        if not v["ci95"]:
+            return f"{v['value']:.3f}"
+        return f"{v['value']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] {v['ci_level']:.1%}"
 
+    notes, methods = {}, set()
     for name, by_alpha in result["exponents"].items():
         for alpha, e in by_alpha.items():
             table.add_row(name, alpha, cell(e["alpha_N"]), cell(e["alpha_N_two_point"]), cell(e["alpha_S"]),
                           f"{e['domino']:.2f}", f"{e['quanta_S']:.2f}")
+            for key in ("alpha_N", "alpha_N_two_point", "alpha_S"):
+                methods.add(e[key]["ci_method"])
+                if e[key]["ci_note"]:
+                    notes.setdefault(e[key]["ci_note"], None)
     console().print(table)
+    for line in sorted(methods) + list(notes):
+        console().print(escape(f"intervals: {line}"))

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from skilltrain.comparison.plan import ENDED, Plan, Run, _command, settle
+from skilltrain.comparison.plan import ENDED, Plan, Run, next_command, settle
 from skilltrain.errors import UserError
 from skilltrain.files import write_json
 
@@ -86,7 +86,7 @@ class SubmititLauncher:
         jobs, submit = {}, []
         for run in self.plan.runs:
             key = f"{run.arm}/seed{run.seed}"
-            command = _command(run)
+            command = next_command(run)
             if not command:
                 run.state, run.note = "done", "finished earlier"
             elif isinstance(recorded.get(key), str) and not self._job(executor, recorded[key]).done():

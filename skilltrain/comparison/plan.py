@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from skilltrain.config import load_config, load_config_plugins, load_yaml, parse_overrides, recipe_sections, recipe_stem, require
-from skilltrain.errors import UserError, unknown
+from skilltrain.errors import UserError, command_exit, unknown
 from skilltrain.registry import INTERVENTIONS
 from skilltrain.seeds import parse_seeds
 from skilltrain.theory.config import is_theory_recipe, load_theory_config
@@ -428,6 +428,24 @@ def next_command(run: Run) -> list[str]:
         return ["fit", "ckpt_path=last", f"out_dir={run.run_dir}", "trainer.enable_progress_bar=false"]
     restart = ["overwrite=true"] if run.run_dir.exists() else []
     return ["fit", *run.args, *restart]
+
+
+def run_in_process(command: str, args: list[str]) -> int:
+    """Run `fit <args>` or `theory <args>` (a next_command) in this process: its exit code, as `python -m skilltrain
+    <command> <args>` ends (a UserError is one line and exit 2). What a comparison's workers and cluster jobs run."""
+
+    def call() -> int:
+        if command == "fit":
+            from skilltrain.run import fit_command
+
+            return fit_command(args)
+        if command == "theory":
+            from skilltrain.theory.run import theory_command
+
+            return theory_command(args)
+        raise unknown("command", command, ("fit", "theory"))
+
+    return command_exit(command, call)
 
 
 def check_directory(plan: Plan) -> None:

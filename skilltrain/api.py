@@ -93,7 +93,7 @@ def intervention(name: str, task, **params):
         trainer = lightning.Trainer(callbacks=[skilltrain.intervention("gradient_rescaling", module.task)])
     """
     from skilltrain.callbacks.intervention import build_intervention
-    from skilltrain.config import _translate, check_intervention_params
+    from skilltrain.config import check_intervention_params, translate
     from skilltrain.registry import INTERVENTIONS
 
     entry = INTERVENTIONS.get(name)
@@ -101,6 +101,6 @@ def intervention(name: str, task, **params):
     try:
         values = OmegaConf.to_object(OmegaConf.merge(schema, params))
     except Exception as e:
-        raise _translate(e, schema, "the parameters") from None
+        raise translate(e, schema, "the parameters") from None
     check_intervention_params(name, values)
     return build_intervention(name, values, task)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from skilltrain.config import _load_yaml, load_config, parse_overrides, require
+from skilltrain.config import load_config, load_yaml, parse_overrides, require
 from skilltrain.errors import UserError
 from skilltrain.files import atomic_write_text, read_json, write_json
 from skilltrain.seeds import parse_seeds
@@ -60,7 +60,7 @@ def load_suite(name: str) -> Suite:
         path = Path(name)
         require(path.is_file(), "suite", f"no suite '{name}' (shipped: {', '.join(suite_names())}; or a path to a YAML file)")
         text, source = path.read_text(), f"suite file {name}"
-    raw = OmegaConf.to_container(_load_yaml(text, source))
+    raw = OmegaConf.to_container(load_yaml(text, source))
     extra = sorted(set(raw) - {"arms", "seeds", "tasks"})
     require(not extra, f"suite.{extra[0] if extra else ''}", "unknown key (a suite has arms, seeds and tasks)")
     tasks = raw.get("tasks") or {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from skilltrain.errors import UserError, unknown
+from skilltrain.errors import UserError, command_exit, unknown
 
 USAGE = """\
 usage: python -m skilltrain <command> [key=value ...]
@@ -48,18 +48,9 @@ own tasks, models, optimizers and interventions: plugins=[my_module,path/to/file
 
 
 def cmd_fit(args: list[str]) -> int:
-    from skilltrain.config import load_config
-    from skilltrain.run import fit
+    from skilltrain.run import fit_command
 
-    result = fit(load_config(args))
-    if result is None:  # a DDP rank other than 0
-        return 0
-    if result.message:
-        print(f"{'error' if result.status == 'diverged' else 'note'}: {result.message}", file=sys.stderr, flush=True)
-    if result.status == "stopped":
-        print(f"resume with: python -m skilltrain fit ckpt_path=last out_dir={result.run_dir}", file=sys.stderr)
-    print(f"run_dir: {result.run_dir}", flush=True)
-    return result.exit_code
+    return fit_command(args)
 
 
 def cmd_print_config(args: list[str]) -> int:
@@ -101,19 +92,9 @@ def cmd_export_data(args: list[str]) -> int:
 
 
 def cmd_theory(args: list[str]) -> int:
-    from skilltrain.report import print_table
-    from skilltrain.theory.config import load_theory_config
-    from skilltrain.theory.run import run_theory
+    from skilltrain.theory.run import theory_command
 
-    run_dir, summary = run_theory(load_theory_config(args))
-    if "scaling" in summary:
-        from skilltrain.theory.scaling import print_exponents
-
-        print_exponents(summary["scaling"])
-    else:
-        print_table(summary)
-    print(f"run_dir: {run_dir}", flush=True)
-    return 0
+    return theory_command(args)
 
 
 def cmd_fit_theory(args: list[str]) -> int:
@@ -236,16 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(USAGE, end="")
         return 0
-    try:
+
+    def call() -> int:
         if command not in COMMANDS:
             raise unknown("command", command, COMMANDS)
         return COMMANDS[command](args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # during start-up (a run stopped by Ctrl-C once training started returns 130 itself)
-        print(f"stopped by Ctrl-C (SIGINT) before {command} started its work", file=sys.stderr)
-        return 130
+
+    return command_exit(command, call)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ nothing of skilltrain."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 
 class UserError(Exception):
@@ -35,3 +36,17 @@ def unknown(kind: str, name: str, options: Iterable[str], key: str | None = None
     where = f"{key}: " if key else ""
     valid = ", ".join(options) if options else "none registered"
     return UserError(f"{where}unknown {kind} '{name}' ({hint}valid: {valid})")
+
+
+def command_exit(command: str, call: Callable[[], int]) -> int:
+    """How a command ends, wherever it runs (the command line, a comparison's worker or cluster job): `call`'s exit
+    code; a UserError is one line `error: …` on stderr and exit 2; Ctrl-C before the command started its work, 130
+    (a run stopped by Ctrl-C once training started returns 130 itself)."""
+    try:
+        return call()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stopped by Ctrl-C (SIGINT) before {command} started its work", file=sys.stderr)
+        return 130

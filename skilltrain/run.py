@@ -368,3 +368,19 @@ class RunResult:
         return 128 + self.signal if self.signal else 4
 
 
+
+
+def fit_command(args: list[str]) -> int:
+    """`skilltrain fit <args>`: load the config, fit, say how it ended; the exit code (RunResult.exit_code). The last
+    line it prints is `run_dir: <path>`. The command line, a comparison's workers and its cluster jobs all run this."""
+    from skilltrain.config import load_config
+
+    result = fit(load_config(args))
+    if result is None:  # a DDP rank other than 0
+        return 0
+    if result.message:
+        print(f"{'error' if result.status == 'diverged' else 'note'}: {result.message}", file=sys.stderr, flush=True)
+    if result.status == "stopped":
+        print(f"resume with: python -m skilltrain fit ckpt_path=last out_dir={result.run_dir}", file=sys.stderr)
+    print(f"run_dir: {result.run_dir}", flush=True)
+    return result.exit_code

@@ -14,7 +14,7 @@ import pytest
 from helpers import run_cli
 
 from skilltrain.cli import main
-from skilltrain.comparison import _command, plan
+from skilltrain.comparison import next_command, plan
 from skilltrain.config import load_config
 
 SMALL = ("recipe=domino_2task", "data.n_samples=2000", "data.frequencies=[1.0,0.2]", "trainer.max_steps=400",
@@ -79,10 +79,10 @@ def test_resume_logic_skips_finished_runs_resumes_stopped_ones_and_restarts_the_
         (run.run_dir / "summary.json").write_text(json.dumps({"status": status}))
     (stopped.run_dir / "checkpoints/last.ckpt").write_bytes(b"x")
     broken.run_dir.mkdir(parents=True)  # started, then crashed before any summary
-    assert _command(done) == [] and _command(diverged) == []
-    assert _command(stopped) == ["fit", "ckpt_path=last", f"out_dir={stopped.run_dir}", "trainer.enable_progress_bar=false"]
-    assert _command(broken)[-1] == "overwrite=true" and _command(broken)[1:-1] == broken.args
-    assert _command(fresh) == ["fit", *fresh.args]
+    assert next_command(done) == [] and next_command(diverged) == []
+    assert next_command(stopped) == ["fit", "ckpt_path=last", f"out_dir={stopped.run_dir}", "trainer.enable_progress_bar=false"]
+    assert next_command(broken)[-1] == "overwrite=true" and next_command(broken)[1:-1] == broken.args
+    assert next_command(fresh) == ["fit", *fresh.args]
 
 
 def test_dry_run_prints_one_runnable_fit_command_per_run(capsys, tmp_path):

@@ -157,7 +157,7 @@ def test_a_run_written_by_an_older_skilltrain_is_refused_in_one_line(tmp_path, c
 def test_a_cluster_job_warned_of_its_time_limit_stops_with_a_checkpoint_that_compare_resumes(tmp_path):
     """SLURM (through submitit) sends SIGUSR2 before a job's time limit; the job's fit stops as on SIGTERM, and the
     comparison's next command for that run is a resume, not a restart from scratch."""
-    from skilltrain.comparison.plan import Run, _command
+    from skilltrain.comparison.plan import Run, next_command
 
     fit_quietly(*BASE, "trainer.max_steps=400", "interventions.skill_reweighting.mode=online", out_dir=tmp_path / "whole")
     args = [*BASE, "trainer.max_steps=400", "trainer.enable_progress_bar=false",
@@ -172,7 +172,7 @@ def test_a_cluster_job_warned_of_its_time_limit_stops_with_a_checkpoint_that_com
     summary = json.loads((tmp_path / "job/summary.json").read_text())
     assert summary["status"] == "stopped" and summary["steps"] < 400
     assert torch.load(tmp_path / "job/checkpoints/last.ckpt", weights_only=True)["global_step"] == summary["steps"]
-    command = _command(Run("baseline", 1, args, tmp_path / "job"))
+    command = next_command(Run("baseline", 1, args, tmp_path / "job"))
     assert command[:2] == ["fit", "ckpt_path=last"]
     result = run_cli(*command)
     assert result.returncode == 0, result.stderr[-1500:]

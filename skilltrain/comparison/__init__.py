@@ -40,7 +40,7 @@ from pathlib import Path
 from skilltrain.comparison.cluster import SubmititLauncher
 from skilltrain.comparison.launch import Runner
 from skilltrain.comparison.lock import hold
-from skilltrain.comparison.plan import CompareSettings, Plan, Run, _command, check_directory, plan
+from skilltrain.comparison.plan import CompareSettings, Plan, Run, check_directory, next_command, plan
 from skilltrain.comparison.report import analyse, print_comparison
 from skilltrain.files import write_json
 
@@ -91,7 +91,7 @@ def dry_run(the_plan: Plan) -> ComparisonResult:
     """The runs' commands (compare.dry_run=true): nothing runs, nothing is written."""
     commands = []
     for run in the_plan.runs:
-        command = _command(run)
+        command = next_command(run)
         commands.append(f"python -m skilltrain {shlex.join(command)}" if command else f"# finished: {run.run_dir}")
     return ComparisonResult(the_plan.directory, commands=commands)
 

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from skilltrain.comparison.plan import ENDED, Plan, Run, _command, settle
+from skilltrain.comparison.plan import ENDED, Plan, Run, next_command, run_in_process, settle
 from skilltrain.errors import UserError
 from skilltrain.files import write_json
 
@@ -39,12 +39,10 @@ def fit_job(args: list[str], threads: int = 0, command: str = "fit") -> int:
     warns a job before its time limit with SIGUSR2 (submitit asks for it 90 s ahead): the fit then stops as on SIGTERM,
     at the end of a step with a checkpoint, so that running `compare` again resumes the run instead of restarting it.
     """
-    from skilltrain.cli import main
-
     if threads:
         os.environ["SKILLTRAIN_MAX_THREADS"] = str(threads)
     signal.signal(signal.SIGUSR2, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
-    return main([command, *args])
+    return run_in_process(command, args)
 
 
 class SubmititLauncher:
@@ -86,7 +84,7 @@ class SubmititLauncher:
         jobs, submit = {}, []
         for run in self.plan.runs:
             key = f"{run.arm}/seed{run.seed}"
-            command = _command(run)
+            command = next_command(run)
             if not command:
                 run.state, run.note = "done", "finished earlier"
             elif isinstance(recorded.get(key), str) and not self._job(executor, recorded[key]).done():

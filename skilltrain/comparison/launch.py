@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from skilltrain.comparison.plan import ENDED, Plan, Run, _command, settle
+from skilltrain.comparison.plan import ENDED, Plan, Run, next_command, settle
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -170,7 +170,7 @@ class Runner:
         self.logs.mkdir(parents=True, exist_ok=True)
         todo = []
         for run in self.plan.runs:
-            command = _command(run)
+            command = next_command(run)
             if command:
                 todo.append((run, command))
             else:

@@ -17,8 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from skilltrain.config import _load_yaml, load_config, load_config_plugins, parse_overrides, recipe_sections, recipe_stem, require
-from skilltrain.errors import UserError, unknown
+from skilltrain.config import load_config, load_config_plugins, load_yaml, parse_overrides, recipe_sections, recipe_stem, require
+from skilltrain.errors import UserError, command_exit, unknown
 from skilltrain.registry import INTERVENTIONS
 from skilltrain.seeds import parse_seeds
 from skilltrain.theory.config import is_theory_recipe, load_theory_config
@@ -121,7 +121,6 @@ def flatten(prefix: str, value) -> list[str]:
     return [f"{prefix}={json.dumps(value, separators=(',', ':'))}"]
 
 
-_flatten = flatten  # (the names before they were public)
 
 
 def identity_tag(parts: list) -> str:
@@ -165,7 +164,7 @@ def resolve_arms(given, recipe_arms: dict) -> dict[str, dict]:
             path = Path(str(resources.files("skilltrain.conf").joinpath("arms", f"{given}.yaml")))
         require(path.is_file(), "arms", f"no arms file '{given}' (shipped: {', '.join(arms_file_names())}; "
                                         "or a path, or arms=[baseline,<intervention>,…])")
-        loaded = OmegaConf.to_container(_load_yaml(path.read_text(), f"arms file {given}"))
+        loaded = OmegaConf.to_container(load_yaml(path.read_text(), f"arms file {given}"))
         given = loaded.get("arms", loaded)
     if isinstance(given, (DictConfig, dict)):
         return {check_name(str(n), "arms"): _arm_spec(str(n), spec, f"arms.{n}") for n, spec in dict(given).items()}
@@ -212,7 +211,6 @@ def compare_settings(*layers) -> CompareSettings:
     return settings
 
 
-_resolve_arms = resolve_arms  # (the name before it was public)
 
 
 def arm_arguments(spec: dict) -> list[str]:
@@ -395,7 +393,7 @@ def _what_is_measured(cfg) -> dict:
 # ---- running ---------------------------------------------------------------------------------------------------
 
 
-def _summary(run_dir: Path) -> dict | None:
+def read_summary(run_dir: Path) -> dict | None:
     from skilltrain.rundir import RunDir
 
     return RunDir(run_dir).read_summary()
@@ -406,7 +404,7 @@ def settle(run: Run, stopped_note: str) -> bool:
     for now, resumed by the next command, `stopped_note` saying so). False when its summary says neither."""
     from skilltrain.analysis.stats import COUNTED
 
-    status = (_summary(run.run_dir) or {}).get("status")
+    status = (read_summary(run.run_dir) or {}).get("status")
     if status in COUNTED:
         run.state, run.note = "done", status
     elif status == "stopped":
@@ -416,12 +414,12 @@ def settle(run: Run, stopped_note: str) -> bool:
     return True
 
 
-def _command(run: Run) -> list[str]:
+def next_command(run: Run) -> list[str]:
     """Fresh, resumed (stopped or killed, with a checkpoint) or restarted (half-done without one); [] when finished."""
     from skilltrain.analysis.stats import COUNTED
     from skilltrain.rundir import RunDir
 
-    summary = _summary(run.run_dir)
+    summary = read_summary(run.run_dir)
     if summary and summary.get("status") in COUNTED:  # finished: counted, never run again
         return []
     if run.command == "theory":  # a toy model's run takes seconds: no checkpoints, a half-written one restarts
@@ -430,6 +428,24 @@ def _command(run: Run) -> list[str]:
         return ["fit", "ckpt_path=last", f"out_dir={run.run_dir}", "trainer.enable_progress_bar=false"]
     restart = ["overwrite=true"] if run.run_dir.exists() else []
     return ["fit", *run.args, *restart]
+
+
+def run_in_process(command: str, args: list[str]) -> int:
+    """Run `fit <args>` or `theory <args>` (a next_command) in this process: its exit code, as `python -m skilltrain
+    <command> <args>` ends (a UserError is one line and exit 2). What a comparison's workers and cluster jobs run."""
+
+    def call() -> int:
+        if command == "fit":
+            from skilltrain.run import fit_command
+
+            return fit_command(args)
+        if command == "theory":
+            from skilltrain.theory.run import theory_command
+
+            return theory_command(args)
+        raise unknown("command", command, ("fit", "theory"))
+
+    return command_exit(command, call)
 
 
 def check_directory(plan: Plan) -> None:

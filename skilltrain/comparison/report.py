@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from skilltrain.analysis.stats import median
-from skilltrain.comparison.plan import Plan, _summary
+from skilltrain.comparison.plan import Plan, read_summary
 from skilltrain.errors import UserError
 
 
@@ -20,7 +20,7 @@ def analyse(plan: Plan) -> dict:
     from skilltrain.files import atomic_write_text
     from skilltrain.report import write_json
 
-    summaries = {arm: {run.seed: _summary(run.run_dir) for run in plan.runs if run.arm == arm} for arm in plan.arms}
+    summaries = {arm: {run.seed: read_summary(run.run_dir) for run in plan.runs if run.arm == arm} for arm in plan.arms}
     notes = {(run.arm, run.seed): run.note for run in plan.runs if run.state == "failed"}
     try:
         result = compare_arms(summaries, plan.settings.baseline)

@@ -78,11 +78,11 @@ def _process_wide_torch_settings():
 def run_one(args: list[str], command: str = "fit") -> tuple[int, bool]:
     """(exit code, whether the worker may serve another run) of `fit <args>` (or another command), as the command
     line would end."""
-    from skilltrain.cli import main
+    from skilltrain.comparison.plan import run_in_process
 
     try:
         with _process_wide_torch_settings():
-            return main([command, *args]), True
+            return run_in_process(command, args), True
     except SystemExit as e:
         return int(e.code or 0), True
     except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state

@@ -61,10 +61,6 @@ from skilltrain.config.schema import (
 from skilltrain.config.validation import check_intervention_params, validate, validate_section
 from skilltrain.errors import require
 
-# The names other modules imported before these were public (kept until they import the public ones).
-_load_yaml = load_yaml
-_translate = translate
-
 __all__ = [
     "BUDGET_SCHEDULERS", "COMPARE_SECTIONS", "DEFAULT_ANALYSIS", "METRICS", "RESUMABLE_SECTIONS", "SCHEDULERS", "SPLITS",
     "WANDB_MODES", "AnalysisConfig", "CheckpointConfig", "LoggerConfig", "MetricConfig", "OptimConfig", "RunConfig",

@@ -12,7 +12,7 @@ from skilltrain.data import (
     regression,  # noqa: F401  (registers two_skill_regression)
     rhm,  # noqa: F401  (registers rhm)
 )
-from skilltrain.data.base import DataConfig, Task
+from skilltrain.data.base import DTYPES, DataConfig, Task
 from skilltrain.registry import TASKS
 
 
@@ -30,7 +30,6 @@ def task_of_run(saved, plugins=(), trust_plugins: bool = False) -> Task:
     from omegaconf import OmegaConf
 
     from skilltrain.config import from_container
-    from skilltrain.models import DTYPES
     from skilltrain.rundir import RunDir
 
     if isinstance(saved, (RunDir, str, Path)):

@@ -26,6 +26,7 @@ from omegaconf import MISSING
 from skilltrain.config import require
 
 FORMS = ("outputs", "control")
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LOSSES = ("mse", "ce")
 
 

@@ -15,8 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.config import require
 from skilltrain.data import build_task
+from skilltrain.data.base import DTYPES
 from skilltrain.data.stream import make_pool_and_eval
-from skilltrain.models import DTYPES
 
 
 def export_data(cfg: DictConfig, path: str) -> dict[str, int]:

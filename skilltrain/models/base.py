@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from omegaconf import MISSING
 
+from skilltrain.data.base import DTYPES
 from skilltrain.errors import UserError, unknown
 
 HEADS = ("auto", "shared", "per_skill")
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass

@@ -33,6 +33,23 @@ class Curves:
     last_step: int
 
 
+def theory_command(args: list[str]) -> int:
+    """`skilltrain theory <args>`: load the theory config, run it, print its table (or a scaling sweep's exponents);
+    the last line it prints is `run_dir: <path>`. The command line and a comparison's runs both run this."""
+    from skilltrain.report import print_table
+    from skilltrain.theory.config import load_theory_config
+
+    run_dir, summary = run_theory(load_theory_config(args))
+    if "scaling" in summary:
+        from skilltrain.theory.scaling import print_exponents
+
+        print_exponents(summary["scaling"])
+    else:
+        print_table(summary)
+    print(f"run_dir: {run_dir}", flush=True)
+    return 0
+
+
 def simulate(cfg: DictConfig) -> Curves:
     """Run the configured toy model (one replica: seed `cfg.seed`)."""
     names, p = cfg_skills(cfg)

@@ -212,6 +212,19 @@ def test_a_job_the_scheduler_lost_fails_after_lost_after_with_the_reason(tmp_pat
     assert json.loads((tmp_path / "c/jobs.json").read_text())["baseline/seed1"] == seen[0].job_id
 
 
+def test_a_job_the_queue_still_lists_is_not_cancelled_as_lost(tmp_path, monkeypatch):
+    """submitit says UNKNOWN also when SLURM's accounting does not answer: a job squeue still lists is left to run."""
+    the_plan = plan(["recipe=domino_2task", "seeds=1", "arms=[baseline]", "compare.launcher=submitit",
+                     "compare.slurm.cluster=local", "compare.slurm.lost_after=0.001", "trainer.max_steps=30",
+                     f"out_dir={tmp_path}/c"])
+    the_plan.directory.mkdir(parents=True)
+    monkeypatch.setattr(SubmititLauncher, "_state", staticmethod(lambda job: "UNKNOWN"))
+    monkeypatch.setattr(SubmititLauncher, "_still_queued", staticmethod(lambda job: True))
+    assert SubmititLauncher(the_plan, show=False).run() is True
+    run = the_plan.runs[0]
+    assert run.state == "done", run.note
+
+
 # ---- local workers: silence, and their parent's death ---------------------------------------------------------
 
 

@@ -127,6 +127,18 @@ class SubmititLauncher:
     @staticmethod
     def _state(job) -> str:
         return str(job.state)
+
+    @staticmethod
+    def _still_queued(job) -> bool:
+        """Whether SLURM's queue still lists the job (submitit reports UNKNOWN also when the accounting database,
+        which it asks, does not answer): a job squeue lists is never cancelled as lost. False where there is no
+        squeue (submitit's local executor)."""
+        try:
+            out = subprocess.run(["squeue", "-h", "-j", str(job.job_id), "-o", "%T"], capture_output=True, text=True,
+                                 timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return out.returncode == 0 and bool(out.stdout.strip())
     def _job(self, executor, job_id: str):
         import submitit
 
@@ -153,7 +165,9 @@ class SubmititLauncher:
                             continue
                         if self._state(job).upper().startswith("UNKNOWN"):
                             since = unknown_since.setdefault(key, now)
-                            if now - since >= lost_after:
+                            if now - since >= lost_after and self._still_queued(job):
+                                unknown_since[key] = now  # accounting (sacct) is down, the job is not lost
+                            elif now - since >= lost_after:
                                 lost[key] = (f"the scheduler lost it (state UNKNOWN for {(now - since) / 60:.1f} min, "
                                              "compare.slurm.lost_after); cancelled: run the same command again to "
                                              "resubmit it")

@@ -234,15 +234,9 @@ def leaderboard(suite: str, comparisons: dict[str, Path], arms: list[str], skipp
             "baseline_seconds_per_step": {t: cost["baseline"].get(t) for t in comparisons}}
 
 
-def _ci_text(entry: dict) -> str:
-    """` [1.20, 3.40] 93.8%`, or ` [too few seeds for a CI]`."""
-    if not entry.get("ci"):
-        return " [too few seeds for a CI]"
-    level = f" {entry['ci_level']:.1%}" if entry.get("ci_level") is not None else ""
-    return f" [{entry['ci'][0]:.2f}, {entry['ci'][1]:.2f}]{level}"
-
-
 def to_markdown(board: dict) -> str:
+    from skilltrain.analysis.stats import interval_text
+
     lines = [f"**{board['suite']}** — speedup in {board['metric']}; geometric mean over tasks, with a confidence "
              "interval at the level shown: distribution-free order-statistic intervals of each task's median, at a "
              "joint level of 95% over the tasks or the level the seeds achieve; none below 85% (too few seeds).", "",
@@ -251,7 +245,7 @@ def to_markdown(board: dict) -> str:
     for arm in board["arms"]:
         o = board["overall"][arm]
         cost = "—" if o["cost_per_step"] is None else f"{o['cost_per_step']:.2f}×"
-        lines.append(f"| {arm} | {o['tasks']} | {o['geomean_speedup']:.2f}×{_ci_text(o)} | "
+        lines.append(f"| {arm} | {o['tasks']} | {o['geomean_speedup']:.2f}×{interval_text(o.get("ci"), o.get("ci_level"))} | "
                      f"{cost} | {o['censored']}/{o['runs']} |")
     tasks = list(board["tasks"])
     lines += ["", "Per task: median speedup [CI] level (runs that never learned every skill / runs; n/a: the arm does "
@@ -265,7 +259,7 @@ def to_markdown(board: dict) -> str:
                 cells.append("n/a")
                 continue
             sp = entry["speedup"]
-            ci = _ci_text(sp) if sp["ci"] else ""
+            ci = interval_text(sp.get("ci"), sp.get("ci_level")) if sp["ci"] else ""
             censored = f" ({entry['n_censored']}/{entry['n']})" if entry["n_censored"] else ""
             censored += f" ({entry['n_failed']} failed)" if entry.get("n_failed") else ""
             cells.append(f"{sp['median']:.2f}×{ci}{censored}" if sp["median"] is not None else "—")

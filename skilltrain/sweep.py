@@ -390,12 +390,14 @@ def _frequencies(run_dir: Path, skills: list[str]) -> dict[str, float]:
 
 
 def _markdown(result: dict) -> str:
+    from skilltrain.analysis.stats import interval_text
+
     lines = [f"# sweep over {', '.join(result['axes'])}", ""]
     for quantity, e in result["exponents"].items():
         def cell(f):
             if f["value"] is None:
                 return "—"
-            ci = _exponent_ci(f)
+            ci = interval_text(f.get("ci95"), f.get("ci_level"), 3)
             return f"{f['value']:.3f}{ci} (R² {f['r2']:.2f})" if f["r2"] is not None else f"{f['value']:.3f}{ci}"
         lines += [f"## {quantity}: L − L∞ ∝ x^(−α), fitted to the medians over seeds", "",
                   f"Floor L∞: {_floor_text(e)}. Interval: the median over seeds of each seed's own exponent, a "
@@ -444,14 +446,6 @@ def _ci(ci: list | None, level: float | None = None) -> str:
         f" {level:.1%}" if level is not None else "")
 
 
-def _exponent_ci(f: dict) -> str:
-    """` [0.41, 0.55] 93.8%`, or ` [too few seeds for a CI]`."""
-    if not f.get("ci95"):
-        return " [too few seeds for a CI]"
-    level = f" {f['ci_level']:.1%}" if f.get("ci_level") is not None else ""
-    return f" [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}]{level}"
-
-
 def _floor_text(e: dict) -> str:
     if e.get("floor_method") == "fitted":
         return f"fitted, {e['floor']:.4g}" + (" (at 0: no floor found)" if e["floor"] == 0 else "") + (
@@ -496,11 +490,12 @@ def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
 def print_sweep(result: dict) -> None:
     from rich.markup import escape
 
+    from skilltrain.analysis.stats import interval_text
     from skilltrain.report import console
 
     out = console()
     for quantity, e in result["exponents"].items():
-        value = "—" if e["value"] is None else f"{e['value']:.3f}{_exponent_ci(e)}"
+        value = "—" if e["value"] is None else f"{e['value']:.3f}{interval_text(e.get("ci95"), e.get("ci_level"), 3)}"
         out.print(f"{quantity} (overall, frequency-weighted loss; floor {escape(_floor_text(e))}): {escape(value)}")
         for s, f in e["per_skill"].items():
             v = "—" if f["value"] is None else f"{f['value']:.3f}" + (f" (R² {f['r2']:.2f})" if f["r2"] is not None else "")

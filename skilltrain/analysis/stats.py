@@ -135,6 +135,14 @@ def mean_log_interval(groups, confidence: float = 0.95, min_level: float = MIN_L
     return out
 
 
+def interval_text(ci, level: float | None, digits: int = 2) -> str:
+    """An interval as table text with the level it achieves: ` [1.20, 3.40] 93.8%`, or ` [too few seeds for a CI]`."""
+    if not ci:
+        return " [too few seeds for a CI]"
+    achieved = f" {level:.1%}" if level is not None else ""
+    return f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]{achieved}"
+
+
 def verdict(speedup: Mapping) -> str:
     """One line for a speedup: "faster" / "slower" (its interval excludes 1), "no clear difference" (it includes 1),
     "not enough seeds to tell" (no interval), "no pairs to compare"."""

@@ -245,7 +245,7 @@ def to_markdown(board: dict) -> str:
     for arm in board["arms"]:
         o = board["overall"][arm]
         cost = "—" if o["cost_per_step"] is None else f"{o['cost_per_step']:.2f}×"
-        lines.append(f"| {arm} | {o['tasks']} | {o['geomean_speedup']:.2f}×{interval_text(o.get("ci"), o.get("ci_level"))} | "
+        lines.append(f"| {arm} | {o['tasks']} | {o['geomean_speedup']:.2f}×{interval_text(o.get('ci'), o.get('ci_level'))} | "
                      f"{cost} | {o['censored']}/{o['runs']} |")
     tasks = list(board["tasks"])
     lines += ["", "Per task: median speedup [CI] level (runs that never learned every skill / runs; n/a: the arm does "

@@ -495,7 +495,7 @@ def print_sweep(result: dict) -> None:
 
     out = console()
     for quantity, e in result["exponents"].items():
-        value = "—" if e["value"] is None else f"{e['value']:.3f}{interval_text(e.get("ci95"), e.get("ci_level"), 3)}"
+        value = "—" if e["value"] is None else f"{e['value']:.3f}{interval_text(e.get('ci95'), e.get('ci_level'), 3)}"
         out.print(f"{quantity} (overall, frequency-weighted loss; floor {escape(_floor_text(e))}): {escape(value)}")
         for s, f in e["per_skill"].items():
             v = "—" if f["value"] is None else f"{f['value']:.3f}" + (f" (R² {f['r2']:.2f})" if f["r2"] is not None else "")

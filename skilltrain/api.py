@@ -14,7 +14,6 @@ command line would print (it names the key, and the closest valid one).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.comparison import ComparisonResult
-from skilltrain.comparison.plan import flatten
 from skilltrain.errors import UserError
 from skilltrain.run import RunResult
 
@@ -69,21 +67,21 @@ def compare(recipe: str | None = None, *, seeds: int | Sequence[int] = 5, arms: 
     {...}}}`, or the name of an arms file. Interventions, models and tasks you registered in this process are not
     seen by the runs: load them from a plugin (`overrides=["plugins=[my_plugin.py]"]`).
     """
-    from skilltrain.comparison import run_comparison
+    from skilltrain.comparison import Request, make_plan, run_plan
 
-    args = [*([f"recipe={recipe}"] if recipe else []), *overrides]
-    args.append(f"seeds={seeds}" if isinstance(seeds, int) else f"seeds={json.dumps(list(seeds))}")
-    if isinstance(arms, str):
-        args.append(f"arms={arms}")
-    elif isinstance(arms, Mapping):
-        args += flatten("arms", {str(k): v or {} for k, v in arms.items()})
-    else:
-        args.append(f"arms=[{','.join(map(str, arms))}]")
+    request = Request.from_args([*([f"recipe={recipe}"] if recipe else []), *overrides])  # overrides may hold compare.*
+    request.seeds = seeds if isinstance(seeds, int) else list(seeds)
+    request.arms = arms if isinstance(arms, str) else {str(k): v for k, v in arms.items()} if isinstance(arms, Mapping) \
+        else [str(a) for a in arms]
     if workers is not None:
-        args.append(f"compare.workers={workers}")
+        request.settings = {**_plain(request.settings), "workers": workers}
     if out_dir is not None:
-        args.append(f"out_dir={out_dir}")
-    return run_comparison(args, show=show)
+        request.out_dir = str(out_dir)
+    return run_plan(make_plan(request), show=show)
+
+
+def _plain(mapping) -> dict:
+    return OmegaConf.to_container(mapping) if isinstance(mapping, DictConfig) else dict(mapping)
 
 
 def intervention(name: str, task, **params):

@@ -20,7 +20,6 @@ arm on a full-batch pool, modules on a transformer) is left out of that task, wi
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from skilltrain.comparison.plan import Plan
 from skilltrain.config import load_config, load_yaml, parse_overrides, require
 from skilltrain.errors import UserError
 from skilltrain.files import atomic_write_text, read_json, write_json
@@ -96,10 +96,22 @@ def applicable(args: list[str], arm: str, spec: dict) -> str | None:
     return None
 
 
-def run_benchmark(args: list[str], show: bool = True) -> dict:
-    """Run (or resume) a suite; write and return the leaderboard."""
-    from skilltrain.comparison import hold
-    from skilltrain.comparison.plan import identity_tag, resolve_arms
+@dataclass
+class BenchmarkPlan:
+    """A suite's run: one comparison per task (each with the arms that apply to it), in one directory."""
+
+    suite: Suite
+    directory: Path
+    arms: list[str]  # every arm, in order (the leaderboard's rows)
+    tasks: dict[str, Plan]  # task → its comparison
+    skipped: dict[str, dict[str, str]]  # task → arm → why it does not apply
+
+
+def plan_benchmark(args: list[str]) -> BenchmarkPlan:
+    """The `benchmark` command's arguments as a plan: every task's comparison planned and every run's config checked
+    before anything runs (a mistake in the last task is one line, not an error after hours)."""
+    from skilltrain.comparison import Request, make_plan
+    from skilltrain.comparison.plan import flatten, identity_tag, resolve_arms
 
     cli = parse_overrides(args)
     suite_name = cli.pop("suite", None)
@@ -108,28 +120,20 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
     seeds = cli.pop("seeds", suite.seeds)
     arms_given = cli.pop("arms", suite.arms)
     out_dir = cli.pop("out_dir", None)
-    settings = [a for a in args if a.startswith("compare.")]
+    settings = cli.pop("compare", None) or {}
+    require(OmegaConf.is_dict(settings) or isinstance(settings, dict), "compare", "expected compare.<key>=value")
+    settings = OmegaConf.to_container(settings) if OmegaConf.is_config(settings) else dict(settings)
     common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("suite", "seeds", "arms", "out_dir", "compare")]
     parse_seeds(seeds)  # a number of seeds, or a list of them
-    seeds_arg = f"seeds={seeds}" if isinstance(seeds, int) else f"seeds={json.dumps(list(seeds))}"
     seeds = seeds if isinstance(seeds, int) else list(seeds)
     arms = resolve_arms(arms_given, {})
     require("baseline" in arms, "arms", "a benchmark needs a baseline arm to measure speedups against")
     tag = identity_tag([suite.name, suite.tasks, sorted(common), arms, seeds])
     directory = Path(out_dir or Path("runs") / "benchmark" / f"{suite.name}-{tag}")
-    with hold(directory, "benchmark"):
-        return _run_suite(suite, directory, arms, common, settings, seeds, seeds_arg, show)
-
-
-def _run_suite(suite: Suite, directory: Path, arms: dict, common: list[str], settings: list[str], seeds, seeds_arg: str,
-               show: bool) -> dict:
-    from skilltrain.comparison import run_comparison
-    from skilltrain.comparison.plan import flatten
-
-    tasks, skipped, failures = {}, {}, {}
-    for i, (task, spec) in enumerate(suite.tasks.items()):
-        task_args = [f"recipe={spec['recipe']}", *[a for k, v in (spec.get("overrides") or {}).items()
-                                                     for a in flatten(str(k), v)], *common]
+    tasks, skipped = {}, {}
+    for task, spec in suite.tasks.items():
+        overrides = [*[a for k, v in (spec.get("overrides") or {}).items() for a in flatten(str(k), v)], *common]
+        task_args = [f"recipe={spec['recipe']}", *overrides]
         runnable = {}
         for arm, arm_spec in arms.items():
             why = None if arm == "baseline" else applicable(task_args, arm, arm_spec)
@@ -137,16 +141,39 @@ def _run_suite(suite: Suite, directory: Path, arms: dict, common: list[str], set
                 skipped.setdefault(task, {})[arm] = why
             else:
                 runnable[arm] = arm_spec
-        n_seeds = seeds if isinstance(seeds, int) else len(seeds)
-        print(f"[{i + 1}/{len(suite.tasks)}] {task}: {len(runnable)} arms × {n_seeds} seeds"
-              + (f" ({len(skipped.get(task, {}))} arms do not apply)" if skipped.get(task) else ""), file=sys.stderr)
-        result = run_comparison([*task_args, seeds_arg, *flatten("arms", runnable), *settings,
-                                 f"out_dir={directory / task}"], show=False)
+        tasks[task] = make_plan(Request(spec["recipe"], runnable, seeds, overrides, dict(settings), str(directory / task)))
+    return BenchmarkPlan(suite, directory, list(arms), tasks, skipped)
+
+
+def run_benchmark(args: list[str], show: bool = True) -> dict:
+    """Run (or resume) a suite (plan, launch, report); write and return the leaderboard. With compare.dry_run=true,
+    nothing runs: {"commands": [...]} (every task's runs)."""
+    from skilltrain.comparison import check_directory, dry_run, hold
+
+    the_plan = plan_benchmark(args)
+    for comparison in the_plan.tasks.values():
+        check_directory(comparison)
+    if any(c.settings.dry_run for c in the_plan.tasks.values()):
+        return {"commands": [line for c in the_plan.tasks.values() for line in dry_run(c).commands], "failures": {}}
+    with hold(the_plan.directory, "benchmark"):
+        return _run_suite(the_plan, show)
+
+
+def _run_suite(the_plan: BenchmarkPlan, show: bool) -> dict:
+    from skilltrain.comparison import run_plan
+
+    results, failures = {}, {}
+    for i, (task, comparison) in enumerate(the_plan.tasks.items()):
+        skipped = the_plan.skipped.get(task, {})
+        print(f"[{i + 1}/{len(the_plan.tasks)}] {task}: {len(comparison.arms)} arms × {len(comparison.seeds)} seeds"
+              + (f" ({len(skipped)} arms do not apply)" if skipped else ""), file=sys.stderr)
+        result = run_plan(comparison, show=False)
         if result.error:  # an arm without a finished run: the other tasks still run, and the command fails at the end
             failures[task] = result.error
             print(f"task {task}: {result.error}", file=sys.stderr)
-        tasks[task] = result
-    board = leaderboard(suite.name, {t: r.directory for t, r in tasks.items()}, list(arms), skipped)
+        results[task] = result
+    directory = the_plan.directory
+    board = leaderboard(the_plan.suite.name, {t: r.directory for t, r in results.items()}, the_plan.arms, the_plan.skipped)
     board["failures"] = failures
     write_json(directory / "leaderboard.json", board, indent=1)
     atomic_write_text(directory / "leaderboard.md", to_markdown(board))
@@ -279,6 +306,7 @@ def to_markdown(board: dict) -> str:
 
 def plot(path: Path, board: dict) -> None:
     from skilltrain.analysis.plots import colormap, figure
+    from skilltrain.rundir import save_figure
 
     arms = board["arms"][::-1]
     tasks = list(board["tasks"])
@@ -306,7 +334,7 @@ def plot(path: Path, board: dict) -> None:
     ax.set_yticks(range(len(arms)), arms)
     fig.colorbar(image, ax=ax, label="log2 speedup (blank: n/a)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def benchmark(args: list[str]) -> int:
@@ -315,6 +343,8 @@ def benchmark(args: list[str]) -> int:
         board = run_benchmark(args)
     except KeyboardInterrupt:
         return 130
+    for line in board.get("commands", []):
+        print(line)
     if board["failures"]:
         print(f"error: {len(board['failures'])} task(s) have an arm without a finished run (see above); the leaderboard "
               "covers what finished", file=sys.stderr)

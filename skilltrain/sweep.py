@@ -34,11 +34,13 @@ import json
 import math
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from omegaconf import ListConfig, OmegaConf
 
+from skilltrain.comparison.plan import Plan
 from skilltrain.config import parse_overrides, require
 
 BOOTSTRAP = 2000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
@@ -114,40 +116,58 @@ def floor_option(args: list[str]) -> float | str:
     return float(given)
 
 
-def sweep(args: list[str]) -> int:
-    """The `sweep` command: exit 0, or 1 when a grid point has no finished run."""
-    from skilltrain.comparison import check_directory, dry_run, execute, hold, plan
-    from skilltrain.comparison.plan import flatten, identity_tag
+@dataclass
+class SweepPlan:
+    """A sweep: its axes and grid, each grid point an arm of one comparison (`comparison`), and the power law's
+    floor. What `sweep` runs (through compare's launchers) and then reports (`analyse_sweep`)."""
+
+    axes: dict[str, list]
+    grid: list[dict]
+    names: list[str]  # each grid point's arm name
+    floor: float | str
+    comparison: Plan
+
+
+def plan_sweep(args: list[str]) -> SweepPlan:
+    """The `sweep` command's arguments as a plan, every run's config checked (one-line errors before anything runs)."""
+    from skilltrain.comparison import Request, make_plan
+    from skilltrain.comparison.plan import identity_tag
 
     axes, rest = parse(args)
     floor = floor_option(args)
     grid = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
     names = [point_name(p) for p in grid]
     require(len(set(names)) == len(names), "sweep", "two grid points get the same name; use distinct values")
-    arms = {name: {"overrides": point} for name, point in zip(names, grid)}
-    settings = [a for a in rest if a.startswith("compare.")]
-    settings += [] if any(a.startswith("compare.stop_early=") for a in settings) else ["compare.stop_early=false"]
-    settings += [] if any(a.startswith("compare.baseline=") for a in settings) else [f"compare.baseline={names[0]}"]
-    others = [a for a in rest if not a.startswith("compare.")]
-    cli = parse_overrides(rest)
-    if cli.get("out_dir") is None:
-        tag = identity_tag([sorted(others), axes])
-        others.append(f"out_dir={Path('runs') / 'sweep' / (str(cli.get('recipe') or 'run') + '-' + tag)}")
-    the_plan = plan([*others, *flatten("arms", arms), *settings])
-    check_directory(the_plan)
-    if the_plan.settings.dry_run:
-        for line in dry_run(the_plan).commands:
+    request = Request.from_args(rest)
+    request.arms = {name: {"overrides": point} for name, point in zip(names, grid)}
+    settings = OmegaConf.to_container(request.settings) if OmegaConf.is_config(request.settings) else dict(request.settings)
+    request.settings = {"stop_early": False, "baseline": names[0], **settings}  # a scaling law needs the full budget
+    if request.out_dir is None and settings.get("out_dir") is None:  # named after what defines the sweep
+        tag = identity_tag([sorted(a for a in rest if not a.startswith("compare.")), axes])
+        request.out_dir = str(Path("runs") / "sweep" / f"{request.recipe or 'run'}-{tag}")
+    return SweepPlan(axes, grid, names, floor, make_plan(request))
+
+
+def sweep(args: list[str]) -> int:
+    """The `sweep` command (plan, launch, report): exit 0, or 1 when a grid point has no finished run."""
+    from skilltrain.comparison import check_directory, dry_run, execute, hold
+
+    the_sweep = plan_sweep(args)
+    comparison = the_sweep.comparison
+    check_directory(comparison)
+    if comparison.settings.dry_run:
+        for line in dry_run(comparison).commands:
             print(line)
         return 0
-    with hold(the_plan.directory, "sweep"):  # the runs and the analysis: one command at a time
+    with hold(comparison.directory, "sweep"):  # the runs and the analysis: one command at a time
         try:
-            result = execute(the_plan)
+            result = execute(comparison)
         except KeyboardInterrupt:
             return 130
         if result.error:
             print(f"error: {result.error}", file=sys.stderr)
             return 1
-        report = analyse_sweep(result.directory, axes, grid, names, floor)
+        report = analyse_sweep(result.directory, the_sweep.axes, the_sweep.grid, the_sweep.names, the_sweep.floor)
     print_sweep(report)
     print(f"sweep_dir: {result.directory}", flush=True)
     return 0
@@ -456,6 +476,7 @@ def _floor_text(e: dict) -> str:
 
 def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
     from skilltrain.analysis.plots import colormap, figure
+    from skilltrain.rundir import save_figure
 
     e = result["exponents"][quantity]
     x = np.array(e["x"])
@@ -484,7 +505,7 @@ def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
     fig.suptitle("final loss vs the swept quantity: medians over seeds (bars: quartiles), dashed: power-law fits",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def print_sweep(result: dict) -> None:

@@ -40,12 +40,12 @@ from pathlib import Path
 from skilltrain.comparison.cluster import SubmititLauncher
 from skilltrain.comparison.launch import Runner
 from skilltrain.comparison.lock import hold
-from skilltrain.comparison.plan import CompareSettings, Plan, Run, check_directory, next_command, plan
+from skilltrain.comparison.plan import CompareSettings, Plan, Request, Run, check_directory, make_plan, next_command, plan
 from skilltrain.comparison.report import analyse, print_comparison
 from skilltrain.files import write_json
 
-__all__ = ["ComparisonResult", "CompareSettings", "Plan", "Run", "check_directory", "compare", "dry_run", "execute",
-           "hold", "plan", "run_comparison"]
+__all__ = ["ComparisonResult", "CompareSettings", "Plan", "Request", "Run", "check_directory", "compare", "dry_run",
+           "execute", "hold", "make_plan", "plan", "run_comparison", "run_plan"]
 
 
 def _raise_interrupt(signum, frame):
@@ -77,9 +77,13 @@ class ComparisonResult:
 
 
 def run_comparison(args: list[str], show: bool = True) -> ComparisonResult:
-    """Plan, run (or resume) and analyse a comparison; `show` prints progress and the table. A Ctrl-C or SIGTERM
-    stops the running fits at their next step and raises KeyboardInterrupt (rerun to continue)."""
-    the_plan = plan(args)
+    """Plan, run (or resume) and analyse the comparison of the `compare` command's arguments (see `run_plan`)."""
+    return run_plan(plan(args), show)
+
+
+def run_plan(the_plan: Plan, show: bool = True) -> ComparisonResult:
+    """Run (or resume) a plan and analyse it, holding its directory; `show` prints progress and the table. A Ctrl-C
+    or SIGTERM stops the running fits at their next step and raises KeyboardInterrupt (rerun to continue)."""
     check_directory(the_plan)
     if the_plan.settings.dry_run:
         return dry_run(the_plan)

@@ -1,10 +1,11 @@
-"""What a comparison will run: its arms × paired seeds, each run's validated `fit` arguments and directory, and for
-each run what is left to do (nothing, a resume, a restart)."""
+"""What a comparison will run: a `Request` (recipe, arms, seeds, overrides, settings: objects) becomes a `Plan`, its
+arms × paired seeds, each run's validated arguments and directory; and for each run what is left to do (nothing, a
+resume, a restart). What differs between a network's runs and a toy model's is asked of the plan's kind
+(comparison/kinds.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import re
@@ -17,13 +18,11 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from skilltrain.config import load_config, load_config_plugins, load_yaml, parse_overrides, recipe_sections, recipe_stem, require
+from skilltrain.comparison.kinds import PER_RUN_KEYS, kind, kind_of_recipe, plugin_sources, resolved_config  # noqa: F401 (their old home)
+from skilltrain.config import load_config, load_yaml, parse_overrides, recipe_stem, require
 from skilltrain.errors import UserError, command_exit, unknown
 from skilltrain.registry import INTERVENTIONS
 from skilltrain.seeds import parse_seeds
-from skilltrain.theory.config import is_theory_recipe, load_theory_config
-from skilltrain.theory.config import recipe_arms as theory_recipe_sections
-from skilltrain.theory.run import cfg_skills
 
 LAUNCHERS = ("local", "submitit")
 ENDED = (0, 3, 4, 130, 143)  # exit codes of a run that ended by itself (completed, diverged, stopped): its summary says how
@@ -89,7 +88,7 @@ class Run:
     args: list[str]  # the `fit` arguments
     run_dir: Path
     own_process: bool = False  # it starts several processes itself (DDP): not in a shared worker
-    command: str = "fit"  # fit | theory (a toy model's run: skilltrain.theory)
+    command: str = "fit"  # its kind: fit | theory (a toy model's run: skilltrain.theory); comparison/kinds.py
     state: str = "pending"  # pending | done | failed
     note: str = ""
 
@@ -104,6 +103,7 @@ class Plan:
     identity: str = ""  # what defines the comparison: recipe, common overrides, arms, seeds (its directory's name)
     runs: list[Run] = field(default_factory=list)
     resolved: dict = field(default_factory=dict)  # what ran: each arm's resolved config, plugin sources, version
+    kind: str = "fit"  # the kind of its runs: fit | theory (comparison/kinds.py)
 
     def record(self) -> dict:
         """plan.json's content: the command's identity and the resolved configs its runs were made with."""
@@ -136,7 +136,30 @@ def _arm_spec(name: str, spec, key: str) -> dict:
     require(not extra, f"{key}.{sorted(extra)[0] if extra else ''}", "unknown key (an arm has interventions and overrides)")
     for part in ("interventions", "overrides"):
         require(isinstance(spec.get(part, {}) or {}, dict), f"{key}.{part}", "expected a mapping")
-    return {"interventions": spec.get("interventions") or {}, "overrides": spec.get("overrides") or {}}
+    return {"interventions": _nested(spec.get("interventions") or {}), "overrides": _nested(spec.get("overrides") or {})}
+
+
+def _nested(mapping: dict) -> dict:
+    """Dotted keys as nested mappings ({"optim.lr": 0.1} → {"optim": {"lr": 0.1}}), as the command line's
+    `arms.<arm>.overrides.optim.lr=0.1` arrives: one arm, one form, whoever gave it."""
+    out: dict = {}
+    for key, value in mapping.items():
+        head, _, rest = str(key).partition(".")
+        value = _nested(value) if isinstance(value, dict) else value
+        if rest:
+            value = _nested({rest: value})
+        if isinstance(out.get(head), dict) and isinstance(value, dict):
+            out[head] = _merged(out[head], value)
+        else:
+            out[head] = value
+    return out
+
+
+def _merged(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = _merged(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
@@ -219,70 +242,86 @@ def arm_arguments(spec: dict) -> list[str]:
     return args + [a for k, v in spec["overrides"].items() for a in flatten(str(k), v)]
 
 
+@dataclass
+class Request:
+    """What a comparison is asked to run, as objects. The command line (`Request.from_args`), `skilltrain.compare`,
+    `sweep` and `benchmark` each build one; `make_plan` turns it into runs.
+
+    `arms`: arm names, a mapping {arm: {"interventions": {...}, "overrides": {...}}}, an arms file's name or path, or
+    None for the recipe's `arms:` section. `overrides`: `key=value` for every run. `settings`: `compare.*` as a
+    mapping, over the recipe's `compare:` section."""
+
+    recipe: str | None = None  # None: the default recipe
+    arms: Any = None
+    seeds: Any = 5  # a number of seeds, or a list of them
+    overrides: list[str] = field(default_factory=list)
+    settings: Any = field(default_factory=dict)
+    out_dir: str | None = None  # the comparison directory (None: compare.out_dir, or one named after the command)
+
+    @classmethod
+    def from_args(cls, args: list[str]) -> Request:
+        """The `compare` command's `key=value` arguments."""
+        cli = parse_overrides(args)
+        settings = cli.pop("compare", None) or {}
+        require(isinstance(settings, (DictConfig, dict)), "compare", "expected compare.<key>=value")
+        out_dir = cli.pop("out_dir", None)  # as for fit: where the result goes, here the comparison directory
+        recipe = cli.get("recipe")
+        overrides = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare", "out_dir",
+                                                                                 "recipe")]
+        return cls(None if recipe is None else str(recipe), cli.get("arms"), cli.get("seeds", 5), overrides, settings,
+                   None if out_dir is None else str(out_dir))
+
+    def common(self) -> list[str]:
+        """Every run's arguments before its arm's: the recipe and the overrides."""
+        return [*([f"recipe={self.recipe}"] if self.recipe is not None else []), *self.overrides]
+
+
 def plan(args: list[str]) -> Plan:
+    """The plan of the `compare` command's arguments (see `make_plan`)."""
+    return make_plan(Request.from_args(args))
+
+
+def make_plan(request: Request) -> Plan:
     """Everything a comparison will do, with every run's config validated (one-line errors before anything runs)."""
-    cli = parse_overrides(args)
-    seeds_given = cli.pop("seeds", 5)
-    arms_given = cli.pop("arms", None)
-    settings_given = cli.pop("compare", None) or {}
-    require(isinstance(settings_given, (DictConfig, dict)), "compare", "expected compare.<key>=value")
-    out_dir = cli.pop("out_dir", None)  # as for fit: where the result goes, here the comparison directory
-    if out_dir is not None:
-        given = settings_given.get("out_dir")
-        require(given is None or str(given) == str(out_dir), "out_dir",
-                f"'{out_dir}' and compare.out_dir='{given}' disagree; give the comparison directory once")
-        settings_given = OmegaConf.merge(settings_given, {"out_dir": str(out_dir)})
-    seeds = parse_seeds(seeds_given)
-    recipe = str(cli.get("recipe") or load_config([]).recipe)
-    common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare", "out_dir")]
-    theory = is_theory_recipe(recipe)
-    if theory:
-        recipe_arms, recipe_compare = theory_recipe_sections(recipe)
-    else:
-        load_config_plugins(common)  # a plugin's interventions can be arms
-        recipe_arms, recipe_compare = recipe_sections(recipe)
-    settings = compare_settings(recipe_compare, settings_given)
-    arms = resolve_arms(arms_given, recipe_arms)
+    seeds = parse_seeds(request.seeds)
+    common = request.common()
+    recipe = str(request.recipe or load_config([]).recipe)
+    kind = kind_of_recipe(recipe)
+    recipe_arms, recipe_compare = kind.sections(recipe, common)
+    given = OmegaConf.to_container(request.settings) if isinstance(request.settings, DictConfig) else dict(request.settings)
+    if request.out_dir is not None:
+        require(given.get("out_dir") in (None, request.out_dir), "out_dir", f"'{request.out_dir}' and compare.out_dir="
+                f"'{given.get('out_dir')}' disagree; give the comparison directory once")
+        given["out_dir"] = request.out_dir
+    settings = compare_settings(recipe_compare, given)
+    arms = resolve_arms(request.arms, recipe_arms)
     for arm, spec in arms.items():
-        require(not (theory and spec["interventions"]), f"arms.{arm}",
-                "a toy model's run takes no interventions; give the arm overrides (e.g. optim.name=sgd)")
+        kind.check_arm(arm, spec)
     if settings.baseline not in arms:
         raise unknown("baseline arm", settings.baseline, arms, key="compare.baseline")
 
-    identity = json.dumps([recipe, sorted(common), arms, seeds], sort_keys=True)
-    tag = identity_tag([recipe, sorted(common), arms, seeds])
-    directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{tag}")
-    result = Plan(recipe, arms, seeds, settings, directory, identity)
+    defined_by = [recipe, sorted(common), arms, seeds]
+    directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{identity_tag(defined_by)}")
+    result = Plan(recipe, arms, seeds, settings, directory, json.dumps(defined_by, sort_keys=True), kind=kind.command)
     measured: dict[str, dict] = {}
     configs: dict[str, dict] = {}  # arm → its resolved config (as every seed has it, less the seed and directory)
     sources: dict[str, str] = {}  # plugin source file → hash of its text
     for arm, spec in arms.items():
         arm_args = arm_arguments(spec)
+        stop = [] if not settings.stop_early or any(a.startswith("stop.when_all_learned=") for a in [*common, *arm_args]) \
+            else ["stop.when_all_learned=true"]
         for seed in seeds:
             run_dir = directory / arm / f"seed{seed}"
-            run_args = [*common, *arm_args, f"seed={seed}", f"out_dir={run_dir}"]
-            if not theory:
-                run_args += ["trainer.enable_progress_bar=false", f"logger.wandb.group=compare-{directory.name}",
-                             f"logger.wandb.job_type={arm}"]
-            if settings.stop_early and not any(a.startswith("stop.when_all_learned=") for a in [*common, *arm_args]):
-                run_args.insert(len(common), "stop.when_all_learned=true")
+            run_args = [*common, *stop, *arm_args, f"seed={seed}", f"out_dir={run_dir}",
+                        *kind.extra_arguments(directory, arm)]
             try:  # every run's config is valid before any runs
-                if theory:
-                    cfg = load_theory_config(run_args)
-                    require(not cfg.scaling.dims, "scaling.dims", "a scaling sweep is one run over its own seeds "
-                            f"(scaling.seeds); run it with `python -m skilltrain theory recipe={recipe}`, not compare")
-                    result.runs.append(Run(arm, seed, run_args, run_dir, command="theory"))
-                    measured[arm] = {"skills": cfg_skills(cfg)[0], "metric": {"threshold": cfg.metric.threshold}}
-                    configs.setdefault(arm, resolved_config(cfg))
-                    continue
-                cfg = load_config(run_args)
-                _check_visible_to_runs(cfg)
+                checked = kind.check(run_args, recipe)
             except UserError as e:
                 raise UserError(f"arm {arm}: {e}") from None
-            result.runs.append(Run(arm, seed, run_args, run_dir, own_process=_several_processes(cfg)))
-            measured[arm] = _what_is_measured(cfg)
-            configs.setdefault(arm, resolved_config(cfg))
-            sources.update(plugin_sources(cfg))
+            result.runs.append(Run(arm, seed, run_args, run_dir, own_process=checked.own_process, command=kind.command))
+            measured[arm] = checked.measured
+            configs.setdefault(arm, checked.resolved)
+            sources.update(checked.sources)
     first = next(iter(measured))
     for arm, what in measured.items():
         require(what == measured[first], f"arms.{arm}",
@@ -293,38 +332,6 @@ def plan(args: list[str]) -> Plan:
     result.resolved = {"skilltrain": __version__, "configs": configs, "plugin_sources": sources,
                        "allow_changed": []}
     return result
-
-
-PER_RUN_KEYS = ("seed", "out_dir", "overwrite", "ckpt_path")
-
-
-def resolved_config(cfg) -> dict:
-    """A run's resolved config as plain data, less what differs between the runs of an arm (seed, directory)."""
-    from skilltrain.files import dumps_json
-
-    data = OmegaConf.to_container(cfg, resolve=True)
-    return json.loads(dumps_json({k: v for k, v in data.items() if k not in PER_RUN_KEYS}))  # as plan.json holds it
-
-
-def plugin_sources(cfg) -> dict[str, str]:
-    """The source files of the plugins' entries a run uses (its task, model, optimizer, interventions), each with a
-    hash of its text: an edit between reruns changes what ran."""
-    from skilltrain.registry import BUILTIN, MODELS, OPTIMIZERS, TASKS
-
-    used = [(TASKS, cfg.data.name, None), (MODELS, cfg.model.name, None), (OPTIMIZERS, cfg.optim.name, None)]
-    used += [(INTERVENTIONS, name, getattr(params, "mode", None)) for name, params in cfg.interventions.items()]
-    found = {}
-    for registry, name, mode in used:
-        entry = registry.get(name)
-        source = entry.mode_sources.get(mode, entry.source) if entry.modes else entry.source
-        if source == BUILTIN:
-            continue
-        try:
-            path = inspect.getsourcefile(entry.modes.get(mode) if entry.modes else entry.obj)
-            found[str(path)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-        except (TypeError, OSError):  # no file to read (a module built in memory): its plugin's name stands for it
-            found[str(source)] = "unreadable"
-    return found
 
 
 def _first_difference(old, new, prefix: str = "") -> str | None:
@@ -358,38 +365,6 @@ def changes(saved: dict, plan: Plan) -> list[str]:
     return found
 
 
-def _several_processes(cfg) -> bool:
-    """Whether a run starts processes of its own (DDP on several devices or nodes)."""
-    t = cfg.trainer
-    return str(t.strategy).startswith("ddp") or t.num_nodes > 1 or str(t.devices) not in ("1", "[0]")
-
-
-def _check_visible_to_runs(cfg) -> None:
-    """Every run is a new process: what it uses must be built in, or come from a plugin it loads too. An entry
-    registered by this process's own code would make every run of the arm fail; refuse it here, in one line."""
-    from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS, THIS_PROCESS
-
-    used = [(TASKS, cfg.data.name, None), (MODELS, cfg.model.name, None), (OPTIMIZERS, cfg.optim.name, None)]
-    used += [(INTERVENTIONS, name, getattr(params, "mode", None)) for name, params in cfg.interventions.items()]
-    for registry, name, mode in used:
-        entry = registry.get(name)
-        source = entry.mode_sources.get(mode, entry.source) if entry.modes else entry.source
-        if source == THIS_PROCESS:
-            raise UserError(f"{registry.key}: {registry.kind} '{name}' is registered by this process only, and each run of "
-                            "a comparison is a new process; put it in a plugin (plugins=[my_plugin.py], its own "
-                            "run guarded by `if __name__ == \"__main__\":`)")
-
-
-def _what_is_measured(cfg) -> dict:
-    """The skills a run learns and how "learned" is measured: what paired arms must share."""
-    from skilltrain.data import build_task
-    from skilltrain.models import DTYPES
-
-    data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
-    task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
-    return {"skills": task.skills, "metric": dict(cfg.metric)}
-
-
 # ---- running ---------------------------------------------------------------------------------------------------
 
 
@@ -417,35 +392,17 @@ def settle(run: Run, stopped_note: str) -> bool:
 def next_command(run: Run) -> list[str]:
     """Fresh, resumed (stopped or killed, with a checkpoint) or restarted (half-done without one); [] when finished."""
     from skilltrain.analysis.stats import COUNTED
-    from skilltrain.rundir import RunDir
 
     summary = read_summary(run.run_dir)
     if summary and summary.get("status") in COUNTED:  # finished: counted, never run again
         return []
-    if run.command == "theory":  # a toy model's run takes seconds: no checkpoints, a half-written one restarts
-        return ["theory", *run.args, *(["overwrite=true"] if run.run_dir.exists() else [])]
-    if RunDir(run.run_dir).has_checkpoint():  # stopped, or killed after a checkpoint: continue it
-        return ["fit", "ckpt_path=last", f"out_dir={run.run_dir}", "trainer.enable_progress_bar=false"]
-    restart = ["overwrite=true"] if run.run_dir.exists() else []
-    return ["fit", *run.args, *restart]
+    return kind(run.command).next_command(run)
 
 
 def run_in_process(command: str, args: list[str]) -> int:
     """Run `fit <args>` or `theory <args>` (a next_command) in this process: its exit code, as `python -m skilltrain
     <command> <args>` ends (a UserError is one line and exit 2). What a comparison's workers and cluster jobs run."""
-
-    def call() -> int:
-        if command == "fit":
-            from skilltrain.run import fit_command
-
-            return fit_command(args)
-        if command == "theory":
-            from skilltrain.theory.run import theory_command
-
-            return theory_command(args)
-        raise unknown("command", command, ("fit", "theory"))
-
-    return command_exit(command, call)
+    return command_exit(command, lambda: kind(command).run(args))
 
 
 def check_directory(plan: Plan) -> None:

@@ -234,8 +234,6 @@ def compare_settings(*layers) -> CompareSettings:
     return settings
 
 
-
-
 def arm_arguments(spec: dict) -> list[str]:
     """An arm's interventions and overrides as `fit` arguments."""
     args = flatten("interventions", spec["interventions"]) if spec["interventions"] else []

@@ -9,6 +9,7 @@ renamed over the target (and the folder fsynced, so the rename itself survives a
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -53,6 +54,13 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 
 def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
+    """A matplotlib figure written atomically (its format from the file's suffix): every figure skilltrain writes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def finite(value: Any) -> Any:

@@ -40,12 +40,12 @@ from typing import Any
 
 from skilltrain.errors import UserError
 from skilltrain.files import (
-    atomic_write_bytes,
     atomic_write_text,
     fsync_path,
     is_locked,
     lock_holder,
     read_json,
+    save_figure,  # noqa: F401  (its old import path: skilltrain.rundir.save_figure)
     try_lock,
     write_json,
 )
@@ -66,13 +66,6 @@ def publish(partial: Path | str, target: Path | str) -> None:
     fsync_path(partial)
     os.replace(partial, target)
     fsync_path(target.parent)
-
-
-def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
-    """A matplotlib figure written atomically (its format from the file's suffix), like every file of a run."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def checkpoint_file(name: str) -> str:

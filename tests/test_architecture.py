@@ -113,3 +113,16 @@ def test_every_figure_is_written_atomically():
              for line in savefig_calls(path)]
     assert not found, f"call skilltrain.files.save_figure instead of .savefig: {found}"
     assert savefig_calls(ROOT / "skilltrain/files.py")  # the check sees a call where there is one
+
+
+_HOOKS = {"setup", "prepare_data", "configure_optimizers", "configure_model"}
+
+
+def test_nothing_under_skilltrain_calls_a_lightning_hook_by_hand():
+    """A run's parts are built by skilltrain.build (build_run, build_model) and its hooks called by Lightning's
+    Trainer only: a reader that rebuilds a model calls no `setup` or `on_*` hook itself."""
+    found = [f"{path.relative_to(ROOT)}:{node.lineno}: .{node.func.attr}(" for path in (ROOT / "skilltrain").rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text(), str(path)))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and (node.func.attr in _HOOKS or node.func.attr.startswith("on_"))]
+    assert not found, found

@@ -396,7 +396,7 @@ def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir", plug
     executed: its callbacks and loggers are never instantiated, its plugins imported only when named in `plugins`
     or with `trust_plugins` (skilltrain.rundir).
     """
-    from skilltrain.build import build_run
+    from skilltrain.build import build_model
     from skilltrain.config import from_container
     from skilltrain.rundir import RunDir
 
@@ -410,12 +410,7 @@ def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir", plug
     container = run.config_for_reading(plugins, trust_plugins, key)
     with run.explaining_plugins(key):
         cfg = from_container(container, f"the saved config of {run_dir}")
-        module, _, interventions = build_run(cfg, data=False)
-    from skilltrain.callbacks.architecture import Architecture
-
-    for intervention in interventions:
-        if isinstance(intervention, Architecture):  # replaces the model, as at the start of training
-            intervention.setup(None, module, "fit")
+        module = build_model(cfg)  # as it trained: an architecture intervention's model in place
     state = run.load_checkpoint(checkpoint)["state_dict"]
     try:
         module.load_state_dict(state)

@@ -1,9 +1,9 @@
 """Architecture: methods that change the model, so that skills stop competing for one set of parameters.
 
 A method implements `build(module)`: given the SkillModule (its `model`, `task` and run `cfg`), the model to train
-instead. The base class calls it once, in `setup(stage="fit")` — before checkpoint restore, DDP wrapping and optimizer
-creation — under a random seed of its own (drawn from the run's seed: the new weights do not depend on how much of the
-global random stream the launcher used), in the old model's dtype and on its device.
+instead. The base class calls it once (`replace_model`), in `setup(stage="fit")` — before checkpoint restore, DDP
+wrapping and optimizer creation — under a random seed of its own (drawn from the run's seed: the new weights do not
+depend on how much of the global random stream the launcher used), in the old model's dtype and on its device.
 """
 
 from __future__ import annotations
@@ -31,15 +31,22 @@ class Architecture(Intervention):
         raise NotImplementedError
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            self.replace_model(pl_module)
         self.module = pl_module
-        if stage != "fit" or self.replaced:
+
+    def replace_model(self, module) -> None:
+        """Replace `module.model` by the one this method builds (once): what training starts from, and what a reader
+        of a trained run rebuilds before loading its weights (skilltrain.build.build_model)."""
+        self.module = module
+        if self.replaced:
             return
-        reference = next(pl_module.model.parameters())
-        seed = pl_module.cfg.seed if pl_module.cfg is not None else 0
+        reference = next(module.model.parameters())
+        seed = module.cfg.seed if module.cfg is not None else 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(mix_seed(seed, self.name))
-            model = self.build(pl_module)
-        pl_module.model = model.to(dtype=reference.dtype, device=reference.device)
+            model = self.build(module)
+        module.model = model.to(dtype=reference.dtype, device=reference.device)
         self.replaced = True
 
 

@@ -1,7 +1,9 @@
-"""A run's parts, built from its config: `build_run(cfg) -> (module, datamodule, interventions)`.
+"""A run's parts, built from its config: `build_run(cfg) -> (module, datamodule, interventions)`, and
+`build_model(cfg) -> module`, the model as it trains (what a run's checkpoints fit), for a reader of a run.
 
 Used by `fit` (skilltrain.run) and by analysis that rebuilds a trained model (skilltrain.analysis.representations),
-so that both build a run the same way and analysis never imports the training loop.
+so that both build a run the same way, analysis never imports the training loop, and nothing calls Lightning's
+hooks by hand. Neither builds the callbacks or loggers a config names (`fit` does that itself).
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ def build_run(cfg: DictConfig, data: bool = True) -> tuple:
         datamodule = SkillDataModule(module.task, cfg.data.n_samples, cfg.data.batch_size, cfg.data.eval_samples,
                                      cfg.seed, data_seed)
     return module, datamodule, build_interventions(cfg, module.task)
+
+
+def build_model(cfg: DictConfig):
+    """The run's SkillModule as it trains, without data: seeded and built as `build_run` builds it, with the model an
+    architecture intervention (modular_routing) puts in place at the start of training, so that a checkpoint's
+    weights fit it. For a reader of a run: nothing but the module and its interventions is built."""
+    from skilltrain.callbacks.architecture import Architecture
+
+    module, _, interventions = build_run(cfg, data=False)
+    for intervention in interventions:
+        if isinstance(intervention, Architecture):
+            intervention.replace_model(module)
+    return module
 
 
 def build_interventions(cfg: DictConfig, task) -> list:

@@ -171,7 +171,14 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True
     (non-finite or exploded loss; the last good checkpoint is kept); its summary says which, in every case.
     """
     tune_cpu_allocator()
+    # One writer per run directory: the launching process (rank 0) holds it from the moment it makes the directory
+    # (or, resuming, before it reads it) until the fit ends; the ranks Lightning's DDP launcher or torchrun start
+    # write into the directory rank 0 holds.
+    owner = not os.environ.get(RUN_DIR_ENV) and _external_rank() == 0
     run_dir, creates = choose_run_dir(cfg)  # checked, not made yet
+    resuming = owner and not creates and Path(run_dir).is_dir()
+    if resuming:
+        RunDir.check_free(run_dir)  # before anything is built
     module, datamodule, interventions = build_run(cfg)
     _warn_if_skills_cannot_be_told_apart(module)
     callbacks = [*callbacks, *(instantiate(spec, f"callbacks[{i}]", L.Callback) for i, spec in enumerate(cfg.callbacks))]
@@ -181,6 +188,8 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True
     # are built too (in _train).
     run = RunDir.create(None, run_dir) if creates and not cfg.out_dir else RunDir(run_dir)
     try:
+        if resuming:
+            run.hold()
         return _train(cfg, callbacks, run, creates, module, datamodule, interventions, ckpt_path, resume_at, show)
     except UserError:
         # A mistake found while setting up (a data shard too small for the processes): a run directory made for it
@@ -188,6 +197,8 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (), show: bool = True
         if run.made:
             run.remove_if_unfinished()
         raise
+    finally:
+        run.release()  # completed, stopped, diverged or failed: another command may write the run now
 
 
 @dataclasses.dataclass

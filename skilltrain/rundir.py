@@ -10,6 +10,9 @@
 
 Every other module reaches these files through `RunDir`:
 
+- one writer: the process that makes a run (or resumes it) holds it (`hold`, an OS lock on `<run_dir>/.lock`, who
+  holds it in `.lock.json`) until its fit ends; another command on it (overwrite=true, a resume) refuses with one line
+  naming the holder, before anything is moved or written; a lock left by a killed process is taken over;
 - creating: `RunDir.create` makes a new, unique directory with an exclusive `mkdir` (a default directory that
   another process took in the same second gets a `-1`, `-2`, … suffix) and marks it as a run; `overwrite` replaces
   only a directory that is a skilltrain run (never a user's folder), and callers create only once the whole command
@@ -36,7 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from skilltrain.errors import UserError
-from skilltrain.files import atomic_write_bytes, atomic_write_text, fsync_path, read_json, write_json
+from skilltrain.files import (
+    atomic_write_text,
+    fsync_path,
+    is_locked,
+    lock_holder,
+    read_json,
+    save_figure,  # noqa: F401  (its old import path: skilltrain.rundir.save_figure)
+    try_lock,
+    write_json,
+)
 
 MARKER = ".run_id"
 CONFIG = "config.yaml"
@@ -54,13 +66,6 @@ def publish(partial: Path | str, target: Path | str) -> None:
     fsync_path(partial)
     os.replace(partial, target)
     fsync_path(target.parent)
-
-
-def save_figure(fig, path: Path | str, dpi: int = 110) -> None:
-    """A matplotlib figure written atomically (its format from the file's suffix), like every file of a run."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def checkpoint_file(name: str) -> str:
@@ -85,6 +90,7 @@ class RunDir:
         self.made = False  # whether this object made the directory (create / make)
         self.replaced: Path | None = None  # where the run that overwrite=true replaces waits until this one trains
         self.untrusted_plugins: list[str] = []  # the run's plugins that reading it did not import
+        self.lock = None  # this process's hold on the directory (a filelock.FileLock), while it writes the run
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -137,6 +143,7 @@ class RunDir:
             return
         if not path.is_dir():
             raise UserError(f"out_dir: '{path}' is a file, not a directory")
+        RunDir.check_free(path)
         if not any(path.iterdir()):
             return
         if not overwrite:
@@ -147,6 +154,26 @@ class RunDir:
             raise UserError(f"out_dir: '{path}' is not a skilltrain run directory; overwrite=true replaces only a "
                             "run (nothing was deleted): choose another out_dir")
 
+    @staticmethod
+    def check_free(path: Path | str) -> None:
+        """Refuse a run directory that another process is writing (a fit training in it)."""
+        if is_locked(path):
+            raise _in_use(path)
+
+    def hold(self) -> None:
+        """Hold this directory for this process (one writer at a time), until `release` or the process ends;
+        refused with one line naming the holder when another process holds it."""
+        if self.lock is None:
+            self.lock = try_lock(self.path)
+            if self.lock is None:
+                raise _in_use(self.path)
+
+    def release(self) -> None:
+        """Let another process write this run (the fit that held it has ended)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
     @classmethod
     def create(cls, out_dir: Path | str | None, default: Path | str, overwrite: bool = False) -> RunDir:
         """A new run directory, marked as a run: `out_dir` (replacing the run there with overwrite=true), or else
@@ -156,6 +183,7 @@ class RunDir:
             run.make(overwrite)
             return run
         run = cls(_unique(Path(default)))
+        run.hold()
         run._claim()
         return run
 
@@ -163,12 +191,22 @@ class RunDir:
         """Make this directory a new run (checked as `check_target` does; with overwrite=true, the run there is
         replaced)."""
         self.check_target(self.path, overwrite)
+        old = None
         if overwrite and is_run(self.path):
+            # The run there is held while it moves: one that another process is writing is refused, nothing moved.
+            old = try_lock(self.path, say_who=False)
+            if old is None:
+                raise _in_use(self.path)
             # Kept aside, not deleted, until the new run has started training (`forget_replaced`): a mistake found
             # while the Trainer sets up (a data shard too small for the processes) puts it back (`remove_if_unfinished`).
             self.replaced = self.path.with_name(f".{self.path.name}.replaced-{uuid.uuid4().hex[:8]}")
             os.replace(self.path, self.replaced)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.hold()
+        finally:
+            if old is not None:
+                old.release()
         self._claim()
 
     def _claim(self) -> None:
@@ -343,6 +381,11 @@ def reading_options(cli) -> tuple[list[str], bool]:
     if not isinstance(trust, bool):
         raise UserError(f"trust_plugins: expected true or false, got '{trust}'")
     return [str(p) for p in plugins], trust
+
+
+def _in_use(path: Path | str) -> UserError:
+    return UserError(f"out_dir: '{path}' is in use by another run: {lock_holder(path)}; wait for it to end (or stop "
+                     "it), then run this command again (nothing was changed)")
 
 
 def _csv_text(header: list[str], rows) -> str:

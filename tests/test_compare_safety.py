@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,52 @@ def test_a_worker_that_stops_answering_is_killed_and_its_run_failed_with_the_rea
     finally:
         worker.kill()
         worker.close()
+
+
+HANG = """
+import time
+from pathlib import Path
+
+import lightning as L
+
+
+class Hang(L.Callback):
+    \"\"\"A deadlock inside a step: the process and its threads alive, the step never ending.\"\"\"
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 3:
+            Path(self.marker).touch()
+            time.sleep(90)  # (long enough to be stuck; bounded, so that a worker that misses it ends the test)
+"""
+
+
+@pytest.mark.slow
+def test_a_fit_stuck_inside_a_step_is_killed_and_its_run_failed_with_the_reason(tmp_path):
+    """The worker's signs of life come from a thread, so they also say how long the fit has gone without progress:
+    a fit that stopped moving is killed after compare.reply_timeout, although its worker still answers."""
+    (tmp_path / "hang.py").write_text(HANG)
+    worker = launch.Worker(dict(os.environ, WANDB_MODE="disabled"), tmp_path / "worker.log", reply_timeout=300.0)
+    try:
+        # A first request that fails fast (exit 2) lets the worker pay its imports under the long timeout.
+        assert worker.run(["fit", "recipe=no_such_recipe"], tmp_path / "warm.log") == 2
+        worker.reply_timeout = 10.0  # then a short one: 10 s without a step
+        spec = f"{{class_path: {tmp_path}/hang.py:Hang, init_args: {{marker: {tmp_path}/stuck}}}}"
+        code = worker.run(["fit", "recipe=domino_2task", "trainer.max_steps=20", "trainer.enable_progress_bar=false",
+                           f"callbacks=[{spec}]", f"out_dir={tmp_path}/run"], tmp_path / "run.log")
+        assert (tmp_path / "stuck").exists(), (tmp_path / "run.log").read_text()[-2000:]  # it trained, then hung
+        assert code is None, (tmp_path / "run.log").read_text()[-2000:]
+        assert worker.why == "no progress for 0.167 minutes (compare.reply_timeout): killed"
+        assert worker.proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        worker.kill()
+        worker.close()
+
+    run = types.SimpleNamespace(state="pending", note="")  # how the comparison records (and counts) it
+    launch.Runner._record(run, code, tmp_path / "run.log", worker.why)
+    assert run.state == "failed" and run.note.startswith("no progress for 0.167 minutes")
 
 
 @pytest.mark.slow

@@ -440,3 +440,38 @@ def test_when_skills_are_classes_the_probe_reads_the_class_across_skills(tiny_ru
     assert across["chance"] == 0.25 and set(across["held_out"]) == set(probes["layers"])
     assert all(0 <= v <= 1 for v in across["held_out"].values())
     assert probes["n_distinct_inputs"] <= 240  # drawn with replacement; held-out inputs are kept apart from fit rows
+
+
+@pytest.mark.parametrize("arm", ["baseline", "modular_routing"])
+def test_a_loaded_run_computes_what_the_trained_model_computed(tmp_path, arm):
+    """load_run rebuilds the model through skilltrain.build (an architecture intervention's model in place) and
+    loads the checkpoint: its outputs on the probe set equal the trained model's, bit for bit."""
+    import contextlib
+    import io
+
+    import lightning as L
+
+    from skilltrain.analysis.representations import load_run, probe_batches
+    from skilltrain.run import fit
+
+    trained = {}
+
+    class Outputs(L.Callback):
+        def on_train_end(self, trainer, module):
+            module.eval()
+            with torch.no_grad():
+                trained["y"] = [module(b["x"], b.get("skill")) for b in probe_batches(module.task, 50, 0)]
+
+    args = ["recipe=domino_2task", "trainer.max_steps=30", "trainer.enable_progress_bar=false",
+            "logger.wandb.mode=disabled", f"out_dir={tmp_path}/run"]
+    if arm != "baseline":
+        args.append(f"interventions={{{arm}: {{}}}}")
+    with contextlib.redirect_stdout(io.StringIO()):
+        fit(load(*args), callbacks=[Outputs()], show=False)
+    module = load_run(tmp_path / "run")
+    if arm != "baseline":
+        assert type(module.model).__name__ != "MLP"  # the intervention's model, not the configured one
+    with torch.no_grad():
+        loaded = [module(b["x"], b.get("skill")) for b in probe_batches(module.task, 50, 0)]
+    assert len(loaded) == len(trained["y"])
+    assert all(torch.equal(a, b) for a, b in zip(loaded, trained["y"]))

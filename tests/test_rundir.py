@@ -238,5 +238,77 @@ def test_a_directory_is_claimed_by_one_run_only(tmp_path, monkeypatch):
     chosen = RunDir(tmp_path / "chosen")
     chosen.make()
     monkeypatch.setattr(RunDir, "check_target", staticmethod(lambda *args, **kwargs: None))  # both saw it empty
+    chosen.release()  # (the lock refuses first while the maker holds it; the marker refuses even after)
     with pytest.raises(UserError, match="taken by another run"):
         RunDir(chosen.path).make()
+
+
+def _finished_run(path: Path) -> dict:
+    """A finished run's files (as a fit leaves them, without the cost of one); {relative path: bytes}."""
+    from skilltrain.config import to_yaml
+
+    (path / "checkpoints").mkdir(parents=True)
+    config = to_yaml(load(*QUICK, f"out_dir={path}"))
+    for name, text in {".run_id": "abc123", "config.yaml": config, "summary.json": "{}\n",
+                       "metrics.csv": "step,train/loss\n0,1.0\n", "checkpoints/last.ckpt": "weights"}.items():
+        (path / name).write_text(text)
+    return _files(path)
+
+
+def _files(path: Path) -> dict:
+    return {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("command", [("overwrite=true",), ("ckpt_path=last",)], ids=["overwrite", "resume"])
+def test_a_run_that_another_process_writes_is_refused_and_kept(tmp_path, command):
+    """One writer per run directory: a fit still training in it (a comparison's orphaned worker, a second shell)
+    holds it; `overwrite=true` or a resume refuses with one line naming the holder, and nothing of it moves."""
+    import os
+    import socket
+
+    from skilltrain.files import try_lock
+
+    run = tmp_path / "run"
+    _finished_run(run)
+    held = try_lock(run)  # the other writer (flock: another open file, refused as another process would be)
+    try:
+        before = _files(run)
+        with pytest.raises(UserError, match="in use by another run") as refused:
+            _fit(f"out_dir={run}", *command)
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in str(refused.value)
+        assert "\n" not in str(refused.value)
+        assert _files(run) == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing moved aside
+    finally:
+        held.release()
+
+
+def test_a_fit_holds_its_run_until_it_ends_however_it_ends(tmp_path):
+    """The lock lasts the fit: held while it trains, free once it completed or failed (and, like every OS lock,
+    free when its process is killed)."""
+    import lightning as L
+
+    from skilltrain.files import is_locked
+
+    seen = []
+
+    class Look(L.Callback):
+        def __init__(self, fail: bool = False):
+            self.fail = fail
+
+        def on_train_batch_end(self, trainer, *args):
+            seen.append(is_locked(trainer.default_root_dir))
+            if self.fail:
+                raise RuntimeError("a bug in a callback")
+
+    from skilltrain.run import fit
+
+    run = tmp_path / "run"
+    with contextlib.redirect_stdout(io.StringIO()):
+        fit(load(*QUICK, f"out_dir={run}", "trainer.max_steps=3"), callbacks=[Look()], show=False)
+    assert seen and all(seen) and not is_locked(run)
+    seen.clear()
+    with pytest.raises(RuntimeError), contextlib.redirect_stdout(io.StringIO()):
+        fit(load(*QUICK, "out_dir=" + str(tmp_path / "other"), "trainer.max_steps=3"), callbacks=[Look(fail=True)],
+            show=False)
+    assert seen == [True] and not is_locked(tmp_path / "other")

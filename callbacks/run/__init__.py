@@ -7,6 +7,7 @@
 - checkpoints.RunCheckpoints: the run's checkpoints, written atomically and never of a diverged state
 - step_progress.StepProgress: the progress bar (or plain lines in a log)
 - wandb_setup.WandbSetup: the config and per-skill keys for W&B
+- heartbeat: when the run last made progress (a step, an evaluation batch, a checkpoint), for a comparison's worker
 """
 
 from skilltrain.callbacks.run.checkpoints import RunCheckpoints

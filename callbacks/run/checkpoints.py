@@ -28,6 +28,7 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from skilltrain.callbacks.run.divergence_guard import DivergenceGuard
+from skilltrain.callbacks.run.heartbeat import made_progress
 from skilltrain.rundir import LAST, checkpoint_file, publish
 
 
@@ -66,6 +67,7 @@ class RunCheckpoints(L.Callback):
         trainer.save_checkpoint(str(partial), weights_only=False)  # the full state; every rank calls, rank 0 writes
         if trainer.is_global_zero:
             publish(partial, self.path)  # same directory: atomic, whatever filesystem /tmp is on
+        made_progress()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.progress is not None:

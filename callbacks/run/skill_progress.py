@@ -31,6 +31,8 @@ import time
 import lightning as L
 import torch
 
+from skilltrain.callbacks.run.heartbeat import made_progress
+
 MIN_SAMPLES = 200  # metric.min_samples's default (docs/measurement.md says why)
 
 
@@ -62,10 +64,14 @@ class SkillProgress(L.Callback):
         self._started = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        made_progress()
         self.samples += len(batch["y"]) * trainer.world_size  # ranks draw equal batches (full batch: equal shards ±1)
         self._pending.append((pl_module.train_stats_step, pl_module.train_stats))
         if len(self._pending) >= self.every:
             self._flush()
+
+    def on_validation_batch_end(self, *args, **kwargs) -> None:
+        made_progress()
 
     def on_validation_end(self, trainer, pl_module) -> None:
         # (not on_validation_epoch_end: callbacks run before the module's hook that computes val_stats)

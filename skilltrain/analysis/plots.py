@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skilltrain.files import save_figure
+
 
 def figure(rows: int, cols: int, figsize: tuple[float, float], **kwargs):
     """(figure, axes[rows][cols]) drawn on a figure's own Agg canvas: no pyplot and no global backend change in the
@@ -86,7 +88,7 @@ def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[li
     fig.suptitle("per-skill learning curves: median across seeds, band = quartiles (a run that ended early holds its "
                  "last value)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def learn_step_distributions(path: Path, result: Mapping) -> None:
@@ -113,7 +115,7 @@ def learn_step_distributions(path: Path, result: Mapping) -> None:
     ax.set_title("learn steps per seed (bar: median; ×: not learned, drawn at the budget)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def skill_timeline(path: Path, windows: Mapping[str, Mapping[str, tuple[float | None, float | None]]],
@@ -138,4 +140,4 @@ def skill_timeline(path: Path, windows: Mapping[str, Mapping[str, tuple[float | 
     axes[-1][0].set_xlim(left=0)
     fig.suptitle("skill timeline: median onset → median completion across seeds", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)

@@ -45,7 +45,7 @@ from torch import nn
 from skilltrain.analysis.plots import colormap, figure
 from skilltrain.analysis.stats import median
 from skilltrain.errors import UserError, unknown
-from skilltrain.files import read_json, write_json
+from skilltrain.files import read_json, save_figure, write_json
 
 REPORT_FILE = "representations.json"
 TRAIN_FRACTION = 0.7  # a probe's training share; the rest is held out
@@ -396,7 +396,7 @@ def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir", plug
     executed: its callbacks and loggers are never instantiated, its plugins imported only when named in `plugins`
     or with `trust_plugins` (skilltrain.rundir).
     """
-    from skilltrain.build import build_run
+    from skilltrain.build import build_model
     from skilltrain.config import from_container
     from skilltrain.rundir import RunDir
 
@@ -410,12 +410,7 @@ def load_run(run_dir: Path, checkpoint: str = "last", key: str = "run_dir", plug
     container = run.config_for_reading(plugins, trust_plugins, key)
     with run.explaining_plugins(key):
         cfg = from_container(container, f"the saved config of {run_dir}")
-        module, _, interventions = build_run(cfg, data=False)
-    from skilltrain.callbacks.architecture import Architecture
-
-    for intervention in interventions:
-        if isinstance(intervention, Architecture):  # replaces the model, as at the start of training
-            intervention.setup(None, module, "fit")
+        module = build_model(cfg)  # as it trained: an architecture intervention's model in place
     state = run.load_checkpoint(checkpoint)["state_dict"]
     try:
         module.load_state_dict(state)
@@ -713,7 +708,7 @@ def plot_cka(path: Path, cka: Mapping) -> None:
     fig.colorbar(image, ax=ax, label=f"{'debiased ' if cka['debiased'] else ''}linear CKA")
     ax.set_title(f"linear CKA on {cka['n_samples']} probe samples", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def plot_probes(path: Path, probes: Mapping) -> None:
@@ -740,7 +735,7 @@ def plot_probes(path: Path, probes: Mapping) -> None:
                  fontsize=10)
     ax.legend(fontsize=7, ncol=max(1, len(skills) // 8))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 # ---- across the runs of a comparison ------------------------------------------------------------------------------
@@ -884,7 +879,7 @@ def plot_comparison(path: Path, result: Mapping) -> None:
         axes[0][j].set_title(f"{arm} (columns) vs baseline (rows)", fontsize=9)
         fig.colorbar(image, ax=axes[0][j], fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def comparison_markdown(result: Mapping) -> str:

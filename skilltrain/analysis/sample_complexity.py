@@ -21,6 +21,8 @@ import warnings
 
 import numpy as np
 
+from skilltrain.files import save_figure
+
 BOOTSTRAP = 2000  # unused: intervals are order statistics now (skilltrain.analysis.stats); kept for old imports
 CHANCE_FRACTION = 0.1  # the threshold, as a fraction of chance's error
 
@@ -129,4 +131,4 @@ def plot(path, groups: list[dict]) -> None:
     ax.set_title("held-out error vs P: medians over seeds (bars: quartiles)", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)

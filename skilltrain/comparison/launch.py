@@ -41,7 +41,7 @@ class Worker:
         os.close(write)
         self.replies = read
         self.pending = b""
-        self.reply_timeout = reply_timeout  # seconds without a word from the worker before it counts as hung
+        self.reply_timeout = reply_timeout  # seconds without a word, or without progress, before it counts as hung
         self.why = ""  # why the last run got no exit code
 
     def _line(self) -> bytes | None:
@@ -62,8 +62,9 @@ class Worker:
         return line
 
     def run(self, command: list[str], log: Path) -> int | None:
-        """The exit code of `command` (["fit", *args] or ["theory", *args]), or None when the worker died or stopped
-        answering (`why` says which; it is then of no further use)."""
+        """The exit code of `command` (["fit", *args] or ["theory", *args]), or None when the worker died, stopped
+        answering, or its fit made no progress (a step, an evaluation batch, a checkpoint) for `reply_timeout` seconds
+        (`why` says which; it is then of no further use)."""
         heartbeat = max(0.05, min(30.0, self.reply_timeout / 4))
         try:
             self.proc.stdin.write(json.dumps({"command": command[0], "args": command[1:], "log": str(log),
@@ -76,6 +77,10 @@ class Worker:
             answer = json.loads(line)
             if "exit" in answer:
                 return answer["exit"]
+            if answer.get("idle", 0) > self.reply_timeout:  # alive, but the fit is stuck (inside a step)
+                self.why = f"no progress for {self.reply_timeout / 60:.3g} minutes (compare.reply_timeout): killed"
+                self.kill()
+                return None
         return None
 
     def alive(self) -> bool:

@@ -3,36 +3,23 @@
 `hold(directory)` takes an OS file lock on `<directory>/.lock` (the filelock package) and writes who holds it
 (pid, host, start time, command) beside it, in `.lock.json`. A second command on the same directory refuses with one
 line naming the holder. The lock belongs to the process: when it dies (killed, crashed, the machine rebooted) the
-operating system releases it, and the next command takes it over.
+operating system releases it, and the next command takes it over. The lock itself is skilltrain.files' (a run
+directory is held the same way, by its fit).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import socket
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from skilltrain.errors import UserError
-from skilltrain.files import write_json
+from skilltrain.files import LOCK, LOCK_HOLDER, try_lock
+from skilltrain.files import lock_holder as holder
 
-LOCK = ".lock"
-HOLDER = ".lock.json"
+HOLDER = LOCK_HOLDER
 
-
-def holder(directory: Path) -> str:
-    """Who holds the lock on `directory`, in words (from `.lock.json`)."""
-    try:
-        info = json.loads((Path(directory) / HOLDER).read_text())
-        return f"pid {info['pid']} on {info['host']}, started {info['started']} ({info['command']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process (it has not said which yet)"
+__all__ = ["HOLDER", "LOCK", "hold", "holder"]
 
 
 @contextlib.contextmanager
@@ -40,16 +27,11 @@ def hold(directory: Path | str, what: str = "comparison") -> Iterator[None]:
     """Hold `directory` for this process (creating it); a UserError when another process holds it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(directory / LOCK), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
+    lock = try_lock(directory)
+    if lock is None:
         raise UserError(f"'{directory}' is in use by another {what} command: {holder(directory)}; wait for it to end "
-                        "(or stop it), then run this command again") from None
+                        "(or stop it), then run this command again")
     try:
-        write_json(directory / HOLDER, {"pid": os.getpid(), "host": socket.gethostname(),
-                                        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                                        "command": " ".join(["skilltrain", *sys.argv[1:]])[:300]})
         yield
     finally:
         lock.release()

@@ -6,8 +6,12 @@ another, each in this process, each as `python -m skilltrain fit <args>` would.
 Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path,
 "heartbeat": seconds}. For each, the worker points its standard output and error (the file descriptors, so
 Lightning's and W&B's own writers too) at the run's log file, runs the command, and answers on the reply pipe with one
-JSON line: {"exit": code}; while the run is under way it says {"alive": true} every `heartbeat` seconds, so that the
-comparison can tell a long run from a worker that stopped answering (which it kills, failing the run).
+JSON line: {"exit": code}; while the run is under way it says {"alive": true, "idle": seconds} every `heartbeat`
+seconds, `idle` being the time since the fit last made progress (a training step, an evaluation batch, a checkpoint:
+skilltrain.callbacks.run.heartbeat; counted from the start of the request). So the comparison tells a long run from
+a worker that stopped answering and from a fit stuck inside a step (a deadlock: the worker's threads still answer,
+nothing moves); it kills either after `compare.reply_timeout`, failing the run with the reason. A `theory` run
+reports no `idle` (it has no steps to count).
 
 A worker dies with the comparison that started it: when its parent process is gone (killed, crashed), the running
 fit is stopped as by SIGTERM (at the end of a step, with a checkpoint) and the worker exits; an orphaned worker never
@@ -118,13 +122,18 @@ class _Replies:
             self.reply.flush()
 
     @contextlib.contextmanager
-    def alive_every(self, every: float | None):
+    def alive_every(self, every: float | None, progress: bool = True):
+        """Signs of life every `every` seconds while the block runs; with `progress`, each says how long the run has
+        gone without progress."""
+        from skilltrain.callbacks.run.heartbeat import made_progress, seconds_since_progress
+
+        made_progress()  # the clock starts with the run
         done = threading.Event()
 
         def beat() -> None:
             while not done.wait(every):
                 with contextlib.suppress(OSError, ValueError):
-                    self.send({"alive": True})
+                    self.send({"alive": True, **({"idle": round(seconds_since_progress(), 2)} if progress else {})})
 
         thread = threading.Thread(target=beat, daemon=True) if every else None
         if thread:
@@ -146,8 +155,9 @@ def serve(reply_fd: int) -> None:
             replies = _Replies(reply)
             for line in sys.stdin:
                 request = json.loads(line)
-                with _output_to(request["log"]), replies.alive_every(request.get("heartbeat")):
-                    code, healthy = run_one(request["args"], request.get("command", "fit"))
+                command = request.get("command", "fit")
+                with _output_to(request["log"]), replies.alive_every(request.get("heartbeat"), command == "fit"):
+                    code, healthy = run_one(request["args"], command)
                 replies.send({"exit": code})
                 if not healthy:
                     return

@@ -41,6 +41,7 @@ from omegaconf import OmegaConf
 
 from skilltrain.config import parse_overrides, require
 from skilltrain.errors import UserError
+from skilltrain.files import save_figure
 from skilltrain.theory import resource
 
 FIT_FILE = "theory_fit.json"
@@ -304,7 +305,7 @@ def _plot_fit(path: Path, m: Measured, u_fit: np.ndarray, result: dict) -> None:
     fig.suptitle(f"Resource model fit (dashed) to the measured curves (solid): η_eff = {format_parameter(eta)}, "
                  f"N0 = {format_parameter(n0)}" + ("" if n0["determined"] else " (N0 poorly determined)"), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def _plot_collapse(path: Path, m: Measured, u_fit: np.ndarray) -> None:
@@ -326,7 +327,7 @@ def _plot_collapse(path: Path, m: Measured, u_fit: np.ndarray) -> None:
     fig.suptitle("collapse: u_i^(1/p_i) is one curve for every skill when wasted resources dominate (N0 ≫ Σ p u)\n"
                  "solid: measured, dashed: fitted Resource model", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def fit_theory_command(args: list[str]) -> int:

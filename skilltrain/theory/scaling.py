@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from skilltrain.config import require
+from skilltrain.files import save_figure
 from skilltrain.theory.geometry import skill_loss, task_vectors
 
 
@@ -221,7 +222,7 @@ def plot_scaling(path, result: dict) -> None:
         ax.set_title(f"{label} against α\n({_interval_caption(result, key)})", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def _interval_caption(result: dict, key: str) -> str:

@@ -306,7 +306,7 @@ def to_markdown(board: dict) -> str:
 
 def plot(path: Path, board: dict) -> None:
     from skilltrain.analysis.plots import colormap, figure
-    from skilltrain.rundir import save_figure
+    from skilltrain.files import save_figure
 
     arms = board["arms"][::-1]
     tasks = list(board["tasks"])

@@ -126,6 +126,12 @@ def try_lock(directory: Path | str, say_who: bool = True):
     return lock
 
 
+def unlock(lock) -> None:
+    """Release a lock from `try_lock`, removing its `.lock.json` first (no stale holder is left beside a free lock)."""
+    Path(lock.lock_file).with_name(LOCK_HOLDER).unlink(missing_ok=True)
+    lock.release()
+
+
 def is_locked(directory: Path | str) -> bool:
     """Whether another process holds `directory` (probed without creating anything in it)."""
     if not (Path(directory) / LOCK).is_file():

@@ -47,6 +47,7 @@ from skilltrain.files import (
     read_json,
     save_figure,  # noqa: F401  (its old import path: skilltrain.rundir.save_figure)
     try_lock,
+    unlock,
     write_json,
 )
 
@@ -171,7 +172,7 @@ class RunDir:
     def release(self) -> None:
         """Let another process write this run (the fit that held it has ended)."""
         if self.lock is not None:
-            self.lock.release()
+            unlock(self.lock)
             self.lock = None
 
     @classmethod

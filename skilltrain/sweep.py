@@ -476,7 +476,7 @@ def _floor_text(e: dict) -> str:
 
 def _plot(path: Path, result: dict, quantity: str, losses: np.ndarray) -> None:
     from skilltrain.analysis.plots import colormap, figure
-    from skilltrain.rundir import save_figure
+    from skilltrain.files import save_figure
 
     e = result["exponents"][quantity]
     x = np.array(e["x"])

@@ -307,6 +307,7 @@ def test_a_fit_holds_its_run_until_it_ends_however_it_ends(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()):
         fit(load(*QUICK, f"out_dir={run}", "trainer.max_steps=3"), callbacks=[Look()], show=False)
     assert seen and all(seen) and not is_locked(run)
+    assert not (run / ".lock.json").exists()  # no stale holder beside a free lock
     seen.clear()
     with pytest.raises(RuntimeError), contextlib.redirect_stdout(io.StringIO()):
         fit(load(*QUICK, "out_dir=" + str(tmp_path / "other"), "trainer.max_steps=3"), callbacks=[Look(fail=True)],

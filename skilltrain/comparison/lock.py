@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from skilltrain.errors import UserError
-from skilltrain.files import LOCK, LOCK_HOLDER, try_lock
+from skilltrain.files import LOCK, LOCK_HOLDER, try_lock, unlock
 from skilltrain.files import lock_holder as holder
 
 HOLDER = LOCK_HOLDER
@@ -34,4 +34,4 @@ def hold(directory: Path | str, what: str = "comparison") -> Iterator[None]:
     try:
         yield
     finally:
-        lock.release()
+        unlock(lock)

@@ -61,7 +61,7 @@ class CompareSettings:
     dry_run: bool = False  # print the runs' fit commands and stop
     stop_early: bool = True  # each run ends once every skill is learned (stop.when_all_learned; censoring unaffected)
     launcher: str = "local"  # local (worker processes on this machine) | submitit (jobs on a cluster's scheduler)
-    reply_timeout: float = 10.0  # minutes a local worker may go without a sign of life before it is killed
+    reply_timeout: float = 10.0  # minutes a local worker may go silent, or its fit without progress, before it is killed
     allow_changed: bool = False  # pool new runs with finished ones whose resolved config differs (recorded in plan.json)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
 

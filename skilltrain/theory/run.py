@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.config import recipe_stem, to_yaml
 from skilltrain.errors import UserError
-from skilltrain.rundir import RunDir, save_figure
+from skilltrain.files import save_figure
+from skilltrain.rundir import RunDir
 from skilltrain.theory import domino, geometry, resource
 
 
@@ -114,21 +115,27 @@ def run_theory(cfg: DictConfig) -> tuple[Path, dict]:
         from skilltrain.theory.scaling import run_scaling
 
         run = RunDir.create(cfg.out_dir, target, cfg.overwrite)
-        run.write_config(to_yaml(cfg))
-        result = {"scaling": run_scaling(cfg, run.path)}
-        run.forget_replaced()  # the run this one replaced (overwrite=true)
+        try:
+            run.write_config(to_yaml(cfg))
+            result = {"scaling": run_scaling(cfg, run.path)}
+            run.forget_replaced()  # the run this one replaced (overwrite=true)
+        finally:
+            run.release()
         return run.path, result
     start = time.perf_counter()
     curves = simulate(cfg)
     seconds = time.perf_counter() - start
     run = RunDir.create(cfg.out_dir, target, cfg.overwrite)  # only now: a simulation that fails leaves nothing
-    run.forget_replaced()  # the run this one replaced (overwrite=true)
-    run.write_config(to_yaml(cfg))
-    names, p = cfg_skills(cfg)
-    write_metrics(run, names, p, curves)
-    summary = build_summary(cfg, names, p, curves, seconds, run.run_id)
-    run.write_summary(summary)
-    plot_curves(run.curves_path, names, curves, summary)
+    try:
+        run.forget_replaced()  # the run this one replaced (overwrite=true)
+        run.write_config(to_yaml(cfg))
+        names, p = cfg_skills(cfg)
+        write_metrics(run, names, p, curves)
+        summary = build_summary(cfg, names, p, curves, seconds, run.run_id)
+        run.write_summary(summary)
+        plot_curves(run.curves_path, names, curves, summary)
+    finally:
+        run.release()  # another command may write the run now
     return run.path, summary
 
 

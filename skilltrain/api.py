@@ -74,14 +74,10 @@ def compare(recipe: str | None = None, *, seeds: int | Sequence[int] = 5, arms: 
     request.arms = arms if isinstance(arms, str) else {str(k): v for k, v in arms.items()} if isinstance(arms, Mapping) \
         else [str(a) for a in arms]
     if workers is not None:
-        request.settings = {**_plain(request.settings), "workers": workers}
+        request.settings = {**request.settings, "workers": workers}
     if out_dir is not None:
         request.out_dir = str(out_dir)
     return run_plan(make_plan(request), show=show)
-
-
-def _plain(mapping) -> dict:
-    return OmegaConf.to_container(mapping) if isinstance(mapping, DictConfig) else dict(mapping)
 
 
 def intervention(name: str, task, **params):

@@ -140,9 +140,8 @@ def plan_sweep(args: list[str]) -> SweepPlan:
     require(len(set(names)) == len(names), "sweep", "two grid points get the same name; use distinct values")
     request = Request.from_args(rest)
     request.arms = {name: {"overrides": point} for name, point in zip(names, grid)}
-    settings = OmegaConf.to_container(request.settings) if OmegaConf.is_config(request.settings) else dict(request.settings)
-    request.settings = {"stop_early": False, "baseline": names[0], **settings}  # a scaling law needs the full budget
-    if request.out_dir is None and settings.get("out_dir") is None:  # named after what defines the sweep
+    request.settings = {"stop_early": False, "baseline": names[0], **request.settings}  # a scaling law needs the full budget
+    if request.out_dir is None and request.settings.get("out_dir") is None:  # named after what defines the sweep
         tag = identity_tag([sorted(a for a in rest if not a.startswith("compare.")), axes])
         request.out_dir = str(Path("runs") / "sweep" / f"{request.recipe or 'run'}-{tag}")
     return SweepPlan(axes, grid, names, floor, make_plan(request))

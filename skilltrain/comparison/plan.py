@@ -266,7 +266,8 @@ class Request:
         recipe = cli.get("recipe")
         overrides = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("seeds", "arms", "compare", "out_dir",
                                                                                  "recipe")]
-        return cls(None if recipe is None else str(recipe), cli.get("arms"), cli.get("seeds", 5), overrides, settings,
+        return cls(None if recipe is None else str(recipe), cli.get("arms"), cli.get("seeds", 5), overrides,
+                   OmegaConf.to_container(settings) if isinstance(settings, DictConfig) else dict(settings),
                    None if out_dir is None else str(out_dir))
 
     def common(self) -> list[str]:

@@ -307,8 +307,9 @@ def _finish(cfg, run: RunDir, module, parts: _RunCallbacks, steps: int, status: 
         status, message = "stopped", f"stopped at step {steps} (trainer.max_time or a callback)"
     summary = build_summary(cfg, module.task.frequencies, progress, steps, status, run.run_id, message)
     run.write_summary(summary)
-    plot_curves(run.curves_path, progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
-                cfg.metric.threshold, cfg.metric.split)
+    if cfg.analysis.plots == "per_run":  # (a comparison's runs draw none: it plots them all together)
+        plot_curves(run.curves_path, progress, f"{cfg.recipe} · seed {cfg.seed}", cfg.metric.name,
+                    cfg.metric.threshold, cfg.metric.split)
     if show:
         print_table(summary)
     if cfg.analysis.theory and status != "diverged":

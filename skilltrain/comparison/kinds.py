@@ -44,6 +44,11 @@ class FitRuns:
         return ["trainer.enable_progress_bar=false", f"logger.wandb.group=compare-{directory.name}",
                 f"logger.wandb.job_type={arm}"]
 
+    def unless_given(self, given: list[str]) -> list[str]:
+        """What a comparison's runs are set to unless the user sets it: no per-run curves.png (the comparison plots
+        every run together; analysis.plots=per_run keeps them)."""
+        return [] if any(a.startswith("analysis.plots=") for a in given) else ["analysis.plots=none"]
+
     def check(self, args: list[str], recipe: str) -> Checked:
         cfg = load_config(args)
         _check_visible_to_runs(cfg)
@@ -78,6 +83,9 @@ class TheoryRuns:
                 "a toy model's run takes no interventions; give the arm overrides (e.g. optim.name=sgd)")
 
     def extra_arguments(self, directory: Path, arm: str) -> list[str]:
+        return []
+
+    def unless_given(self, given: list[str]) -> list[str]:
         return []
 
     def check(self, args: list[str], recipe: str) -> Checked:

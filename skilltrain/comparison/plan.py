@@ -309,9 +309,10 @@ def make_plan(request: Request) -> Plan:
         arm_args = arm_arguments(spec)
         stop = [] if not settings.stop_early or any(a.startswith("stop.when_all_learned=") for a in [*common, *arm_args]) \
             else ["stop.when_all_learned=true"]
+        defaults = [*stop, *kind.unless_given([*common, *arm_args])]  # set for the runs unless the user sets them
         for seed in seeds:
             run_dir = directory / arm / f"seed{seed}"
-            run_args = [*common, *stop, *arm_args, f"seed={seed}", f"out_dir={run_dir}",
+            run_args = [*common, *defaults, *arm_args, f"seed={seed}", f"out_dir={run_dir}",
                         *kind.extra_arguments(directory, arm)]
             try:  # every run's config is valid before any runs
                 checked = kind.check(run_args, recipe)

@@ -59,9 +59,11 @@ class AnalysisConfig:
 
     theory: str | None = MISSING  # resource: fit the Resource model to the run's curves (skilltrain.theory.fit)
     representations: bool = MISSING  # CKA, probes, effective dimension (skilltrain.analysis.representations)
+    plots: str = MISSING  # per_run: the run draws its curves.png; none: it draws none (a comparison draws its own)
 
 
-DEFAULT_ANALYSIS = {"theory": None, "representations": False}
+PLOTS = ("per_run", "none")
+DEFAULT_ANALYSIS = {"theory": None, "representations": False, "plots": "per_run"}
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from skilltrain.config.schema import METRICS, SCHEDULERS, SPLITS, WANDB_MODES
+from skilltrain.config.schema import METRICS, PLOTS, SCHEDULERS, SPLITS, WANDB_MODES
 from skilltrain.errors import UserError, require, unknown
 from skilltrain.registry import INTERVENTIONS, TASKS
 from skilltrain.seeds import check_seed
@@ -66,6 +66,8 @@ def validate(cfg: DictConfig) -> None:
         require(m.threshold > 0, "metric.threshold", f"a loss threshold must be > 0, got {m.threshold}")
     require(cfg.analysis.theory in (None, "resource"), "analysis.theory",
             f"must be resource (fit the Resource model to the run) or null, got '{cfg.analysis.theory}'")
+    if cfg.analysis.plots not in PLOTS:
+        raise unknown("plots setting", cfg.analysis.plots, PLOTS, key="analysis.plots")
     if cfg.logger.wandb.mode not in WANDB_MODES:
         raise unknown("W&B mode", cfg.logger.wandb.mode, WANDB_MODES, key="logger.wandb.mode")
     every = cfg.checkpoint.every_n_steps

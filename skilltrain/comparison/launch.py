@@ -92,9 +92,14 @@ class Worker:
         with contextlib.suppress(Exception):
             self.proc.wait(timeout=30)
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """End of requests: the worker returns (without waiting for it: `close` does)."""
         with contextlib.suppress(Exception):
-            self.proc.stdin.close()  # end of requests: the worker returns
+            self.proc.stdin.close()
+
+    def close(self) -> None:
+        self.finish()
+        with contextlib.suppress(Exception):
             self.proc.wait(timeout=30)
         if self.proc.poll() is None:
             self.kill()
@@ -208,6 +213,8 @@ class Runner:
                             f.cancel()
                         raise
         finally:
+            for worker in self.workers:
+                worker.finish()  # all end at once, not one after another
             for worker in self.workers:
                 worker.close()
         return all(r.state == "done" for r in self.plan.runs)

@@ -167,3 +167,8 @@ def serve(reply_fd: int) -> None:
 
 if __name__ == "__main__":
     serve(int(sys.argv[1]))
+    # Every run has written and closed all it keeps (atomically) and finished its W&B run: skip the interpreter's
+    # teardown of torch and Lightning (about a second per worker, which the comparison would wait for).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -276,21 +276,36 @@ def report_costs(plan, repeats: int) -> dict[str, list[float]]:
 
 
 def import_breakdown(env: dict) -> dict[str, float]:
-    """What a worker's start-up is made of: a bare interpreter, and the cumulative import time of the top-level
-    packages `python -X importtime` reports for the worker's imports (skilltrain.run, comparison.plan)."""
+    """What a worker's start-up is made of: a bare interpreter, and the cumulative import time of each package the
+    worker's imports (skilltrain.run, comparison.plan) pull in, by `python -X importtime`: a package imported by
+    skilltrain's or Lightning's modules counts with everything it imports; their own modules' time is what is left."""
     bare = min(_seconds([sys.executable, "-c", "pass"], env) for _ in range(3))
     code = "import skilltrain.run; from skilltrain.comparison.plan import run_in_process"
     err = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True,
                          check=True).stderr
-    top: dict[str, float] = {}
+    # Lines come children first: a module at depth d owns the lines at depth d + 1 listed since its last sibling.
+    pending: dict[int, list] = defaultdict(list)
     for line in err.splitlines():
         found = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
-        if found and len(found.group(2)) == 1:  # a top-level import (not nested in another module's)
-            package = found.group(3).split(".")[0]
-            top[package] = top.get(package, 0.0) + int(found.group(1)) / 1e6
-    biggest = dict(sorted(top.items(), key=lambda kv: -kv[1])[:8])
-    return {"python -c pass": bare, **{f"import {k}": v for k, v in biggest.items()},
-            "all imports": sum(top.values())}
+        if found:
+            depth = (len(found.group(2)) - 1) // 2
+            node = (found.group(3), int(found.group(1)) / 1e6, pending.pop(depth + 1, []))
+            pending[depth].append(node)
+    totals: dict[str, float] = defaultdict(float)
+    opened = ("skilltrain", "lightning")  # looked into: what they import is counted by package
+
+    def walk(nodes: list) -> None:
+        for name, seconds, children in nodes:
+            package = name.split(".")[0]
+            if package in opened:
+                totals[f"{package}'s own modules"] += seconds - sum(c[1] for c in children)
+                walk(children)
+            else:  # torch's parts that Lightning imports on top of torch (torch._dynamo) count apart
+                totals[f"import {name if package == 'torch' and name.count('.') == 1 else package}"] += seconds
+
+    walk(pending[0])
+    biggest = dict(sorted(totals.items(), key=lambda kv: -kv[1])[:8])
+    return {"python -c pass": bare, **biggest, "all imports": sum(totals.values())}
 
 
 def _seconds(command: list[str], env: dict) -> float:

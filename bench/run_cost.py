@@ -1,6 +1,8 @@
 """Where a run's time goes: one comparison run's `fit`, phase by phase, and a comparison's own start and end.
 
-    python bench/run_cost.py [--recipe domino_2task] [--repeats 3] [--wandb disabled|offline] [--out FILE]
+    python bench/run_cost.py [--recipe domino_2task] [--repeats 3] [--wandb disabled|offline] [--out FILE] [key=value …]
+
+(key=value: overrides for every run, as `compare` takes them, e.g. trainer.max_steps=60.)
 
 For each W&B mode (default: both, one column each) a fresh process (the comparison's worker environment: its thread
 count) plans a one-arm comparison of the recipe as `compare` does (each run ends `stop.patience` steps after its
@@ -317,13 +319,13 @@ def _seconds(command: list[str], env: dict) -> float:
 # ---- orchestration ------------------------------------------------------------------------------------------------
 
 
-def measure_mode(recipe: str, repeats: int, mode: str, work: Path) -> dict:
+def measure_mode(recipe: str, overrides: list[str], repeats: int, mode: str, work: Path) -> dict:
     from skilltrain.comparison.launch import Runner
     from skilltrain.comparison.plan import Request, make_plan
 
     n_fits = repeats + 1  # the first run, then the warm ones
     start = time.perf_counter()
-    plan = make_plan(Request(recipe, ["baseline"], list(range(n_fits + repeats)),
+    plan = make_plan(Request(recipe, ["baseline"], list(range(n_fits + repeats)), overrides,
                              settings={"out_dir": str(work / f"compare-{mode}")}))
     planning = time.perf_counter() - start
     in_process, in_workers = plan.runs[:n_fits], plan.runs[n_fits:]
@@ -393,6 +395,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--wandb", choices=("disabled", "offline"), default=None, help="default: both")
     parser.add_argument("--out", default=None, help="write the results as JSON")
+    parser.add_argument("overrides", nargs="*", help="key=value for every run (as compare takes them)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--runs", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -406,7 +409,7 @@ def main() -> None:
           f"({os.cpu_count()} CPUs) · recipe {args.recipe} · {args.repeats} warm repeats", flush=True)
     work = Path(tempfile.mkdtemp(prefix="run_cost-"))
     try:
-        results = {m: summarise(measure_mode(args.recipe, args.repeats, m, work)) for m in modes}
+        results = {m: summarise(measure_mode(args.recipe, args.overrides, args.repeats, m, work)) for m in modes}
         breakdown = import_breakdown({**os.environ, "OMP_NUM_THREADS": "1"})
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -419,8 +422,8 @@ def main() -> None:
     if args.out:
         from skilltrain.files import write_json
 
-        write_json(Path(args.out), {"recipe": args.recipe, "repeats": args.repeats, "cpus": os.cpu_count(),
-                                    "load_before": list(load_before), "load_after": list(load_after),
+        write_json(Path(args.out), {"recipe": args.recipe, "overrides": args.overrides, "repeats": args.repeats,
+                                    "cpus": os.cpu_count(), "load_before": list(load_before), "load_after": list(load_after),
                                     "modes": results, "worker_imports": breakdown})
 
 

@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "run_cost.py"
-# what every run of a comparison passes through, whatever the recipe (W&B disabled: its phases stay at zero)
+# what every run of a comparison passes through, whatever the recipe (W&B disabled: its phases stay at about zero)
 SEEN = ["config", "build", "set-up: Trainer", "set-up: callbacks, loggers, run dir",
         "set-up: Lightning (setup hooks, optimizers)", "training steps", "evaluation", "checkpoints", "CSV flush",
         "summary + Domino", "plots (curves.png)", "teardown"]
@@ -42,8 +42,9 @@ def test_phases_add_up_to_each_run(tmp_path):
         phases = run["phases"]
         assert all(seconds >= 0 for seconds in phases.values()), phases
         assert abs(sum(phases.values()) - run["total"]) <= 0.05 * run["total"], (sum(phases.values()), run["total"])
+        assert phases["other"] <= 0.05 * run["total"], phases  # what no phase claims (the run's checks before the build)
         assert all(phases[p] > 0 for p in SEEN), {p: phases[p] for p in SEEN}
-        assert phases["W&B start"] == phases["W&B log"] == phases["W&B finish"] == 0
+        assert phases["W&B log"] == phases["W&B finish"] == 0 and phases["W&B start"] < 0.05  # only the mode is read
         assert run["steps"] == 40
     assert mode["first_run"]["phases"]["imports"] > 0 and mode["warm_runs"]["phases"]["imports"] == 0
     comparison = mode["comparison"]

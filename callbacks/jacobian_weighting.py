@@ -81,9 +81,11 @@ class JacobianDescent(LossWeighting):
         super().__init__(params, task)
         self.aggregator = make_aggregator(params, len(self.skills))
         self.nash = params.aggregator == "nash_mtl"
+        self.seed = 0  # the run's seed, once `check` has seen the config
 
     def check(self, cfg) -> None:
         if cfg is not None:
+            self.seed = cfg.seed or 0
             require(not str(cfg.trainer.precision).startswith("16"), "trainer.precision",
                     f"{cfg.trainer.precision} cannot be used with interventions.jacobian_descent (the per-skill "
                     "gradients are taken before the AMP loss scaler and would underflow in float16); use bf16-mixed or 32")
@@ -108,7 +110,11 @@ class JacobianDescent(LossWeighting):
         if self.nash and not bool(present.all()):
             weights = torch.where(present, self.previous(weights), weights)
         else:
-            weights[present] = self.aggregator.weighting(jacobian[present]).to(weights.dtype)
+            # PCGrad draws random orders: from a seed of (run seed, step), so every rank and a resumed run draw the same,
+            # and the run's own random stream is left as it was
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed * 1_000_003 + module.global_step)
+                weights[present] = self.aggregator.weighting(jacobian[present]).to(weights.dtype)
         self.skill_weights = weights
         share = stats["mask_share"].to(weights.dtype)
         return torch.where(present, weights / share.clamp(min=1e-300), 0).to(losses.dtype)

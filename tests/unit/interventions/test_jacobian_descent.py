@@ -37,13 +37,13 @@ def two_skills(seed: int = 0):
     return theta, losses, mask
 
 
-def combined_gradient(aggregator: str, theta, losses, mask, **params):
+def combined_gradient(aggregator: str, theta, losses, mask, step: int = 0, **params):
     """What training does with the intervention: its weights on the loss matrix, the module's reduction, backward."""
     from skilltrain.callbacks.jacobian_weighting import JacobianDescent
 
-    task = SimpleNamespace(skills=["a", "b"])
+    task = SimpleNamespace(skills=[f"s{k}" for k in range(mask.shape[1])])
     iv = JacobianDescent(replace(JacobianDescentConfig(aggregator=aggregator), **params), task)
-    module = SimpleNamespace(parameters=lambda: [theta], trainer=SimpleNamespace(world_size=1))
+    module = SimpleNamespace(parameters=lambda: [theta], trainer=SimpleNamespace(world_size=1), global_step=step)
     L = losses()
     stats = skill_statistics(L, None, mask, mask, accuracy=False)
     weights = iv.loss_weights(module, L, mask, stats)
@@ -91,6 +91,17 @@ def test_a_skill_absent_from_the_batch_has_no_row_and_weight_zero():
     jacobian = per_skill_gradients(theta, losses, torch.stack([mask[:, 0], mask[:, 0]], 1))[:1]
     torch.testing.assert_close(grad, iv.skill_weights[0] * jacobian[0])
     torch.testing.assert_close(grad / grad.norm(), jacobian[0] / jacobian[0].norm())  # one row: its own direction
+
+
+def test_pcgrads_random_orders_depend_on_the_step_only_and_leave_the_runs_random_stream_alone():
+    theta, losses, mask = two_skills()
+    third = lambda: torch.cat([losses(), losses()[:, :1] * 0.5 + losses()[:, 1:] * 2], dim=1)  # noqa: E731
+    mask = torch.cat([mask, mask[:, :1]], dim=1)
+    state = torch.get_rng_state()
+    grads = [combined_gradient("pcgrad", theta, third, mask, step=s)[0] for s in (7, 7, 8, 9, 10, 11)]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(grads[0], grads[1])  # the same step (on another rank, or resumed): the same orders
+    assert any(not torch.equal(grads[0], g) for g in grads[2:])  # three skills: the order matters, and it varies
 
 
 def test_its_keys_are_checked_per_aggregator():

@@ -13,6 +13,10 @@ Python (exact resume; checkpoints load with weights_only=True), and a declaratio
                creation.
 - "data":      changes the stream's skill rates, identically on every rank.
 
+Two interventions that both rebuild the model, or both set the skill rates, are refused; so is one that touches a
+part another declares `exclusive` (jacobian_descent owns the loss: other weights would change its combination of the
+skills' gradients).
+
 Four small base classes, one per family, do the wiring; a method implements one method of one of them:
 `LossWeighting.loss_weights`, `DataSampling.rates`, `GradientEditing.edit_gradients`, `Architecture.build`
 (skilltrain.callbacks.loss_weighting, .data_sampling, .gradient_editing, .architecture). A direct subclass of

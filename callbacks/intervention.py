@@ -13,6 +13,10 @@ Python (exact resume; checkpoints load with weights_only=True), and a declaratio
                creation.
 - "data":      changes the stream's skill rates, identically on every rank.
 
+Two interventions that both rebuild the model, or both set the skill rates, are refused; so is one that touches a
+part another declares `exclusive` (jacobian_descent owns the loss: other weights would change its combination of the
+skills' gradients).
+
 Four small base classes, one per family, do the wiring; a method implements one method of one of them:
 `LossWeighting.loss_weights`, `DataSampling.rates`, `GradientEditing.edit_gradients`, `Architecture.build`
 (skilltrain.callbacks.loss_weighting, .data_sampling, .gradient_editing, .architecture). A direct subclass of
@@ -60,6 +64,7 @@ class Intervention(L.Callback):
     name: str = ""  # the registered name (set when it is built from the registry)
     touches: ClassVar[frozenset[str]] = frozenset()
     find_unused_parameters: ClassVar[bool] = False  # whether DDP must look for parameters without gradients
+    exclusive: ClassVar[frozenset[str]] = frozenset()  # parts of `touches` no other intervention may touch beside it
 
     def __init__(self, params: Any, task):
         self.params = params
@@ -95,7 +100,9 @@ class Intervention(L.Callback):
 
 
 def check_composition(interventions: list[Intervention], cfg) -> None:
-    """What each declares it touches, its own checks, then: at most one may own the model, and one the data."""
+    """What each declares it touches, its own checks, then: at most one may own the model, and one the data, and an
+    intervention that owns a part alone (`exclusive`, e.g. one that combines the skills' gradients itself through
+    loss weights) has no other intervention touching it."""
     for iv in interventions:
         wrong = sorted(set(iv.touches) - set(TOUCHES))
         if not iv.touches or wrong:
@@ -106,6 +113,11 @@ def check_composition(interventions: list[Intervention], cfg) -> None:
         owners = [iv.name for iv in interventions if part in iv.touches]
         if len(owners) > 1:
             raise UserError(f"interventions: {' and '.join(owners)} both change the {part}; they cannot be combined")
+    for iv in interventions:
+        others = [other.name for other in interventions if other is not iv and iv.exclusive & other.touches]
+        if others:
+            raise UserError(f"interventions: {iv.name} sets the {'/'.join(sorted(iv.exclusive))} itself and cannot be "
+                            f"combined with {' and '.join(others)}, which also change{'s' if len(others) == 1 else ''} it")
 
 
 CARD_SECTIONS = ("What it does.", "Formula.", "Parameters.", "When it helps.", "When it hurts.")

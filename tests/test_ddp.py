@@ -62,6 +62,7 @@ FAMILIES = {
     "gradients": ("interventions.gradient_rescaling.mode=sign",),
     "model": ("interventions.modular_routing={}",),
     "data": ("interventions.skill_reweighting.mode=online",),
+    "jacobian": ("interventions.jacobian_descent={}",),  # the Jacobian of the global batch
 }
 
 

@@ -95,6 +95,8 @@ SETTINGS = {
     "sign": ("gradient_rescaling", "sign", ("interventions.gradient_rescaling.mode=sign",)),
     "oracle": ("modular_routing", "oracle", ("interventions.modular_routing={}",)),
     "learned": ("modular_routing", "learned", ("interventions.modular_routing.mode=learned",)),
+    "upgrad": ("jacobian_descent", None, ("interventions.jacobian_descent={}",)),
+    "nash_mtl": ("jacobian_descent", None, ("interventions.jacobian_descent.aggregator=nash_mtl",)),  # has state
     "loss_power (example plugin)": ("loss_power", None, (EXAMPLE_PLUGIN, "interventions.loss_power.power=2")),
 }
 IDS = list(SETTINGS)

@@ -1,5 +1,5 @@
-"""The public Python API: what `skilltrain.__all__` names, the functions the command line wraps, and importing
-skilltrain as a library without side effects."""
+"""The public Python API end to end: fit and compare called from Python (the cheap checks of `skilltrain.__all__`
+and of importing skilltrain are in tests/unit/api/test_api.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The skill-learning benchmark: a suite's tasks × arms through compare, and a leaderboard whose numbers can be
-recomputed from the runs themselves."""
+"""The skill-learning benchmark end to end: a suite's tasks × arms through compare, and a leaderboard whose numbers
+can be recomputed from the runs themselves."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The compare command: planning arms × seeds, resuming, failures, and a real (small) comparison end to end."""
+"""The compare command end to end: real (small) comparisons, an interrupted one resumed, a long-lived worker, and the
+submitit and single-node SLURM launchers."""
 
 from __future__ import annotations
 

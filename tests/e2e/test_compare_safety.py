@@ -1,6 +1,5 @@
-"""A comparison's results are never mixed or lost: one command per directory, a rerun pools only runs of the same
-resolved config, jobs are submitted once, lost jobs and silent workers fail with their reason, and seeds, settings
-and names are one-line errors."""
+"""A comparison's results are never mixed or lost, with real jobs and workers: lost and still-queued jobs under
+submitit's local executor, a fit stuck in a step, a worker whose comparison was killed."""
 
 from __future__ import annotations
 

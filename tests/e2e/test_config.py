@@ -1,4 +1,4 @@
-"""Config composition, the recipes, and the one-line errors for bad input."""
+"""Bad config input in a real process: one line, no traceback."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Tests generated from the registry: every registered intervention mode — the example plugin's included — has test
-settings and a method card, trains and logs its `intervention/<name>/…` keys, resumes bit for bit, and holds the same
-state on two DDP processes. Registering a mode without settings or a card fails here."""
+"""Tests generated from the registry: every registered intervention mode — the example plugin's included — trains and
+logs its `intervention/<name>/…` keys, resumes bit for bit, and holds the same state on two DDP processes (that each
+mode has test settings and a method card: tests/unit/interventions/test_every_intervention.py)."""
 
 from __future__ import annotations
 

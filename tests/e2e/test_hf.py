@@ -1,4 +1,5 @@
-"""Users' own data through HF datasets: loading, skill names in logs, export-data, and every bad data set's one line."""
+"""Users' own data through HF datasets end to end: training on it with skill names in logs, export-data, the README's
+command, a missing path from the command line."""
 
 from __future__ import annotations
 

@@ -1,35 +1,9 @@
-"""Interventions: each mode against a hand computation on a tiny batch, composition, refusals, and end to end."""
+"""Interventions end to end: each speeds the rare skill on domino."""
 
 from __future__ import annotations
 
 import pytest
-import torch
-from helpers import fit_quietly, load
-
-from skilltrain.config import to_container
-from skilltrain.metrics import skill_statistics
-from skilltrain.module import SkillModule
-
-
-class _Strategy:
-    def reduce(self, tensor, reduce_op="mean"):
-        return tensor  # one process
-
-
-class _Trainer:
-    strategy = _Strategy()
-
-
-def tiny(*args):
-    """A module on domino_2task (p = [1, 0.1]) and one hand-made batch with a loss mask."""
-    m = SkillModule(to_container(load("recipe=domino_2task", "data.n_bits=8", "model.widths=[6]", *args)))
-    m._trainer_stub = _Trainer()
-    g = torch.Generator().manual_seed(0)
-    batch = m.task.sample(6, g)
-    batch["loss_mask"] = torch.tensor([[1, 1], [1, 0], [1, 0], [1, 1], [1, 0], [1, 0]], dtype=torch.bool)
-    losses, correct, mask, present = m.loss_matrix(batch)
-    stats = skill_statistics(losses, correct, present, mask)
-    return m, losses, mask, stats
+from helpers import fit_quietly
 
 
 @pytest.fixture(scope="module")

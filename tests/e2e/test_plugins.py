@@ -1,5 +1,5 @@
-"""Users' own entries through plugins: a .py file outside the repository, a module, an installed package's entry
-point. What a plugin registers gets what a built-in gets, in every command and every process skilltrain starts."""
+"""Users' own entries through plugins in every process skilltrain starts: a resume in a new process, compare's seeds,
+an installed package's entry point."""
 
 from __future__ import annotations
 

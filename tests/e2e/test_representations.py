@@ -1,5 +1,5 @@
-"""skilltrain.analysis.representations on features with known answers (CKA, probes, effective dimension), activation
-capture on skilltrain's own and a user's models, and one small trained run end to end."""
+"""skilltrain.analysis.representations on trained runs: analyze on a run and on a comparison, the learn-step
+checkpoints, and which runs may be compared."""
 
 from __future__ import annotations
 

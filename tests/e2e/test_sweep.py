@@ -1,4 +1,4 @@
-"""Scaling sweeps: the grid, the power-law fit against a hand computation, and bad input."""
+"""Scaling sweeps end to end: a width sweep and a training-set sweep."""
 
 from __future__ import annotations
 

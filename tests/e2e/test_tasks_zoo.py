@@ -1,5 +1,4 @@
-"""The task zoo: exact labels and structure of compositional_sparse_parity, dependency_graph, two_skill_regression,
-modular_addition and rhm, their one-line config errors, and a short fit on each."""
+"""The task zoo: a short fit on each task."""
 
 from __future__ import annotations
 
@@ -19,10 +18,6 @@ def task_of(name, *args, seed=0, dtype=torch.float64):
     Path("zoo.yaml").write_text(f"data: {{name: {name}}}\nmodel: {{name: mlp}}\n")  # in the test's own tmp_path
     cfg = load("recipe=zoo.yaml", *args)
     return build_task(OmegaConf.to_object(cfg.data), seed, dtype), cfg
-
-
-def xor(row, bits):
-    return sum(int(row[b]) for b in bits) % 2
 
 
 GRAPH = "data.graph={both: {op: and, of: [p0, p1]}, either: {op: or, of: [p2, p3]}, top: {op: xor, of: [both, either, p1]}}"

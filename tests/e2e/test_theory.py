@@ -1,4 +1,5 @@
-"""The toy models of skilltrain.theory against hand computations, their run directories, and the theory CLI."""
+"""skilltrain.theory end to end: the Resource model fitted back to its own runs, theory arms in compare, and
+`analysis.theory` fitted to each run of a real comparison."""
 
 from __future__ import annotations
 

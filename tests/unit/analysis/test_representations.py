@@ -1,5 +1,5 @@
-"""skilltrain.analysis.representations on features with known answers (CKA, probes, effective dimension), activation
-capture on skilltrain's own and a user's models, and one small trained run end to end."""
+"""skilltrain.analysis.representations on features with known answers (CKA, probes, effective dimension), and
+activation capture on skilltrain's own and a user's models (on trained runs: tests/e2e/test_representations.py)."""
 
 from __future__ import annotations
 

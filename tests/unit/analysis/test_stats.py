@@ -1,4 +1,5 @@
-"""The coverage of skilltrain's confidence intervals, measured by Monte Carlo at the seed counts people run."""
+"""The coverage of skilltrain's confidence intervals, measured by Monte Carlo at the seed counts people run, and what
+a leaderboard says of them."""
 
 from __future__ import annotations
 

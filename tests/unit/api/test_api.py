@@ -1,5 +1,5 @@
-"""The public Python API: what `skilltrain.__all__` names, the functions the command line wraps, and importing
-skilltrain as a library without side effects."""
+"""The public Python API: what `skilltrain.__all__` names, checking an intervention's parameters for your own
+trainer, and importing skilltrain as a library without side effects (fit and compare from Python: tests/e2e/test_api.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The skill-learning benchmark: a suite's tasks × arms through compare, and a leaderboard whose numbers can be
-recomputed from the runs themselves."""
+"""The skill-learning benchmark: an unknown or bad suite is one line (a suite run end to end: tests/e2e/test_benchmark.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The compare command: planning arms × seeds, resuming, failures, and a real (small) comparison end to end."""
+"""The compare command: planning arms × seeds, resuming, failures and bad input, without training a comparison
+(real comparisons: tests/e2e/test_compare.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A comparison's results are never mixed or lost: one command per directory, a rerun pools only runs of the same
-resolved config, jobs are submitted once, lost jobs and silent workers fail with their reason, and seeds, settings
-and names are one-line errors."""
+resolved config, jobs are submitted once, silent workers fail with their reason, and seeds, settings and names are
+one-line errors (with real jobs and workers: tests/e2e/test_compare_safety.py)."""
 
 from __future__ import annotations
 

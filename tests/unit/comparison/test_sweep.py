@@ -1,4 +1,5 @@
-"""Scaling sweeps: the grid, the power-law fit against a hand computation, and bad input."""
+"""Scaling sweeps: the grid, the power-law fit against a hand computation, and bad input (real sweeps:
+tests/e2e/test_sweep.py)."""
 
 from __future__ import annotations
 

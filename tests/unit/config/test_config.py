@@ -1,4 +1,4 @@
-"""Config composition, the recipes, and the one-line errors for bad input."""
+"""Config composition, the recipes, print-config and list (bad input in a real process: tests/e2e/test_config.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Users' own data through HF datasets: loading, skill names in logs, export-data, and every bad data set's one line."""
+"""Users' own data through HF datasets: every bad data set's one line (training on it: tests/e2e/test_hf.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The task zoo: exact labels and structure of compositional_sparse_parity, dependency_graph, two_skill_regression,
-modular_addition and rhm, their one-line config errors, and a short fit on each."""
+modular_addition and rhm, and their one-line config errors (a short fit on each: tests/e2e/test_tasks_zoo.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Tests generated from the registry: every registered intervention mode — the example plugin's included — has test
-settings and a method card, trains and logs its `intervention/<name>/…` keys, resumes bit for bit, and holds the same
-state on two DDP processes. Registering a mode without settings or a card fails here."""
+"""Every registered intervention mode — the example plugin's included — has test settings (tests/helpers: SETTINGS)
+and a method card; registering a mode without them fails here. The runs of every mode: tests/e2e/test_every_intervention.py."""
 
 from __future__ import annotations
 

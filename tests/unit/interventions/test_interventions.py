@@ -1,4 +1,5 @@
-"""Interventions: each mode against a hand computation on a tiny batch, composition, refusals, and end to end."""
+"""Interventions: each mode against a hand computation on a tiny batch, composition and refusals (end to end:
+tests/e2e/test_interventions.py)."""
 
 from __future__ import annotations
 
@@ -354,6 +355,7 @@ def _resource_world(mode: str | None, steps: int = 3000, eta: float = 0.01, n0: 
     return learned, iv
 
 
+@pytest.mark.slow  # computes for long; trains no run
 def test_resource_guided_sampling_in_a_resource_model_world():
     """In a world that follows the Resource model, the intervention recovers its η and N0 from the losses, and the
     mixture it picks learns every skill sooner without slowing any skill by more than max_slowdown (1.25)."""

@@ -82,6 +82,7 @@ def test_per_skill_head_selects_each_samples_outputs():
     assert torch.allclose(losses[torch.arange(5), batch["skill"]], expected)
 
 
+@pytest.mark.slow  # computes for long; trains no run
 def test_transformer_overfits_a_tiny_task():
     torch.manual_seed(0)
     model, task = built("recipe=multitask_parity", "data.token_form=true", "data.n_tasks=2", "data.n_bits=6",

@@ -1,5 +1,5 @@
-"""Users' own entries through plugins: a .py file outside the repository, a module, an installed package's entry
-point. What a plugin registers gets what a built-in gets, in every command and every process skilltrain starts."""
+"""Users' own entries through plugins: a .py file outside the repository, a module. What a plugin registers gets what a
+built-in gets (in other processes and installed packages: tests/e2e/test_plugins.py)."""
 
 from __future__ import annotations
 

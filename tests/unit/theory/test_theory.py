@@ -1,4 +1,5 @@
-"""The toy models of skilltrain.theory against hand computations, their run directories, and the theory CLI."""
+"""The toy models of skilltrain.theory against hand computations, their run directories, and the theory CLI (on real
+runs and in compare: tests/e2e/test_theory.py)."""
 
 from __future__ import annotations
 

@@ -65,6 +65,7 @@ def _measured_world(n0: float, steps: int = 3000, eta: float = 0.1):
     return Measured(["a", "b"], p, "mse", [None, None], 0.01, at, u, 10, {"a": None, "b": None})
 
 
+@pytest.mark.slow  # computes for long; trains no run
 def test_fit_finds_an_n0_beyond_the_first_search_range():
     """The old search stopped at 10^1.33 and reported that edge as the fitted N0 (σ = 1 in Fig 7: 21.5, the paper 37).
     A world with N0 = 300 (beyond the paper's 10^2 too) is fitted by widening the range."""
@@ -113,6 +114,7 @@ def _and_tree_in_plain_python(steps: int = 20000, a: float = 1e-3) -> list[int]:
     return learned
 
 
+@pytest.mark.slow  # computes for long; trains no run
 def test_the_and_tree_is_computed_exactly_where_the_papers_float64_code_rounds():
     """With a = 1e-3 the AND tree's gates open while u is ≈ 1e-144…1e-320: in float64, subnormal numbers, where the
     paper's code gives T7 = 8331 and the same formula with other orders of operations 8183 or 8494 (this project's,
@@ -130,6 +132,7 @@ def test_the_and_tree_is_computed_exactly_where_the_papers_float64_code_rounds()
     assert [_learn_steps(u2)[where[k]] for k in range(7)] == steps
 
 
+@pytest.mark.slow  # computes for long; trains no run
 def test_the_chain_and_mixed_tree_learn_steps_are_the_papers():
     """Where no gate opens in subnormal numbers, the learn steps are exactly those of the paper's code (Fig 17)."""
     chain = resource.simulate(torch.tensor([0.3, 1.0, 3.0]), 1e-3, 1e-3, 5000, gates=[None, ("and", [0]), ("and", [1])],
@@ -182,6 +185,7 @@ def test_geometry_mse_gradient_is_the_papers_so_an_sgd_lr_means_the_papers():
     assert steps == [math.ceil(math.log(0.1) / math.log(1 - 0.03 * p)) for p in (0.9, 0.1)]  # [85, 767]
 
 
+@pytest.mark.slow  # computes for long; trains no run
 def test_fig12_with_the_papers_rotation_and_raw_weights():
     """The paper's Fig 12 code (SGD lr 0.01 on x², i.e. 0.02 on skilltrain's ½(1 − s)²; raw weights 1, 0.1, 0.01,
     0.001) learns l1 and l2 at steps 114 and 1151, aligned or rotated by H4, and l3, l4 not in 10,000 steps; SignGD

@@ -16,7 +16,7 @@ from skilltrain.run import fit
 
 BASE = SHORT_RUN
 
-# Interventions resume exactly too: tests/test_every_intervention.py, for every registered mode.
+# Interventions resume exactly too: tests/e2e/test_every_intervention.py, for every registered mode.
 ARMS = {
     "baseline": (),
     "dropout_transformer": ("data.token_form=true", "model.name=transformer", "model.width=16", "model.heads=2",

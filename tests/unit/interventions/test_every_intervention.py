@@ -16,7 +16,7 @@ def unchecked() -> list[str]:
     """Registered (name, mode) pairs without test settings, and classes without a complete method card (each
     setting builds its class: one mode may have several, e.g. online's EG and EXP3)."""
     covered = {(name, mode) for name, mode, _ in SETTINGS.values()}
-    problems = [f"{entry.name}{'.' + mode if mode else ''}: no test settings in {__name__}.SETTINGS"
+    problems = [f"{entry.name}{'.' + mode if mode else ''}: no test settings in helpers.SETTINGS"
                 for entry in INTERVENTIONS.entries() for mode in entry.modes or [None] if (entry.name, mode) not in covered]
     built = [(entry.name, mode, ()) for entry in INTERVENTIONS.entries() for mode in entry.modes or [None]
              if (entry.name, mode) not in covered]  # a card is owed even before settings are written
@@ -55,5 +55,5 @@ def test_a_new_mode_without_settings_or_card_is_caught(clean_registries):
             return None
 
     problems = unchecked()
-    assert "skill_reweighting.uncarded: no test settings in test_every_intervention.SETTINGS" in problems
+    assert "skill_reweighting.uncarded: no test settings in helpers.SETTINGS" in problems
     assert "Uncarded: its docstring has no 'Formula.' paragraph" in problems

@@ -177,6 +177,7 @@ def _booby_trapped_run(tmp_path) -> Path:
 
 
 @pytest.mark.usefixtures("clean_registries")
+@pytest.mark.slow  # computes for long; trains no run
 def test_analyze_and_fit_theory_of_a_run_execute_nothing_it_names(tmp_path, capsys):
     from skilltrain.cli import main
 

@@ -12,7 +12,7 @@ In one process (imports paid once), through skilltrain.fit with `presets=[gpu]`:
   batches themselves;
 - host synchronisation: CUDA's sync debug mode counts every operation that waits for the GPU during the steps
   between two logging boundaries (steps 11-18, logs every 10 steps), for the baseline and three intervention
-  families; skilltrain's own code should cause none (tests/test_lean_step.py checks that on the CPU).
+  families; skilltrain's own code should cause none (tests/e2e/test_lean_step.py checks that on the CPU).
 """
 
 from __future__ import annotations

@@ -1,13 +1,24 @@
-"""Shared fixtures: W&B off, every test in its own directory, registries restored (helpers: tests/helpers)."""
+"""Shared fixtures: W&B off, every test in its own directory, registries restored (helpers: tests/helpers). Every test
+under tests/e2e/ is marked `slow`, so `-m "not slow"` runs the unit tests only (tests/README.md)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every end-to-end test is slow, whether or not its own file says so."""
+    for item in items:
+        if item.path.resolve().is_relative_to(E2E):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

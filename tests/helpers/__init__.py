@@ -41,7 +41,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+HELPERS = Path(__file__).resolve().parent  # tests/helpers: also the DDP probe and the single-node SLURM setup
+ROOT = HELPERS.parents[1]  # the repository
+EXAMPLES = ROOT / "examples"
 
 
 # A short run that exercises the minibatch stream, evaluations, loss masks and periodic checkpoints.

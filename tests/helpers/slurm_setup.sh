@@ -1,5 +1,5 @@
 #!/bin/bash
-# Used by tests/test_compare.py (the real-SLURM test); needs root, slurm-wlm and munge (Debian packages).
+# Used by tests/e2e/test_compare.py (the real-SLURM test); needs root, slurm-wlm and munge (Debian packages).
 # A single-node SLURM on localhost (munge + slurmctld + slurmd), for the launcher test.
 set -e
 D=${1:-/tmp/slurm}

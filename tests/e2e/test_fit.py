@@ -135,3 +135,11 @@ def test_threads_are_chosen_by_the_work_and_restored_after_a_fit(tmp_path, monke
         assert torch.get_num_threads() == 2  # a fit in a user's process leaves the process as it found it
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_without_plots_writes_everything_but_its_figure(tmp_path):
+    fit_quietly("recipe=domino_2task", "trainer.max_steps=20", "analysis.plots=none", out_dir=tmp_path / "bare")
+    fit_quietly("recipe=domino_2task", "trainer.max_steps=20", out_dir=tmp_path / "default")
+    bare = {p.name for p in (tmp_path / "bare").iterdir()}
+    assert "curves.png" not in bare and {"summary.json", "metrics.csv", "config.yaml", "checkpoints"} <= bare
+    assert (tmp_path / "default" / "curves.png").stat().st_size > 10_000  # a single fit still draws its curves

@@ -1,9 +1,9 @@
-"""What a small run pays for beyond its steps: nothing a comparison does not use (no per-run figure)."""
+"""A comparison's runs pay for nothing the comparison does not use: no per-run figure (`analysis.plots`)."""
 
 from __future__ import annotations
 
 import pytest
-from helpers import fit_quietly, load
+from helpers import load
 
 from skilltrain.comparison import plan
 from skilltrain.errors import UserError
@@ -19,14 +19,6 @@ def test_a_comparisons_runs_draw_no_figure_of_their_own_unless_asked():
     kept = plan(["recipe=domino_2task", "seeds=2", "arms=[baseline,gradient_rescaling]", "analysis.plots=per_run"])
     assert _plots_of(kept) == {"analysis.plots=per_run"}
     assert all(load(*run.args).analysis.plots == "per_run" for run in kept.runs)  # the user's value wins
-
-
-def test_a_run_without_plots_writes_everything_but_its_figure(tmp_path):
-    fit_quietly("recipe=domino_2task", "trainer.max_steps=20", "analysis.plots=none", out_dir=tmp_path / "bare")
-    fit_quietly("recipe=domino_2task", "trainer.max_steps=20", out_dir=tmp_path / "default")
-    bare = {p.name for p in (tmp_path / "bare").iterdir()}
-    assert "curves.png" not in bare and {"summary.json", "metrics.csv", "config.yaml", "checkpoints"} <= bare
-    assert (tmp_path / "default" / "curves.png").stat().st_size > 10_000  # a single fit still draws its curves
 
 
 def test_an_unknown_plots_setting_is_one_line():

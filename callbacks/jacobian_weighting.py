@@ -71,8 +71,8 @@ class JacobianDescent(LossWeighting):
     When it hurts. It costs a Jacobian (K rows: one batched backward pass that holds K gradients) and a small solver
     per step; cvxpy-based aggregators (cagrad, nash_mtl) cost milliseconds per step whatever the model. Per-skill
     means weigh a skill's rows by 1 / its frequency, so noise in a rare skill's gradient is amplified. MGDA follows the
-    smallest gradient in the convex hull and can stall every skill. Refused under float16 and beside another
-    intervention that changes the loss (its weights would change the combination).
+    smallest gradient in the convex hull and can stall every skill. Refused under float16, with model.compile, and
+    beside another intervention that changes the loss (its weights would change the combination).
     """
 
     exclusive = frozenset({"loss"})
@@ -89,6 +89,8 @@ class JacobianDescent(LossWeighting):
             require(not str(cfg.trainer.precision).startswith("16"), "trainer.precision",
                     f"{cfg.trainer.precision} cannot be used with interventions.jacobian_descent (the per-skill "
                     "gradients are taken before the AMP loss scaler and would underflow in float16); use bf16-mixed or 32")
+            require(not cfg.model.compile, "model.compile", "cannot be used with interventions.jacobian_descent (torchjd "
+                    "takes the Jacobian with vmap, which a compiled model's backward does not support)")
 
     def jacobian(self, module, losses: torch.Tensor, mask: torch.Tensor | None, stats) -> tuple[torch.Tensor, torch.Tensor]:
         """(J, present): the Jacobian [K, P] of the per-skill masked mean losses over the global batch, with respect to
@@ -106,7 +108,8 @@ class JacobianDescent(LossWeighting):
 
     def loss_weights(self, module, losses, mask, stats):
         jacobian, present = self.jacobian(module, losses, mask, stats)
-        weights = torch.zeros(len(self.skills), dtype=jacobian.dtype, device=jacobian.device)
+        dtype = torch.promote_types(jacobian.dtype, torch.float32)  # never rounded to bf16: the aggregate stays exact
+        weights = torch.zeros(len(self.skills), dtype=dtype, device=jacobian.device)
         if self.nash and not bool(present.all()):
             weights = torch.where(present, self.previous(weights), weights)
         else:
@@ -114,10 +117,12 @@ class JacobianDescent(LossWeighting):
             # and the run's own random stream is left as it was
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed * 1_000_003 + module.global_step)
-                weights[present] = self.aggregator.weighting(jacobian[present]).to(weights.dtype)
+                rows = jacobian[present]  # torchjd's solvers (numpy, SVD) take float32 or float64, not bf16/fp16
+                rows = rows if rows.dtype in (torch.float32, torch.float64) else rows.float()
+                weights[present] = self.aggregator.weighting(rows).to(weights.dtype)
         self.skill_weights = weights
         share = stats["mask_share"].to(weights.dtype)
-        return torch.where(present, weights / share.clamp(min=1e-300), 0).to(losses.dtype)
+        return torch.where(present, weights / share.clamp(min=1e-300), 0).to(torch.promote_types(losses.dtype, dtype))
 
     def previous(self, like: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(like) if self.skill_weights is None else self.skill_weights.to(like)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from skilltrain.config import load_config, load_config_plugins, recipe_sections, require
+from skilltrain.config import load_config, load_config_plugins, parse_overrides, recipe_sections, require
+from skilltrain.config.layers import run_layers
 from skilltrain.errors import UserError, unknown
 
 PER_RUN_KEYS = ("seed", "out_dir", "overwrite", "ckpt_path")
@@ -45,9 +46,11 @@ class FitRuns:
                 f"logger.wandb.job_type={arm}"]
 
     def unless_given(self, given: list[str]) -> list[str]:
-        """What a comparison's runs are set to unless the user sets it: no per-run curves.png (the comparison plots
-        every run together; analysis.plots=per_run keeps them)."""
-        return [] if any(a.startswith("analysis.plots=") for a in given) else ["analysis.plots=none"]
+        """What a comparison's runs are set to unless the user sets it (on the command line, in the recipe or a
+        preset): no per-run curves.png (the comparison plots every run together; analysis.plots=per_run keeps them)."""
+        _, layers = run_layers(parse_overrides(given))
+        user_set = any(OmegaConf.select(layer, "analysis.plots", default=None) is not None for _, layer in layers[1:])
+        return [] if user_set else ["analysis.plots=none"]
 
     def check(self, args: list[str], recipe: str) -> Checked:
         cfg = load_config(args)

@@ -348,6 +348,12 @@ def _first_difference(old, new, prefix: str = "") -> str | None:
     return None if old == new else f"{prefix} {json.dumps(old)} → {json.dumps(new)}"
 
 
+def _results_only(config: dict) -> dict:
+    """A resolved config less what changes only a run's figures (analysis.plots): runs that differ there pool."""
+    analysis = {k: v for k, v in (config.get("analysis") or {}).items() if k != "plots"}
+    return {**config, "analysis": analysis} if "analysis" in config else config
+
+
 def changes(saved: dict, plan: Plan) -> list[str]:
     """What differs between the resolved configs recorded in plan.json and this plan's: one phrase per change."""
     found = []
@@ -355,7 +361,7 @@ def changes(saved: dict, plan: Plan) -> list[str]:
         found.append(f"skilltrain {saved.get('skilltrain')} → {plan.resolved['skilltrain']}")
     for arm, config in plan.resolved["configs"].items():
         old = saved.get("configs", {}).get(arm)
-        diff = None if old is None else _first_difference(old, config)
+        diff = None if old is None else _first_difference(_results_only(old), _results_only(config))
         if diff:
             found.append(f"arm {arm}: {diff}")
     old_sources = saved.get("plugin_sources", {})

@@ -22,7 +22,7 @@ RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path",
 
 def migrate(container: dict) -> dict:
     """A config saved by an older skilltrain, with the keys added since at the values that reproduce the old run:
-    `analysis.*` (off) and `checkpoint.at_learn_steps` (false)."""
+    `analysis.*` (no analyses; a run's own curves.png drawn) and `checkpoint.at_learn_steps` (false)."""
     return {**container,
             "analysis": {**DEFAULT_ANALYSIS, **(container.get("analysis") or {})},
             "checkpoint": {"at_learn_steps": False, **(container.get("checkpoint") or {})}}

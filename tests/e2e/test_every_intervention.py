@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import EXAMPLES, IDS, SETTINGS, SHORT_RUN, fit_quietly, free_port, load, same_run
+from helpers import HELPERS, IDS, SETTINGS, SHORT_RUN, fit_quietly, free_port, load, same_run
 
 BASE = SHORT_RUN
 
@@ -35,7 +35,7 @@ def test_it_resumes_bit_exactly(setting, tmp_path, clean_registries):
     same_run(tmp_path / "whole", tmp_path / "parts")
 
 
-PROBE = EXAMPLES.parent / "tests" / "helpers" / "ddp_probe.py"
+PROBE = HELPERS / "ddp_probe.py"
 
 
 @pytest.mark.slow

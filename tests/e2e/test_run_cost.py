@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "run_cost.py"
+SCRIPT = ROOT / "bench" / "run_cost.py"
 # what every run of a comparison passes through, whatever the recipe (W&B disabled: its phases stay at about zero)
 SEEN = ["config", "build", "set-up: Trainer", "set-up: callbacks, loggers, run dir",
         "set-up: Lightning (setup hooks, optimizers)", "training steps", "evaluation", "checkpoints", "CSV flush",

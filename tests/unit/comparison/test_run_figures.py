@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import load
+from helpers import ROOT, load
 
 from skilltrain.comparison import plan
 from skilltrain.errors import UserError
@@ -24,3 +24,27 @@ def test_a_comparisons_runs_draw_no_figure_of_their_own_unless_asked():
 def test_an_unknown_plots_setting_is_one_line():
     with pytest.raises(UserError, match=r"analysis.plots: unknown plots setting 'per-run' \(did you mean 'per_run'"):
         load("analysis.plots=per-run")
+
+
+def test_a_users_plots_setting_wins_however_it_is_given(tmp_path):
+    nested = plan(["recipe=domino_2task", "seeds=1", "arms=[baseline]", "analysis={plots: per_run}"])
+    assert {load(*run.args).analysis.plots for run in nested.runs} == {"per_run"}
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text((ROOT / "recipes" / "domino_2task.yaml").read_text() + "\nanalysis: {plots: per_run}\n")
+    from_recipe = plan([f"recipe={recipe}", "seeds=1", "arms=[baseline]"])
+    assert {load(*run.args).analysis.plots for run in from_recipe.runs} == {"per_run"}
+
+
+def test_a_comparison_made_before_plots_existed_continues(tmp_path):
+    import json
+
+    from skilltrain.comparison import check_directory
+
+    args = ["recipe=domino_2task", "seeds=1", "arms=[baseline]", f"out_dir={tmp_path / 'c'}"]
+    the_plan = plan(args)
+    record = the_plan.record()
+    for config in record["configs"].values():
+        del config["analysis"]["plots"]  # as plan.json was written before analysis.plots
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "plan.json").write_text(json.dumps(record))
+    check_directory(plan(args))  # no "holds runs of another config"

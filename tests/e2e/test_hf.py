@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
-import pandas as pd
 import pytest
 from helpers import fit_quietly, run_cli
+from helpers.fixtures import toy_table
 
 from skilltrain.cli import main
-
-
-def toy_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Two string-named skills told apart by a control feature: 'xor' (frequent) and 'and' (rare)."""
-    rng = np.random.default_rng(seed)
-    skill = rng.choice(["xor", "and"], size=n, p=[0.8, 0.2])
-    a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
-    label = np.where(skill == "xor", a ^ b, a & b)
-    return pd.DataFrame({"is_and": (skill == "and").astype(float), "a": a.astype(float), "b": b.astype(float),
-                         "skill": skill, "label": label})
 
 
 def test_parquet_with_string_skills_trains_and_logs_by_skill_name(tmp_path):

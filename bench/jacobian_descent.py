@@ -12,27 +12,13 @@ alike; the ratio is the median over repeats of (arm time / baseline time in the 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import os
 import statistics
-import tempfile
 import warnings
-from pathlib import Path
+
+from interventions import train_seconds  # bench/interventions.py: the same run, timed alike
 
 from skilltrain.callbacks.jacobian_descent import AGGREGATORS
-from skilltrain.config import load_config
-from skilltrain.run import fit
-
-
-def train_seconds(steps: int, *args: str) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(["recipe=multitask_parity", f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
-                           "trainer.enable_progress_bar=false", "logger.wandb.mode=disabled", f"out_dir={tmp}/run", *args])
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            fit(cfg)
-        return json.loads((Path(tmp) / "run/summary.json").read_text())["wall_seconds"]
 
 
 def measure(steps: int, repeats: int, k: int, aggregators: list[str]) -> dict[str, list[float]]:

@@ -65,6 +65,8 @@ class Intervention(L.Callback):
     touches: ClassVar[frozenset[str]] = frozenset()
     find_unused_parameters: ClassVar[bool] = False  # whether DDP must look for parameters without gradients
     exclusive: ClassVar[frozenset[str]] = frozenset()  # parts of `touches` no other intervention may touch beside it
+    # reads from the device every step (a solver that runs on the host): on a GPU each step waits for it
+    host_every_step: ClassVar[bool] = False
 
     def __init__(self, params: Any, task):
         self.params = params

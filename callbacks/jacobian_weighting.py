@@ -76,6 +76,7 @@ class JacobianDescent(LossWeighting):
     """
 
     exclusive = frozenset({"loss"})
+    host_every_step = True  # torchjd's weightings solve on the host (numpy, quadprog, cvxpy), every step
 
     def __init__(self, params, task):
         super().__init__(params, task)

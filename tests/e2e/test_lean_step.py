@@ -5,7 +5,8 @@ synchronisation that stalls the step; the values are read once per `trainer.log_
 Counted: `.item()`, `.tolist()`, `.cpu()`, `.numpy()`, `bool()`, `float()`, `int()` of a tensor, and device copies
 (`.to(<device or tensor>)`, `.cuda()`, `torch.tensor/as_tensor(..., device=...)`), when called from skilltrain's own
 files (the package and its callbacks). PyTorch's and Lightning's own internals are not ours to change, and read only
-host-side values here (e.g. Adam's step counter lives on the CPU).
+host-side values here (e.g. Adam's step counter lives on the CPU). An intervention whose method needs the host every
+step (a solver on the host: jacobian_descent) says so (`host_every_step`), and its reads are checked to be its own.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Window(L.Callback):
         self.active = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.declared = any(getattr(cb, "host_every_step", False) for cb in trainer.callbacks)
         step = trainer.global_step  # steps taken so far
         if self.active and step == self.last + 1:
             self.mode.__exit__(None, None, None)
@@ -88,7 +90,11 @@ def test_no_host_reads_or_device_copies_between_logging_boundaries(setting, tmp_
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         fit(load(*SHORT_RUN, *args, *LEAN, f"out_dir={tmp_path}/run", "logger.wandb.mode=disabled"), callbacks=[window],
             show=False)
-    assert not window.active and window.mode.calls == [], window.mode.calls
+    assert not window.active
+    if window.declared:  # an intervention that says it solves on the host every step (jacobian_descent) does, and only
+        assert window.mode.calls and all("jacobian_weighting.py" in c for c in window.mode.calls)  # there
+    else:
+        assert window.mode.calls == [], window.mode.calls
 
 
 @pytest.mark.parametrize("recipe", ["multitask_parity", "compositional_sparse_parity", "rhm_transformer", "grokking",
@@ -100,4 +106,8 @@ def test_every_task_makes_its_batches_without_host_traffic(recipe, tmp_path):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         fit(load(f"recipe={recipe}", "data.batch_size=64", "data.eval_samples=20", *LEAN, f"out_dir={tmp_path}/run",
                  "logger.wandb.mode=disabled"), callbacks=[window], show=False)
-    assert not window.active and window.mode.calls == [], window.mode.calls
+    assert not window.active
+    if window.declared:  # an intervention that says it solves on the host every step (jacobian_descent) does, and only
+        assert window.mode.calls and all("jacobian_weighting.py" in c for c in window.mode.calls)  # there
+    else:
+        assert window.mode.calls == [], window.mode.calls

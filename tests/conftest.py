@@ -44,3 +44,14 @@ def clean_registries(monkeypatch):
                    for k, e in registry._entries.items()}
         monkeypatch.setattr(registry, "_entries", entries)
     monkeypatch.setattr(plugins, "_loaded", {})
+
+
+@pytest.fixture
+def plugin(tmp_path) -> Path:
+    """A user's plugin file (helpers.fixtures.PLUGIN) outside the repository."""
+    path = tmp_path / "elsewhere" / "my_plugin.py"  # not in the repository, not importable by name
+    path.parent.mkdir()
+    from helpers.fixtures import PLUGIN
+
+    path.write_text(PLUGIN)
+    return path

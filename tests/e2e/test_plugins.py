@@ -13,17 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import run_cli
-from helpers.fixtures import PLUGIN
-
-SMALL = ("recipe=domino_2task", "data.n_samples=2000", "trainer.max_steps=40", "trainer.val_check_interval=20")
-
-
-@pytest.fixture
-def plugin(tmp_path) -> Path:
-    path = tmp_path / "elsewhere" / "my_plugin.py"  # not in the repository, not importable by name
-    path.parent.mkdir()
-    path.write_text(PLUGIN)
-    return path
+from helpers.fixtures import PLUGIN, SMALL
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """Test data more than one test file needs: a plugin's source text (an intervention and a model, as a user writes
-them) and a small skill-tagged table."""
+them; `plugin` in conftest.py writes it to a file), the short run plugin tests train, and a small skill-tagged table."""
 
 from __future__ import annotations
 
@@ -61,6 +61,10 @@ class Tiny(nn.Module):
     def forward(self, x):
         return self.out(torch.relu(self.inner(x)))
 '''
+
+
+# the short run the plugin tests train
+SMALL = ("recipe=domino_2task", "data.n_samples=2000", "trainer.max_steps=40", "trainer.val_check_interval=20")
 
 
 def toy_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:

@@ -3,24 +3,12 @@ built-in gets (in other processes and installed packages: tests/e2e/test_plugins
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from helpers import fit_quietly
-from helpers.fixtures import PLUGIN
+from helpers.fixtures import SMALL
 
 from skilltrain.cli import main
 from skilltrain.errors import UserError
-
-SMALL = ("recipe=domino_2task", "data.n_samples=2000", "trainer.max_steps=40", "trainer.val_check_interval=20")
-
-
-@pytest.fixture
-def plugin(tmp_path) -> Path:
-    path = tmp_path / "elsewhere" / "my_plugin.py"  # not in the repository, not importable by name
-    path.parent.mkdir()
-    path.write_text(PLUGIN)
-    return path
 
 
 def test_a_plugin_file_brings_an_intervention_and_a_model(plugin, tmp_path, clean_registries):

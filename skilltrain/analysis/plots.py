@@ -1,4 +1,4 @@
-"""Comparison plots: per-skill learning curves per arm, learn-step distributions, and a skill timeline.
+"""Comparison plots: per-skill learning curves per arm, learn-step distributions, a skill timeline, and each arm's trade-off.
 
 Inputs are plain data read from the runs (curves from each run's metrics.csv, summary.json dicts), so the plots can
 be redrawn from a comparison directory alone.
@@ -139,5 +139,38 @@ def skill_timeline(path: Path, windows: Mapping[str, Mapping[str, tuple[float | 
     axes[-1][0].set_xlabel("step")
     axes[-1][0].set_xlim(left=0)
     fig.suptitle("skill timeline: median onset → median completion across seeds", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def tradeoff(path: Path, trades: Mapping[str, Mapping], baseline: str) -> None:
+    """Per arm (`skilltrain.analysis.stats.tradeoffs`): its speedup until every skill is learned (bar: the interval)
+    against the slowdown of its most-slowed skill; the Pareto front joined by a line."""
+    from matplotlib.ticker import FuncFormatter
+
+    fig, axes = figure(1, 1, (6.5, 4.5))
+    ax = axes[0][0]
+    labels: dict[tuple[float, float], list[str]] = {}  # arms at the same point share one label
+    for arm, t in trades.items():
+        x, y = t["all"]["median"], t["slowdown"]
+        if t["all"]["ci"]:
+            ax.plot(t["all"]["ci"], [y, y], color="grey", lw=1.5)
+        ax.plot([x], [y], "o", color="black" if t["pareto"] else "grey")
+        labels.setdefault((round(x, 3), round(y, 3)), []).append(arm)
+    for (x, y), arms in labels.items():
+        ax.annotate(", ".join(arms), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    front = sorted((t["all"]["median"], t["slowdown"]) for t in trades.values() if t["pareto"])
+    if len(front) > 1:
+        ax.plot(*zip(*front), color="black", lw=0.8, ls="--")
+    ax.axvline(1, color="grey", lw=0.8, ls=":")
+    ax.axhline(1, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.set_xlabel(f"speedup until every skill is learned (× {baseline}; bar: CI)")
+    ax.set_ylabel(f"slowdown of the most-slowed skill (× {baseline})")
+    ax.set_title("trade-off per arm (black, dashed: the Pareto front)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

@@ -317,6 +317,47 @@ def _speedup(base: Times, arm: Times, confidence: float) -> dict:
     return out
 
 
+def tradeoffs(result: Mapping) -> dict:
+    """Per arm but the baseline, what its slowest skill gains against what its most-slowed skill loses, from a
+    `compare_arms` result: the two axes of a learning-speed goal such as "every skill learned k× sooner, none more
+    than s× later".
+
+    Returns {arm: {"all": the speedup until every skill is learned (the paired median, "ci", "ci_level"),
+    "most_slowed": the skill with the smallest median speedup, "slowdown": 1 / that median (t_arm / t_baseline of
+    that skill; > 1: learned later than under the baseline, < 1: every skill sooner), "pareto": bool}}. An arm is on
+    the Pareto front when no other arm has an all-skills speedup at least as large and a slowdown at most as large,
+    one of them strictly. An arm without pairs (no speedup) is left out."""
+    out = {}
+    for arm in result["arms"][1:]:
+        everything = result["all_learned"][arm]["speedup"]
+        per_skill = {skill: by_arm[arm]["speedup"]["median"] for skill, by_arm in result["skills"].items()}
+        per_skill = {skill: m for skill, m in per_skill.items() if m}
+        if not everything["median"] or not per_skill:
+            continue
+        slowed = min(per_skill, key=per_skill.get)
+        out[arm] = {"all": {k: everything[k] for k in ("median", "ci", "ci_level")}, "most_slowed": slowed,
+                    "slowdown": 1 / per_skill[slowed]}
+    for arm, t in out.items():
+        x, y = t["all"]["median"], t["slowdown"]
+        t["pareto"] = not any(o["all"]["median"] >= x and o["slowdown"] <= y and (o["all"]["median"] > x or o["slowdown"] < y)
+                              for other, o in out.items() if other != arm)
+    return out
+
+
+def tradeoff_markdown(trades: Mapping, baseline: str) -> str:
+    """`tradeoffs` as a Markdown section: one row per arm, the Pareto front marked."""
+    lines = ["", f"## Trade-off: every skill's speedup against the most-slowed skill's slowdown (vs {baseline})", "",
+             "Speedup: t_baseline / t_arm until every skill is learned (paired median [CI] level). Slowdown: t_arm / "
+             "t_baseline of the skill whose median speedup is the smallest (< 1: every skill learned sooner). Pareto: "
+             "no other arm is at least as fast for every skill with at most the same slowdown.", "",
+             "| arm | every skill: speedup [CI] level | most slowed skill | its slowdown | Pareto front |",
+             "|---|---|---|---|---|"]
+    for arm, t in trades.items():
+        every = f"{t['all']['median']:.2f}×{interval_text(t['all']['ci'], t['all']['ci_level'])}"
+        lines.append(f"| {arm} | {every} | {t['most_slowed']} | {t['slowdown']:.2f}× | {'yes' if t['pareto'] else ''} |")
+    return "\n".join(lines) + "\n"
+
+
 # ---- rendering -------------------------------------------------------------------------------------------------
 
 def _rows(result: Mapping) -> list[tuple[str, str, str, dict]]:

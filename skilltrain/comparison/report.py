@@ -16,7 +16,7 @@ def analyse(plan: Plan) -> dict:
     """Statistics, tables and plots from the runs' directories; returns comparison.json's content."""
     from skilltrain.analysis import plots
     from skilltrain.analysis.representations import comparison_markdown, plot_comparison
-    from skilltrain.analysis.stats import compare_arms, to_csv, to_markdown
+    from skilltrain.analysis.stats import compare_arms, to_csv, to_markdown, tradeoff_markdown, tradeoffs
     from skilltrain.files import atomic_write_text
     from skilltrain.report import write_json
 
@@ -39,6 +39,9 @@ def analyse(plan: Plan) -> dict:
     representations = _representations(plan, result["seeds"])
     if representations:
         result["representations"] = representations
+    trades = tradeoffs(result)
+    if trades:
+        result["tradeoffs"] = trades
     out = plan.directory
     write_json(out / "comparison.json", result)
     atomic_write_text(out / "comparison.csv", to_csv(result))
@@ -47,7 +50,8 @@ def analyse(plan: Plan) -> dict:
                 f"{'≤' if metric['name'] == 'loss' else '≥'} {metric['threshold']}." if metric else "No run finished.")
     header = f"# {plan.recipe}: {', '.join(plan.arms)} over seeds {', '.join(map(str, plan.seeds))}\n\n{measured}\n\n"
     atomic_write_text(out / "comparison.md", header + to_markdown(result) + (theory_fit_markdown(fits) if fits else "")
-                      + (comparison_markdown(representations) if representations else ""))
+                      + (comparison_markdown(representations) if representations else "")
+                      + (tradeoff_markdown(trades, result["baseline"]) if trades else ""))
     if representations:
         plot_comparison(out / "representations.png", representations)
     if metric and skills:
@@ -59,6 +63,8 @@ def analyse(plan: Plan) -> dict:
         plots.curves_by_arm(out / "curves.png", curves, skills, metric["name"], metric["threshold"])
         plots.learn_step_distributions(out / "learn_steps.png", result)
         plots.skill_timeline(out / "timeline.png", _median_windows(used, skills), skills)
+    if trades:
+        plots.tradeoff(out / "tradeoff.png", trades, result["baseline"])
     return result
 
 
@@ -176,4 +182,5 @@ def print_comparison(result: dict, directory: Path) -> None:
     for note in interval_notes(result)[1:] + run_notes(result):
         console.print(escape(note), style="yellow")
     extra = ", representations.png" if result.get("representations") else ""
+    extra += ", tradeoff.png" if result.get("tradeoffs") else ""
     console.print(f"tables: {directory}/comparison.md · plots: curves.png, learn_steps.png, timeline.png{extra}")

@@ -37,9 +37,11 @@ def test_a_small_comparison_end_to_end_with_a_diverging_arm(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == f"comparison_dir: {tmp_path}/c"
     out = tmp_path / "c"
-    for name in ("comparison.json", "comparison.csv", "comparison.md", "curves.png", "learn_steps.png", "timeline.png"):
+    for name in ("comparison.json", "comparison.csv", "comparison.md", "curves.png", "learn_steps.png", "timeline.png",
+                 "tradeoff.png"):
         assert (out / name).is_file(), name
     comparison = json.loads((out / "comparison.json").read_text())
+    assert set(comparison["tradeoffs"]) == {"rescaled", "unstable"}  # every arm but the baseline, on one plot
     # lr=1e3 diverges on both seeds at once: counted, every skill censored at the budget, never dropped
     assert comparison["excluded"] == [] and comparison["diverged"]["unstable"] == [1, 2]
     unstable = comparison["skills"]["x1x2"]["unstable"]

@@ -166,3 +166,33 @@ def test_a_leaderboard_whose_baseline_diverged_everywhere_is_strict_json(tmp_pat
     assert board["baseline_seconds_per_step"] == {"t": None}
     json.dumps(board, allow_nan=False)
     assert strict(dumps_json(board)) == json.loads(dumps_json(board))
+
+
+def _two_skills(seed: int, frequent: float, rare: float) -> dict:
+    out = summary(seed, max(frequent, rare))
+    out["skills"] = {name: {"frequency": f, "learned_step": step, "final_loss": 0.0, "final_metric": 1.0}
+                     for name, f, step in (("frequent", 1.0, frequent), ("rare", 0.1, rare))}
+    return out
+
+
+def test_tradeoffs_name_the_most_slowed_skill_and_mark_the_pareto_front():
+    from skilltrain.analysis.stats import tradeoff_markdown, tradeoffs
+
+    arms = {"base": (100, 800),     # the rare skill last: every skill learned at 800
+            "tilted": (200, 200),   # every skill 4× sooner, the frequent one 2× later
+            "gentle": (110, 400),   # 2× sooner, the frequent one 1.1× later: on the front (least slowdown)
+            "worse": (250, 400),    # 2× sooner, the frequent one 2.5× later: dominated by both
+            "even": (50, 200)}      # 4× sooner and every skill sooner: dominates every other arm
+    runs = {arm: {s: _two_skills(s, f * (1 + s / 10), r * (1 + s / 10)) for s in range(5)} for arm, (f, r) in arms.items()}
+    trades = tradeoffs(compare_arms(runs, "base"))
+    assert list(trades) == ["tilted", "gentle", "worse", "even"]
+    assert trades["tilted"]["all"]["median"] == pytest.approx(4.0) and trades["tilted"]["slowdown"] == pytest.approx(2.0)
+    assert trades["worse"]["most_slowed"] == "frequent" and trades["worse"]["slowdown"] == pytest.approx(2.5)
+    assert trades["even"]["most_slowed"] == "frequent" and trades["even"]["slowdown"] == pytest.approx(0.5)
+    assert [arm for arm, t in trades.items() if t["pareto"]] == ["even"]
+    del runs["even"]
+    trades = tradeoffs(compare_arms(runs, "base"))
+    assert [arm for arm, t in trades.items() if t["pareto"]] == ["tilted", "gentle"]
+    table = tradeoff_markdown(trades, "base")
+    assert "| tilted | 4.00× [4.00, 4.00] 93.8% | frequent | 2.00× | yes |" in table
+    assert "| worse | 2.00× [2.00, 2.00] 93.8% | frequent | 2.50× |  |" in table

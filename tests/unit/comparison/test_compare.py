@@ -37,6 +37,24 @@ def test_arms_mapping_with_overrides_and_an_arms_file(tmp_path):
     assert 'interventions.skill_reweighting.mode="online"' in run.args and "interventions.skill_reweighting.lr=2.0" in run.args
 
 
+@pytest.mark.parametrize("name", ["all_modes", "jacobian", "modularity"])
+def test_every_shipped_arms_file_plans_runnable_arms(name, tmp_path):
+    from skilltrain.comparison.plan import arms_file_names
+
+    assert sorted(arms_file_names()) == ["all_modes", "jacobian", "modularity"]  # a new file: add it above
+    p = plan([f"recipe={'modularity_regression' if name == 'modularity' else 'domino_2task'}", "seeds=1", f"arms={name}",
+              f"out_dir={tmp_path}/c"])  # every arm's config is checked (an unknown mode or aggregator is refused)
+    assert list(p.arms)[0] == "baseline" and len(p.arms) > 2
+
+
+def test_the_jacobian_arms_are_every_aggregator_with_its_defaults(tmp_path):
+    from skilltrain.callbacks.jacobian_descent import AGGREGATORS
+
+    p = plan(["recipe=domino_2task", "seeds=1", "arms=jacobian", f"out_dir={tmp_path}/c"])
+    assert list(p.arms) == ["baseline", *AGGREGATORS]
+    assert all(p.arms[a]["interventions"] == {"jacobian_descent": {"aggregator": a}} for a in AGGREGATORS)
+
+
 def test_the_comparison_directory_follows_the_command():
     a = plan(["recipe=domino_2task", "seeds=2", "arms=[baseline,skill_reweighting]"]).directory
     b = plan(["recipe=domino_2task", "seeds=2", "arms=[baseline,skill_reweighting]"]).directory

@@ -156,7 +156,8 @@ def tradeoff(path: Path, trades: Mapping[str, Mapping], baseline: str) -> None:
         if t["all"]["ci"]:
             ax.plot(t["all"]["ci"], [y, y], color="grey", lw=1.5)
         ax.plot([x], [y], "o", color="black" if t["pareto"] else "grey")
-        labels.setdefault((round(x, 3), round(y, 3)), []).append(arm)
+        censored = t["all"]["censored"] or t["slowdown_censored"]
+        labels.setdefault((round(x, 3), round(y, 3)), []).append(arm + ("†" if censored else ""))
     for (x, y), arms in labels.items():
         ax.annotate(", ".join(arms), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     front = sorted((t["all"]["median"], t["slowdown"]) for t in trades.values() if t["pareto"])
@@ -171,6 +172,7 @@ def tradeoff(path: Path, trades: Mapping[str, Mapping], baseline: str) -> None:
         axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
     ax.set_xlabel(f"speedup until every skill is learned (× {baseline}; bar: CI)")
     ax.set_ylabel(f"slowdown of the most-slowed skill (× {baseline})")
-    ax.set_title("trade-off per arm (black, dashed: the Pareto front)", fontsize=10)
+    ax.set_title("trade-off per arm (black, dashed: the Pareto front; †: censored runs, the true value further from 1)",
+                 fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)

@@ -322,21 +322,27 @@ def tradeoffs(result: Mapping) -> dict:
     `compare_arms` result: the two axes of a learning-speed goal such as "every skill learned k× sooner, none more
     than s× later".
 
-    Returns {arm: {"all": the speedup until every skill is learned (the paired median, "ci", "ci_level"),
+    Returns {arm: {"all": the speedup until every skill is learned (the paired median, "ci", "ci_level", "censored"),
     "most_slowed": the skill with the smallest median speedup, "slowdown": 1 / that median (t_arm / t_baseline of
-    that skill; > 1: learned later than under the baseline, < 1: every skill sooner), "pareto": bool}}. An arm is on
-    the Pareto front when no other arm has an all-skills speedup at least as large and a slowdown at most as large,
-    one of them strictly. An arm without pairs (no speedup) is left out."""
+    that skill; > 1: learned later than under the baseline, < 1: every skill sooner), "slowdown_censored", "pareto":
+    bool}}. Censored: the number rests on censored pairs (a run that never learned a skill enters at its budget, which
+    moves a ratio toward 1: the true value lies further from 1). An arm is on the Pareto front when no other arm has
+    an all-skills speedup at least as large and a slowdown at most as large, one of them strictly. An arm without
+    pairs (no speedup) is left out."""
+    def censored(sp: Mapping) -> bool:
+        return bool(sp["n_arm_censored"] + sp["n_baseline_censored"] + sp["n_both_censored"])
+
     out = {}
     for arm in result["arms"][1:]:
         everything = result["all_learned"][arm]["speedup"]
-        per_skill = {skill: by_arm[arm]["speedup"]["median"] for skill, by_arm in result["skills"].items()}
-        per_skill = {skill: m for skill, m in per_skill.items() if m}
+        per_skill = {skill: by_arm[arm]["speedup"] for skill, by_arm in result["skills"].items()}
+        per_skill = {skill: sp for skill, sp in per_skill.items() if sp["median"]}
         if not everything["median"] or not per_skill:
             continue
-        slowed = min(per_skill, key=per_skill.get)
-        out[arm] = {"all": {k: everything[k] for k in ("median", "ci", "ci_level")}, "most_slowed": slowed,
-                    "slowdown": 1 / per_skill[slowed]}
+        slowed = min(per_skill, key=lambda skill: per_skill[skill]["median"])
+        out[arm] = {"all": {**{k: everything[k] for k in ("median", "ci", "ci_level")}, "censored": censored(everything)},
+                    "most_slowed": slowed, "slowdown": 1 / per_skill[slowed]["median"],
+                    "slowdown_censored": censored(per_skill[slowed])}
     for arm, t in out.items():
         x, y = t["all"]["median"], t["slowdown"]
         t["pareto"] = not any(o["all"]["median"] >= x and o["slowdown"] <= y and (o["all"]["median"] > x or o["slowdown"] < y)
@@ -349,12 +355,14 @@ def tradeoff_markdown(trades: Mapping, baseline: str) -> str:
     lines = ["", f"## Trade-off: every skill's speedup against the most-slowed skill's slowdown (vs {baseline})", "",
              "Speedup: t_baseline / t_arm until every skill is learned (paired median [CI] level). Slowdown: t_arm / "
              "t_baseline of the skill whose median speedup is the smallest (< 1: every skill learned sooner). Pareto: "
-             "no other arm is at least as fast for every skill with at most the same slowdown.", "",
+             "no other arm is at least as fast for every skill with at most the same slowdown. † rests on censored "
+             "pairs (a skill not learned within a run's budget): the true value lies further from 1.", "",
              "| arm | every skill: speedup [CI] level | most slowed skill | its slowdown | Pareto front |",
              "|---|---|---|---|---|"]
     for arm, t in trades.items():
-        every = f"{t['all']['median']:.2f}×{interval_text(t['all']['ci'], t['all']['ci_level'])}"
-        lines.append(f"| {arm} | {every} | {t['most_slowed']} | {t['slowdown']:.2f}× | {'yes' if t['pareto'] else ''} |")
+        every = f"{t['all']['median']:.2f}×{'†' * t['all']['censored']}" + interval_text(t["all"]["ci"], t["all"]["ci_level"])
+        slowdown = f"{t['slowdown']:.2f}×{'†' * t['slowdown_censored']}"
+        lines.append(f"| {arm} | {every} | {t['most_slowed']} | {slowdown} | {'yes' if t['pareto'] else ''} |")
     return "\n".join(lines) + "\n"
 
 

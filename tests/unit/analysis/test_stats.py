@@ -197,7 +197,7 @@ def test_tradeoffs_name_the_most_slowed_skill_and_mark_the_pareto_front():
     assert "| tilted | 4.00× [4.00, 4.00] 93.8% | frequent | 2.00× | yes |" in table
     assert "| worse | 2.00× [2.00, 2.00] 93.8% | frequent | 2.50× |  |" in table
     assert not any(t["all"]["censored"] or t["slowdown_censored"] for t in trades.values())
-    for s, run in runs["worse"].items():  # the rare skill never learned within a budget of 1,000 steps
+    for run in runs["worse"].values():  # the rare skill never learned within a budget of 1,000 steps
         run.update(steps=1000, max_steps=1000, all_learned_step=None)
         run["skills"]["rare"]["learned_step"] = None
     worse = tradeoffs(compare_arms(runs, "base"))["worse"]

@@ -24,7 +24,8 @@ an arm with no finished run at all makes the comparison fail (exit code 1). `com
 commands instead (to spread them over a cluster; then run compare again to collect).
 
 Outputs: comparison.json / .csv / .md (statistics: skilltrain.analysis.stats), curves.png, learn_steps.png,
-timeline.png, and a console table.
+timeline.png, tradeoff.png (each arm's speedup until every skill is learned against its most-slowed skill's
+slowdown, and their Pareto front: `skilltrain.analysis.stats.tradeoffs`), and a console table.
 """
 
 from __future__ import annotations

@@ -143,3 +143,22 @@ def test_a_stacked_run_resumes_on_its_own(tmp_path):
                  "trainer.enable_progress_bar=false"), show=False)
     _alone((*run, "trainer.max_steps=60"), [1], tmp_path)
     assert_same_run(tmp_path / "stacked1", tmp_path / "alone1")
+
+
+def test_compare_with_stack_seeds_gives_the_comparison_without(tmp_path):
+    """Through compare's workers: the stackable arm's seeds train stacked, the other arm's one after another (its
+    log says why), and every run ends as in the same comparison without stacking."""
+    from helpers import run_cli
+
+    args = ["compare", *SHORT_RUN, "trainer.max_steps=40", "seeds=2", "arms.baseline={}",
+            "arms.grad_norm.interventions.gradient_rescaling.mode=grad_norm", "compare.workers=2"]
+    for name, extra in (("stacked", ["compare.stack_seeds=true"]), ("alone", [])):
+        result = run_cli(*args, *extra, f"compare.out_dir={tmp_path}/{name}")
+        assert result.returncode == 0, result.stderr[-2000:]
+    logs = tmp_path / "stacked/logs"
+    assert "not stacked" not in (logs / "baseline-stacked-seeds.log").read_text()
+    assert "not stacked: interventions.gradient_rescaling (GradNormWeighting)" in (logs / "grad_norm-stacked-seeds.log").read_text()
+    for arm in ("baseline", "grad_norm"):
+        for s in (1, 2):
+            assert f"run_dir: {tmp_path}/stacked/{arm}/seed{s}" in (logs / f"{arm}-seed{s}.log").read_text()
+            assert_same_run(tmp_path / f"stacked/{arm}/seed{s}", tmp_path / f"alone/{arm}/seed{s}")

@@ -5,6 +5,7 @@ tests/e2e/test_stacked_seeds.py."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from helpers import EXAMPLE_PLUGIN, SHORT_RUN, load
@@ -53,6 +54,7 @@ def _meet_all(meeting: _Rendezvous, members: list[int], kind=lambda i: "step", l
     def member(i):
         try:
             if i == leaving:
+                time.sleep(0.3)  # the others are waiting by then: its leaving must complete their meeting
                 meeting.leave(i)
                 return
             results[i] = meeting.meet(i, kind(i), i * 10, lambda got: {j: (v, sorted(got)) for j, v in got.items()})

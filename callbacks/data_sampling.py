@@ -91,6 +91,8 @@ class BalancedSampling(DataSampling):
     `multitask_parity`, still early). Refused for a full-batch control-form pool, which draws every row every step.
     """
 
+    stackable = True
+
     def initial_mixture(self) -> torch.Tensor:
         q = self.frequencies ** self.params.exponent
         return q / q.sum()
@@ -105,6 +107,8 @@ class OnlineMixing(DataSampling):
     across skills (`signal=loss`; a skill not seen yet counts as average), or its relative decrease since the last
     update (`signal=progress`; 0 while unknown). Subclasses turn the signal into a mixture (`update`); both then mix
     in `floor` / K of the uniform mixture."""
+
+    stackable = True
 
     def __init__(self, params, task):
         super().__init__(params, task)

@@ -59,6 +59,8 @@ class SignGradients(GradientEditing):
     learned later. Sign updates also assume the skills are aligned with the parameter basis.
     """
 
+    stackable = True
+
     def edit_gradients(self, module, parameters):
         for p in parameters:
             p.grad.sign_()

@@ -67,6 +67,10 @@ class Intervention(L.Callback):
     exclusive: ClassVar[frozenset[str]] = frozenset()  # parts of `touches` no other intervention may touch beside it
     # reads from the device every step (a solver that runs on the host): on a GPU each step waits for it
     host_every_step: ClassVar[bool] = False
+    # works when a comparison trains an arm's seeds stacked (compare.stack_seeds=true, skilltrain.stacking): it
+    # differentiates nothing through the model's parameters inside a step and does not rebuild the model; one that
+    # does not say so runs its seeds one after another
+    stackable: ClassVar[bool] = False
 
     def __init__(self, params: Any, task):
         self.params = params

@@ -53,6 +53,8 @@ class InverseFrequency(LossWeighting):
     When it hurts. The update budget is moved, not grown: the frequent skill is learned later.
     """
 
+    stackable = True
+
     def __init__(self, params, task):
         super().__init__(params, task)
         p = torch.tensor(task.frequencies, dtype=torch.float64)
@@ -80,6 +82,8 @@ class SelfReweighting(LossWeighting):
     When it hurts. It barely helps on parity skills (intervals include no speedup): a parity skill's loss stays flat
     at chance until it is learned, so loss size says little about what is learnable next.
     """
+
+    stackable = True
 
     def loss_weights(self, module, losses, mask, stats):
         share = torch.nan_to_num(stats["mask_share"])
@@ -114,6 +118,8 @@ class LossNormalize(LossWeighting):
     learned skills therefore return to their natural weight. Until a skill is recognised as
     learned, its weight still grows, and rounding differences are amplified (DDP and one process drift apart).
     """
+
+    stackable = True
 
     def __init__(self, params, task):
         super().__init__(params, task)

@@ -47,6 +47,8 @@ class ResourceGuided(DataSampling):
     the natural mixture. A fit every `fit_every` steps reads the statistics back to the host once (a GPU sync).
     """
 
+    stackable = True
+
     def __init__(self, params, task):
         super().__init__(params, task)
         k = len(self.skills)

@@ -142,6 +142,7 @@ def _start_wandb(w, run_dir: Path, run_id: str, mode: str) -> Logger | None:
             # the run is started here, not by WandbLogger (which would pass wandb.init settings it no longer takes)
             run = wandb.init(project=w.project, entity=w.entity, name=w.name or run_dir.name, group=w.group,
                              job_type=w.job_type, tags=list(w.tags), dir=str(run_dir), mode=attempt, resume="allow",
+                             reinit="create_new",  # a run of its own, beside any other in this process (stacked seeds)
                              **({} if sweep else {"id": run_id}),
                              settings=wandb.Settings(init_timeout=w.init_timeout, silent=True))
             return WandbLogger(experiment=run, save_dir=str(run_dir))

@@ -80,11 +80,14 @@ class SkillModule(L.LightningModule):
         self.logged: dict[str, float] = {}  # the latest logged values, on the host
         self.interventions: list = []  # the trainer's Intervention callbacks, found at fit start
         self.val_stats: dict[str, torch.Tensor] = {}
+        self.stack = None  # while its seeds train stacked (skilltrain.stacking): the shared forward and backward passes
 
     def forward(self, x: torch.Tensor, skill: torch.Tensor | None = None) -> torch.Tensor:
         if x.is_floating_point():
             dtype = next(self.model.parameters()).dtype  # model.dtype, or what a precision plugin made of it
             x = x.to(dtype)
+        if self.stack is not None and self.training and torch.is_grad_enabled():
+            return self.stack.outputs(x, skill)  # computed with the other seeds' batches, on this seed's weights
         if getattr(self.model, "routes_by_skill", False):  # modular networks pick each sample's module by its skill
             return self.model(x, skill)
         return self.model(x)
@@ -176,6 +179,12 @@ class SkillModule(L.LightningModule):
             self.log_metrics(values)
         return loss
 
+    def backward(self, loss: torch.Tensor, *args, **kwargs) -> None:
+        if self.stack is not None:
+            self.stack.backward(loss)  # one backward pass for every stacked seed; each gets its own gradients
+        else:
+            super().backward(loss, *args, **kwargs)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         losses, correct, _, present = self.loss_matrix(batch)
         self.val_metrics.update(losses, correct, present)
@@ -208,6 +217,8 @@ class SkillModule(L.LightningModule):
         return named
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.stack is not None:  # the weights are rows of the stacked tensors: save this seed's alone
+            checkpoint["state_dict"] = {k: v.clone() for k, v in checkpoint["state_dict"].items()}
         # Global RNG state (dropout draws from it): with it, a resumed run continues bit for bit.
         checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():

@@ -263,11 +263,12 @@ def _train(cfg, callbacks, run: RunDir, create: bool, module, datamodule, interv
     run_dir = run.path
     parts = _run_callbacks(cfg, module, datamodule, run, callbacks, interventions)
     trainer_kwargs, threads = _trainer_flags(cfg, module, datamodule, interventions)
-    os.environ[RUN_DIR_ENV] = str(run_dir)  # read by the processes the DDP launcher starts
     status, message, signum = "completed", None, None
     try:
         with _quiet_lightning(), using_threads(threads):
             trainer = _trainer(trainer_kwargs, parts.all, run_dir)  # its flags are checked before W&B starts
+            if trainer.world_size > 1:
+                os.environ[RUN_DIR_ENV] = str(run_dir)  # read by the processes the DDP launcher starts
             loggers = build_loggers(cfg, run_dir, None, resume_at, wandb=False)  # a logger's settings checked too
             # Everything is checked: only now may files change.
             if create and not run.made:

@@ -12,7 +12,8 @@ same seed: the same data and initial weights). Arms come from
 Every other `key=value` applies to every run. Runs go to `compare.workers` long-lived worker processes (each given
 cores / workers threads; launch.py), or to SLURM jobs with `compare.launcher=submitit` (cluster.py), each run
 writing `<comparison>/<arm>/seed<s>/`; each ends `stop.patience` steps after its last skill is learned
-(`compare.stop_early`).
+(`compare.stop_early`). With `compare.stack_seeds=true` an arm's seeds go to one worker together and train stacked
+(skilltrain.stacking), each still its own run.
 
 Resumable: the comparison directory is a function of the command (or `out_dir=` / `compare.out_dir=`); running the
 same command again skips runs that completed or diverged, resumes stopped ones from their checkpoint and restarts

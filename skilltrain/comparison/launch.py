@@ -61,10 +61,10 @@ class Worker:
         line, _, self.pending = self.pending.partition(b"\n")
         return line
 
-    def run(self, command: list[str], log: Path) -> int | None:
-        """The exit code of `command` (["fit", *args] or ["theory", *args]), or None when the worker died, stopped
-        answering, or its fit made no progress (a step, an evaluation batch, a checkpoint) for `reply_timeout` seconds
-        (`why` says which; it is then of no further use)."""
+    def run(self, command: list, log: Path) -> int | list[int] | None:
+        """The exit code of `command` (["fit", *args] or ["theory", *args]; or ["fit_stack", args1, args2, …]: the
+        exit code of each), or None when the worker died, stopped answering, or its fit made no progress (a step, an
+        evaluation batch, a checkpoint) for `reply_timeout` seconds (`why` says which; it is then of no further use)."""
         heartbeat = max(0.05, min(30.0, self.reply_timeout / 4))
         try:
             self.proc.stdin.write(json.dumps({"command": command[0], "args": command[1:], "log": str(log),
@@ -163,6 +163,37 @@ class Runner:
                 worker.close()  # it crashed, or ended itself after a crash: a fresh one serves the next run
         self._record(run, code, log_path, worker.why if worker is not None and code is None else "")
 
+    def run_stacked(self, runs: list[Run], commands: list[list[str]]) -> None:
+        """One arm's seeds in one worker, trained together (skilltrain.stacking; or one after another, when they
+        cannot be stacked: its log says why). Their output goes to one log, copied into each run's own."""
+        group_log = self.logs / f"{runs[0].arm}-stacked-seeds.log"
+        with open(group_log, "a") as log:
+            log.write(f"{'=' * 30} {time.strftime('%Y-%m-%d %H:%M:%S')} · seeds {', '.join(str(r.seed) for r in runs)} "
+                      f"stacked (compare.stack_seeds=true)\n")
+            for command in commands:
+                log.write(f"    python -m skilltrain {shlex.join(command)}\n")
+        with self.lock:
+            if self.stopping:
+                return
+            worker = self._worker()
+            self.running[worker.proc.pid] = worker.proc
+        codes = worker.run(["fit_stack", *[command[1:] for command in commands]], group_log)
+        with self.lock:
+            self.running.pop(worker.proc.pid, None)
+        if codes is not None and worker.alive():
+            self.idle.put(worker)
+        else:
+            worker.close()
+        text = group_log.read_text()
+        for i, run in enumerate(runs):
+            log_path = self.logs / f"{run.arm}-seed{run.seed}.log"
+            with open(log_path, "a") as log:
+                log.write(f"{'=' * 30} trained stacked with seeds {', '.join(str(r.seed) for r in runs)}: the "
+                          f"shared log ({group_log.name}) follows\n{text}")
+                if codes is not None:
+                    log.write(f"seed {run.seed}: exit code {codes[i]}\n")
+            self._record(run, None if codes is None else codes[i], log_path, worker.why if codes is None else "")
+
     @staticmethod
     def _record(run: Run, code: int | None, log_path: Path, why: str = "") -> None:
         """How the run ended: its exit first (a failure now is never hidden by the summary of an earlier attempt),
@@ -192,15 +223,20 @@ class Runner:
             with Progress(*columns, transient=False, disable=not self.show) as progress:
                 task = progress.add_task("runs", total=len(self.plan.runs), completed=done_before)
                 with ThreadPoolExecutor(max_workers=self.plan.settings.workers) as pool:
-                    futures = [pool.submit(self.run_one, run, cmd, self.logs / f"{run.arm}-seed{run.seed}.log")
-                               for run, cmd in todo]
+                    futures = []
+                    for group in self._groups(todo):
+                        if len(group) > 1:
+                            futures.append(pool.submit(self.run_stacked, [r for r, _ in group], [c for _, c in group]))
+                        else:
+                            run, cmd = group[0]
+                            futures.append(pool.submit(self.run_one, run, cmd, self.logs / f"{run.arm}-seed{run.seed}.log"))
                     try:
                         pending = set(futures)
                         while pending:
                             finished = {f for f in pending if f.done()}
                             for f in finished:
                                 f.result()
-                                progress.advance(task)
+                            progress.update(task, completed=sum(r.state != "pending" for r in self.plan.runs))
                             pending -= finished
                             failed = sum(r.state == "failed" for r in self.plan.runs)
                             diverged = sum(r.note == "diverged" for r in self.plan.runs)
@@ -218,6 +254,20 @@ class Runner:
             for worker in self.workers:
                 worker.close()
         return all(r.state == "done" for r in self.plan.runs)
+
+    def _groups(self, todo: list[tuple[Run, list[str]]]) -> list[list[tuple[Run, list[str]]]]:
+        """What each worker request runs: one run; or, with compare.stack_seeds=true, an arm's seeds (its fits in
+        shared workers) together."""
+        if not self.plan.settings.stack_seeds:
+            return [[item] for item in todo]
+        groups: dict[str, list] = {}
+        alone = []
+        for run, command in todo:
+            if command[0] == "fit" and not run.own_process:
+                groups.setdefault(run.arm, []).append((run, command))
+            else:
+                alone.append([(run, command)])
+        return [*groups.values(), *alone]
 
     def stop(self) -> None:
         """Ask every running fit (all its processes: DDP ranks too) to stop at its next step, and start no more."""

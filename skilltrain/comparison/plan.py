@@ -63,6 +63,7 @@ class CompareSettings:
     launcher: str = "local"  # local (worker processes on this machine) | submitit (jobs on a cluster's scheduler)
     reply_timeout: float = 10.0  # minutes a local worker may go silent, or its fit without progress, before it is killed
     allow_changed: bool = False  # pool new runs with finished ones whose resolved config differs (recorded in plan.json)
+    stack_seeds: bool = False  # an arm's seeds train together in one worker, their networks stacked (skilltrain.stacking)
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
     def validate(self) -> None:

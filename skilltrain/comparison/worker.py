@@ -4,7 +4,8 @@ another, each in this process, each as `python -m skilltrain fit <args>` would.
     python -m skilltrain.comparison.worker <reply fd>          (started by compare's launcher; not a user command)
 
 Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "args": [...], "log": path,
-"heartbeat": seconds}. For each, the worker points its standard output and error (the file descriptors, so
+"heartbeat": seconds}; or {"command": "fit_stack", "args": [[...], [...], …], …}: one arm's seeds, trained together
+(skilltrain.stacking), answered with one exit code per seed. For each, the worker points its standard output and error (the file descriptors, so
 Lightning's and W&B's own writers too) at the run's log file, runs the command, and answers on the reply pipe with one
 JSON line: {"exit": code}; while the run is under way it says {"alive": true, "idle": seconds} every `heartbeat`
 seconds, `idle` being the time since the fit last made progress (a training step, an evaluation batch, a checkpoint:
@@ -79,19 +80,23 @@ def _process_wide_torch_settings():
         torch.set_default_dtype(saved[5])
 
 
-def run_one(args: list[str], command: str = "fit") -> tuple[int, bool]:
+def run_one(args: list, command: str = "fit") -> tuple[int | list[int], bool]:
     """(exit code, whether the worker may serve another run) of `fit <args>` (or another command), as the command
-    line would end."""
+    line would end; for `fit_stack` (args: one argument list per seed), the exit code of each seed's fit."""
     from skilltrain.comparison.plan import run_in_process
+    from skilltrain.stacking import stacked_fit_command
 
     try:
         with _process_wide_torch_settings():
+            if command == "fit_stack":
+                codes = stacked_fit_command(args)
+                return codes, all(code in (0, 2, 3, 4, 130, 143) for code in codes)
             return run_in_process(command, args), True
     except SystemExit as e:
         return int(e.code or 0), True
     except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state
         traceback.print_exc()
-        return 1, False
+        return ([1] * len(args) if command == "fit_stack" else 1), False
 
 
 def die_with_parent(poll: float = 0.5) -> None:
@@ -156,7 +161,7 @@ def serve(reply_fd: int) -> None:
             for line in sys.stdin:
                 request = json.loads(line)
                 command = request.get("command", "fit")
-                with _output_to(request["log"]), replies.alive_every(request.get("heartbeat"), command == "fit"):
+                with _output_to(request["log"]), replies.alive_every(request.get("heartbeat"), command != "theory"):
                     code, healthy = run_one(request["args"], command)
                 replies.send({"exit": code})
                 if not healthy:

@@ -1,0 +1,164 @@
+"""Seeds trained stacked (skilltrain.stacking, compare.stack_seeds=true) give what each seed gives alone: on a CPU in
+float64, the same learn steps and steps, and curves and weights equal to 1e-9 relative (the stacked forward pass
+multiplies batched matrices, whose sums round in another order: about 1e-16 apart per step). For every built-in
+intervention mode that declares itself stackable, every README recipe, seeds that stop at different steps, a seed
+that fails, and a resume of a stacked run on its own."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+
+import lightning as L
+import pytest
+import torch
+from helpers import IDS, SETTINGS, SHORT_RUN, fit_quietly, load
+
+RTOL = 1e-9
+
+
+def _stacked(args: tuple, seeds: list[int], root, callbacks=()) -> list:
+    from skilltrain.stacking import fit_stacked
+
+    cfgs = [load(*args, f"seed={s}", f"out_dir={root}/stacked{s}", "trainer.enable_progress_bar=false",
+                 "logger.wandb.mode=disabled") for s in seeds]
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fit_stacked(cfgs, callbacks=callbacks)
+
+
+def _alone(args: tuple, seeds: list[int], root) -> None:
+    for s in seeds:
+        fit_quietly(*args, f"seed={s}", out_dir=root / f"alone{s}")
+
+
+def _rows(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _close(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=RTOL, abs_tol=1e-300)
+
+
+def assert_same_run(a, b) -> None:
+    """The same steps, learn steps and status; curves (metrics.csv) and final weights equal to RTOL relative."""
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    for key in ("steps", "status", "all_learned_step", "learn_order"):
+        assert sa[key] == sb[key], key
+    assert {k: v["learned_step"] for k, v in sa["skills"].items()} == {k: v["learned_step"] for k, v in sb["skills"].items()}
+    ra, rb = _rows(a / "metrics.csv"), _rows(b / "metrics.csv")
+    assert len(ra) == len(rb) and ra[0].keys() == rb[0].keys()
+    bad = [(i, k, x[k], y[k]) for i, (x, y) in enumerate(zip(ra, rb)) for k in x if not _close(x[k], y[k])]
+    assert not bad, bad[:5]
+    wa = torch.load(a / "checkpoints/last.ckpt", weights_only=True)
+    wb = torch.load(b / "checkpoints/last.ckpt", weights_only=True)
+    assert wa["global_step"] == wb["global_step"]
+    for k, v in wa["state_dict"].items():
+        torch.testing.assert_close(v, wb["state_dict"][k], rtol=RTOL, atol=1e-12)
+    # the checkpoint holds this seed's weights alone, not the stacked tensors they were rows of
+    assert all(v.untyped_storage().nbytes() == v.numel() * v.element_size() for v in wa["state_dict"].values())
+
+
+STACKABLE = [s for s in IDS if s != "loss_power (example plugin)"]
+
+
+@pytest.mark.parametrize("setting", STACKABLE)
+def test_every_built_in_mode_stacked_equals_alone_or_is_refused(setting, tmp_path, clean_registries):
+    from skilltrain.stacking import stack_blockers
+
+    name, _, args = SETTINGS[setting]
+    run = (*SHORT_RUN, *args, "trainer.max_steps=40")
+    why = stack_blockers(load(*run))
+    if setting in ("grad_norm", "oracle", "learned", "upgrad", "nash_mtl"):  # they differentiate or rebuild the model
+        assert why and f"interventions.{name}" in why[0], why
+        return
+    assert why == []
+    results = _stacked(run, [1, 2], tmp_path)
+    assert [r.status for r in results] == ["completed", "completed"], results
+    _alone(run, [1, 2], tmp_path)
+    for s in (1, 2):
+        assert_same_run(tmp_path / f"stacked{s}", tmp_path / f"alone{s}")
+
+
+README_RECIPES = ["compositional", "compositional_control", "domino_2task", "modularity_regression", "grokking",
+                  "multitask_parity", "multitask_parity_transformer", "rhm_transformer", "compositional_sparse_parity",
+                  "dependency_chain"]
+
+
+@pytest.mark.parametrize("recipe", README_RECIPES)
+def test_readme_recipes_stacked_equal_alone_in_float64(recipe, tmp_path):
+    run = (f"recipe={recipe}", "model.dtype=float64", "trainer.max_steps=30", "trainer.log_every_n_steps=5",
+           "trainer.val_check_interval=10", "checkpoint.every_n_steps=null")
+    _stacked(run, [1, 2], tmp_path)
+    _alone(run, [1, 2], tmp_path)
+    for s in (1, 2):
+        assert_same_run(tmp_path / f"stacked{s}", tmp_path / f"alone{s}")
+
+
+def test_seeds_that_stop_at_different_steps_keep_their_learn_steps(tmp_path):
+    """domino_2task to the end: each seed stops 100 steps after its last skill (at different steps); the others
+    train on without it."""
+    run = ("recipe=domino_2task", "stop.when_all_learned=true")
+    results = _stacked(run, [1, 2, 3], tmp_path)
+    steps = [r.summary["steps"] for r in results]
+    assert len(set(steps)) == 3, steps  # they did stop at different steps
+    _alone(run, [1, 2, 3], tmp_path)
+    for s in (1, 2, 3):
+        assert_same_run(tmp_path / f"stacked{s}", tmp_path / f"alone{s}")
+
+
+class _FailSeed(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.cfg.seed == 2 and trainer.global_step == 15:
+            raise RuntimeError("seed 2 breaks")
+
+
+def test_a_seed_that_fails_leaves_the_others_training(tmp_path):
+    run = (*SHORT_RUN, "trainer.max_steps=40")
+    results = _stacked(run, [1, 2, 3], tmp_path, callbacks=[_FailSeed()])
+    assert isinstance(results[1], RuntimeError) and "seed 2 breaks" in str(results[1])
+    assert results[0].status == results[2].status == "completed"
+    _alone(run, [1, 3], tmp_path)
+    for s in (1, 3):
+        assert_same_run(tmp_path / f"stacked{s}", tmp_path / f"alone{s}")
+
+
+def test_a_stacked_run_resumes_on_its_own(tmp_path):
+    """A stacked run's checkpoint is an ordinary run's: resumed alone, it ends as a run trained alone throughout."""
+    from skilltrain.run import fit
+
+    run = (*SHORT_RUN, "interventions.skill_reweighting.mode=online", "interventions.skill_reweighting.update_every=3")
+    _stacked((*run, "trainer.max_steps=30"), [1, 2], tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        fit(load("ckpt_path=last", f"out_dir={tmp_path}/stacked1", "trainer.max_steps=60",
+                 "trainer.enable_progress_bar=false"), show=False)
+    _alone((*run, "trainer.max_steps=60"), [1], tmp_path)
+    assert_same_run(tmp_path / "stacked1", tmp_path / "alone1")
+
+
+def test_compare_with_stack_seeds_gives_the_comparison_without(tmp_path):
+    """Through compare's workers: the stackable arm's seeds train stacked, the other arm's one after another (its
+    log says why), and every run ends as in the same comparison without stacking."""
+    from helpers import run_cli
+
+    args = ["compare", *SHORT_RUN, "trainer.max_steps=40", "seeds=2", "arms.baseline={}",
+            "arms.grad_norm.interventions.gradient_rescaling.mode=grad_norm", "compare.workers=2"]
+    for name, extra in (("stacked", ["compare.stack_seeds=true"]), ("alone", [])):
+        result = run_cli(*args, *extra, f"compare.out_dir={tmp_path}/{name}")
+        assert result.returncode == 0, result.stderr[-2000:]
+    logs = tmp_path / "stacked/logs"
+    assert "not stacked" not in (logs / "baseline-stacked-seeds.log").read_text()
+    assert "not stacked: interventions.gradient_rescaling (GradNormWeighting)" in (logs / "grad_norm-stacked-seeds.log").read_text()
+    for arm in ("baseline", "grad_norm"):
+        for s in (1, 2):
+            assert f"run_dir: {tmp_path}/stacked/{arm}/seed{s}" in (logs / f"{arm}-seed{s}.log").read_text()
+            assert_same_run(tmp_path / f"stacked/{arm}/seed{s}", tmp_path / f"alone/{arm}/seed{s}")

@@ -162,3 +162,22 @@ def test_compare_with_stack_seeds_gives_the_comparison_without(tmp_path):
         for s in (1, 2):
             assert f"run_dir: {tmp_path}/stacked/{arm}/seed{s}" in (logs / f"{arm}-seed{s}.log").read_text()
             assert_same_run(tmp_path / f"stacked/{arm}/seed{s}", tmp_path / f"alone/{arm}/seed{s}")
+
+
+def test_stacked_seeds_each_log_to_their_own_wandb_run(tmp_path, monkeypatch):
+    """W&B offline (its default mode): each seed has its own W&B run, its id the run's, with its steps logged."""
+    from skilltrain.rundir import RunDir
+    from skilltrain.stacking import fit_stacked
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfgs = [load(*SHORT_RUN, "trainer.max_steps=30", f"seed={s}", f"out_dir={tmp_path}/s{s}", "logger.wandb.mode=offline",
+                 "trainer.enable_progress_bar=false") for s in (1, 2)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        results = fit_stacked(cfgs)
+    assert [r.status for r in results] == ["completed", "completed"], results
+    for s in (1, 2):
+        runs = list((tmp_path / f"s{s}/wandb").glob("offline-run-*"))
+        assert len(runs) == 1, runs
+        history = runs[0] / f"run-{RunDir(tmp_path / f's{s}').run_id}.wandb"
+        assert history.is_file() and history.stat().st_size > 4000
+        assert "error" not in (runs[0] / "files/output.log").read_text().lower()

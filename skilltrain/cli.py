@@ -32,6 +32,10 @@ commands:
                  (against another run, or itself): representations.json, cka.png, probes.png
                    python -m skilltrain analyze run_dir=runs/a other=runs/b
                  reading a run runs none of its code: its plugins load only with plugins=[...] or trust_plugins=true
+  discover       find the skills of a run's data without labels (a run trained with discover.record=true)
+                 clusters per-sample gradients or loss curves; scores them against the true skills and a k-means
+                 baseline on the inputs: discovered.json, discovered.png; export=DIR saves the clustered samples
+                   python -m skilltrain discover run_dir=runs/multitask_parity/<stamp> method=gradients k=auto
   list           commands, recipes, tasks, models, optimizers and interventions, one line each (plugins=[...] too)
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
@@ -150,6 +154,61 @@ def cmd_analyze(args: list[str]) -> int:
     return 0
 
 
+DISCOVER_KEYS = ("run_dir", "method", "k", "ckpt", "export", "seed", "params", "plugins", "trust_plugins")
+
+
+def cmd_discover(args: list[str]) -> int:
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+    from rich.markup import escape
+    from rich.table import Table
+
+    from skilltrain.analysis.discovery import METHODS, discover_run
+    from skilltrain.config import parse_overrides, require
+    from skilltrain.report import console
+    from skilltrain.rundir import DISCOVERED, reading_options
+
+    cli = parse_overrides(args)
+    for key in cli:
+        if key not in DISCOVER_KEYS:
+            raise unknown("key", str(key), DISCOVER_KEYS, key="discover")
+    plugins, trust_plugins = reading_options(cli)
+    require(cli.get("run_dir"), "run_dir", "is required: a run trained with discover.record=true (discover run_dir=runs/…)")
+    method, k, seed = str(cli.get("method", "gradients")), cli.get("k", "auto"), cli.get("seed", 0)
+    if method not in METHODS:
+        raise unknown("method", method, METHODS, key="method")
+    require(k == "auto" or (isinstance(k, int) and not isinstance(k, bool)), "k", f"expected auto or a number, got '{k}'")
+    require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", f"expected an integer ≥ 0, got '{seed}'")
+    params = cli.get("params")
+    require(params is None or OmegaConf.is_list(params), "params", f"expected a list such as [model.net.0], got '{params}'")
+    export = cli.get("export")
+    result = discover_run(str(cli.run_dir), method, k, checkpoint=str(cli.get("ckpt", "last")),
+                          params=[str(p) for p in params] if params is not None else None, seed=seed,
+                          export=None if export is None else str(export), plugins=plugins, trust_plugins=trust_plugins)
+    auto = result["k_auto"]
+    how = (f"k=auto chose {result['k']} (gap ratio {auto['gap_ratio']:.2f}; next best k={auto['second_k']})"
+           if auto and auto["gap_ratio"] is not None else f"k={result['k']}")
+    table = Table(title=escape(f"discovered skills ({result['method']}, {how})"))
+    for column in ("cluster", "size", "learn step", *(("majority skill", "purity") if result["skills"] else ())):
+        table.add_column(column, justify="left" if column in ("cluster", "majority skill") else "right")
+    for info in result["cluster_info"]:
+        row = [info["name"], str(info["size"]), "—" if info["learn_step"] is None else str(info["learn_step"])]
+        if result["skills"]:
+            row += [escape(info["majority_skill"]), f"{info['purity']:.2f}"]
+        table.add_row(*row)
+    console().print(table)
+    if result["ari"] is not None:
+        base = result["input_baseline"]
+        print(f"against the true skills: ARI {result['ari']:.3f}, NMI {result['nmi']:.3f}; "
+              f"k-means on the inputs: ARI {base['ari']:.3f}, NMI {base['nmi']:.3f}")
+    if export is not None:
+        print(f"exported {result['n_samples']} samples with their clusters to {export} "
+              f"(train on them: python -m skilltrain fit recipe=hf_example data.path={export})")
+    print(f"discovered: {Path(str(cli.run_dir)) / DISCOVERED}", flush=True)
+    return 0
+
+
 def command_summaries() -> list[tuple[str, str]]:
     """(command, its one-line summary) from USAGE, the one place commands are described."""
     import re
@@ -204,7 +263,7 @@ def _plain(arg: str) -> str:
 
 COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "benchmark": cmd_benchmark, "list": cmd_list,
             "print-config": cmd_print_config, "export-data": cmd_export_data, "theory": cmd_theory,
-            "fit-theory": cmd_fit_theory, "analyze": cmd_analyze,
+            "fit-theory": cmd_fit_theory, "analyze": cmd_analyze, "discover": cmd_discover,
             "sweep": cmd_sweep}
 
 

@@ -213,6 +213,7 @@ class _RunCallbacks:
 
 def _run_callbacks(cfg: DictConfig, module, datamodule, run: RunDir, callbacks: list, interventions: list) -> _RunCallbacks:
     from skilltrain.callbacks.run import (
+        DiscoverRecording,
         DivergenceGuard,
         RunCheckpoints,
         SkillProgress,
@@ -231,8 +232,9 @@ def _run_callbacks(cfg: DictConfig, module, datamodule, run: RunDir, callbacks: 
     checkpoints = RunCheckpoints(run.checkpoints, cfg.checkpoint.every_n_steps, val_every(cfg), guard,
                                  progress if cfg.checkpoint.at_learn_steps else None)
     bar = [StepProgress(cfg.trainer.max_steps)] if cfg.trainer.enable_progress_bar else []
+    record = [DiscoverRecording(run, cfg.discover.n_samples, cfg.seed, every)] if cfg.discover.record else []
     return _RunCallbacks(progress, stopper, early, [*callbacks, *interventions, progress, *([early] if early else []),
-                                                    guard, stopper, checkpoints, *bar])
+                                                    guard, stopper, *record, checkpoints, *bar])
 
 
 def _trainer_flags(cfg: DictConfig, module, datamodule, interventions: list) -> tuple[dict, int | None]:

@@ -7,6 +7,9 @@
     <run_dir>/curves.png      per-skill curves, learn steps marked
     <run_dir>/checkpoints/    last.ckpt (+ periodic ones, learned-<skill>.ckpt with checkpoint.at_learn_steps)
     <run_dir>/wandb/          the W&B run folder, when W&B is on
+    <run_dir>/discover_probe.pt   discover.record=true: the probe samples (x, y, skill) whose losses are recorded
+    <run_dir>/discover_losses.pt  … their per-sample losses at every logged step ({"steps": [T], "losses": [T, n]})
+    <run_dir>/discovered.json     `discover`: the skills found without labels (and discovered.png)
 
 Every other module reaches these files through `RunDir`:
 
@@ -40,6 +43,7 @@ from typing import Any
 
 from skilltrain.errors import UserError
 from skilltrain.files import (
+    atomic_write_bytes,
     atomic_write_text,
     fsync_path,
     is_locked,
@@ -57,6 +61,10 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CURVES = "curves.png"
 CHECKPOINTS = "checkpoints"
+DISCOVER_PROBE = "discover_probe.pt"
+DISCOVER_LOSSES = "discover_losses.pt"
+DISCOVERED = "discovered.json"
+DISCOVERED_PLOT = "discovered.png"
 LAST = "last"  # the checkpoint every resume starts from: checkpoints/last.ckpt
 
 
@@ -256,6 +264,16 @@ class RunDir:
     def write_summary(self, summary: dict) -> None:
         write_json(self.summary_path, summary)
 
+    def write_discover_recording(self, probe: dict, steps, losses) -> None:
+        """discover.record=true: the probe samples (a dict of tensors) and their losses at the recorded steps
+        ([T] steps, [T, n] losses), each file written atomically."""
+        import torch
+
+        for name, content in ((DISCOVER_PROBE, probe), (DISCOVER_LOSSES, {"steps": steps, "losses": losses})):
+            buffer = io.BytesIO()
+            torch.save(content, buffer)
+            atomic_write_bytes(self.path / name, buffer.getvalue())
+
     def write_metrics(self, header: list[str], rows: list[list[Any]] | list[dict]) -> None:
         """The whole metrics file at once (rows as lists in `header`'s order, or as dicts)."""
         atomic_write_text(self.metrics_path, _csv_text(header, rows))
@@ -327,6 +345,24 @@ class RunDir:
     def read_metrics(self) -> list[dict]:
         """The metrics rows (dicts of strings, empty cells ''); [] when the run has none yet."""
         return self.read_metrics_table()[1]
+
+    def read_discover_recording(self) -> tuple[dict, Any, Any] | None:
+        """(probe samples, steps [T], losses [T, n]) recorded with discover.record=true; None when the run has none."""
+        import torch
+
+        probe, losses = self.path / DISCOVER_PROBE, self.path / DISCOVER_LOSSES
+        if not (probe.is_file() and losses.is_file()):
+            return None
+        curves = torch.load(losses, map_location="cpu", weights_only=True)
+        return torch.load(probe, map_location="cpu", weights_only=True), curves["steps"], curves["losses"]
+
+    @property
+    def discovered_path(self) -> Path:
+        return self.path / DISCOVERED
+
+    @property
+    def discovered_plot_path(self) -> Path:
+        return self.path / DISCOVERED_PLOT
 
     def load_checkpoint(self, name: str = LAST) -> dict:
         """A checkpoint's content, tensors and plain Python only (torch's weights_only loading)."""

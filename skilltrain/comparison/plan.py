@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from skilltrain.comparison.kinds import PER_RUN_KEYS, kind, kind_of_recipe, plugin_sources, resolved_config  # noqa: F401 (their old home)
-from skilltrain.config import load_config, load_yaml, parse_overrides, recipe_stem, require
+from skilltrain.config import load_config, load_yaml, migrate, parse_overrides, recipe_stem, require
 from skilltrain.errors import UserError, command_exit, unknown
 from skilltrain.registry import INTERVENTIONS
 from skilltrain.seeds import parse_seeds
@@ -356,13 +356,15 @@ def _results_only(config: dict) -> dict:
 
 
 def changes(saved: dict, plan: Plan) -> list[str]:
-    """What differs between the resolved configs recorded in plan.json and this plan's: one phrase per change."""
+    """What differs between the resolved configs recorded in plan.json and this plan's: one phrase per change. A
+    config recorded by an older skilltrain is migrated first: a key added since, at the value that reproduces the old
+    runs, is no change."""
     found = []
     if saved.get("skilltrain") != plan.resolved["skilltrain"]:
         found.append(f"skilltrain {saved.get('skilltrain')} → {plan.resolved['skilltrain']}")
     for arm, config in plan.resolved["configs"].items():
         old = saved.get("configs", {}).get(arm)
-        diff = None if old is None else _first_difference(_results_only(old), _results_only(config))
+        diff = None if old is None else _first_difference(_results_only(migrate(old)), _results_only(config))
         if diff:
             found.append(f"arm {arm}: {diff}")
     old_sources = saved.get("plugin_sources", {})

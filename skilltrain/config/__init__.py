@@ -43,12 +43,14 @@ from skilltrain.config.resume import RESUMABLE_SECTIONS, identity, migrate, run_
 from skilltrain.config.schema import (
     BUDGET_SCHEDULERS,
     DEFAULT_ANALYSIS,
+    DEFAULT_DISCOVER,
     METRICS,
     SCHEDULERS,
     SPLITS,
     WANDB_MODES,
     AnalysisConfig,
     CheckpointConfig,
+    DiscoverConfig,
     LoggerConfig,
     MetricConfig,
     OptimConfig,
@@ -62,11 +64,12 @@ from skilltrain.config.validation import check_intervention_params, validate, va
 from skilltrain.errors import require
 
 __all__ = [
-    "BUDGET_SCHEDULERS", "COMPARE_SECTIONS", "DEFAULT_ANALYSIS", "METRICS", "RESUMABLE_SECTIONS", "SCHEDULERS", "SPLITS",
-    "WANDB_MODES", "AnalysisConfig", "CheckpointConfig", "LoggerConfig", "MetricConfig", "OptimConfig", "RunConfig",
-    "StopConfig", "TrainerConfig", "WandbConfig", "check_intervention_params", "from_container", "identity",
-    "load_config", "load_config_plugins", "load_defaults", "load_plugins_of", "load_yaml", "merge", "migrate",
-    "optim_schema", "parse_overrides", "preset_names", "recipe_description", "recipe_file", "recipe_layer",
-    "recipe_names", "recipe_sections", "recipe_stem", "require", "restore", "run_dir_of_checkpoint", "to_container",
-    "to_yaml", "translate", "typed", "val_every", "validate", "validate_section",
+    "BUDGET_SCHEDULERS", "COMPARE_SECTIONS", "DEFAULT_ANALYSIS", "DEFAULT_DISCOVER", "METRICS", "RESUMABLE_SECTIONS",
+    "SCHEDULERS", "SPLITS", "WANDB_MODES", "AnalysisConfig", "CheckpointConfig", "DiscoverConfig", "LoggerConfig",
+    "MetricConfig", "OptimConfig", "RunConfig", "StopConfig", "TrainerConfig", "WandbConfig",
+    "check_intervention_params", "from_container", "identity", "load_config", "load_config_plugins", "load_defaults",
+    "load_plugins_of", "load_yaml", "merge", "migrate", "optim_schema", "parse_overrides", "preset_names",
+    "recipe_description", "recipe_file", "recipe_layer", "recipe_names", "recipe_sections", "recipe_stem", "require",
+    "restore", "run_dir_of_checkpoint", "to_container", "to_yaml", "translate", "typed", "val_every", "validate",
+    "validate_section",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from skilltrain.config.layers import Layers, load_defaults, load_yaml
-from skilltrain.config.schema import BUDGET_SCHEDULERS, DEFAULT_ANALYSIS
+from skilltrain.config.schema import BUDGET_SCHEDULERS, DEFAULT_ANALYSIS, DEFAULT_DISCOVER
 from skilltrain.errors import UserError, require
 
 # What may change when a run is resumed: how long and how it runs, not what it trains.
@@ -22,9 +22,11 @@ RESUMABLE_SECTIONS = ("trainer", "logger", "checkpoint", "out_dir", "ckpt_path",
 
 def migrate(container: dict) -> dict:
     """A config saved by an older skilltrain, with the keys added since at the values that reproduce the old run:
-    `analysis.*` (no analyses; a run's own curves.png drawn) and `checkpoint.at_learn_steps` (false)."""
+    `analysis.*` (no analyses; a run's own curves.png drawn), `checkpoint.at_learn_steps` (false) and `discover.*`
+    (nothing recorded)."""
     return {**container,
             "analysis": {**DEFAULT_ANALYSIS, **(container.get("analysis") or {})},
+            "discover": {**DEFAULT_DISCOVER, **(container.get("discover") or {})},
             "checkpoint": {"at_learn_steps": False, **(container.get("checkpoint") or {})}}
 
 

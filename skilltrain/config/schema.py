@@ -62,8 +62,19 @@ class AnalysisConfig:
     plots: str = MISSING  # per_run: the run draws its curves.png; none: it draws none (a comparison draws its own)
 
 
+@dataclass
+class DiscoverConfig:
+    """Recording what `python -m skilltrain discover` needs to find skills without labels (skilltrain.analysis.discovery)."""
+
+    record: bool = MISSING  # keep a fixed probe set of training samples and record their losses at every logged step
+    n_samples: int = MISSING  # probe samples (drawn once from the training distribution, seeded by the run seed)
+    params: list[str] | None = MISSING  # the parameters (names or prefixes) whose per-sample gradients discover
+    #                                    compares; null: every parameter
+
+
 PLOTS = ("per_run", "none")
 DEFAULT_ANALYSIS = {"theory": None, "representations": False, "plots": "per_run"}
+DEFAULT_DISCOVER = {"record": False, "n_samples": 2000, "params": None}
 
 
 @dataclass
@@ -140,6 +151,7 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     stop: StopConfig = field(default_factory=StopConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    discover: DiscoverConfig = field(default_factory=DiscoverConfig)
     interventions: dict[str, Any] = field(default_factory=dict)  # registered name → its parameters
 
 

@@ -70,6 +70,7 @@ def validate(cfg: DictConfig) -> None:
         raise unknown("plots setting", cfg.analysis.plots, PLOTS, key="analysis.plots")
     if cfg.logger.wandb.mode not in WANDB_MODES:
         raise unknown("W&B mode", cfg.logger.wandb.mode, WANDB_MODES, key="logger.wandb.mode")
+    check_discover(cfg)
     every = cfg.checkpoint.every_n_steps
     require(every is None or every >= 1, "checkpoint.every_n_steps", f"must be ≥ 1 or null, got {every}")
     data = OmegaConf.to_object(cfg.data)
@@ -81,6 +82,18 @@ def validate(cfg: DictConfig) -> None:
     for name, params in cfg.interventions.items():
         check_intervention_params(name, OmegaConf.to_object(params))
     check_limits(t)
+
+
+def check_discover(cfg: DictConfig) -> None:
+    """`discover.*`: a probe of at least two samples; recording only for a task whose samples each carry one skill."""
+    d = cfg.discover
+    require(d.n_samples >= 2, "discover.n_samples", f"must be ≥ 2 (samples to cluster), got {d.n_samples}")
+    if d.params is not None:
+        require(len(d.params) > 0, "discover.params", "expected parameter names such as [model.layers.0] or null (all)")
+    form = TASKS.get(cfg.data.name).obj.form
+    require(not d.record or form == "control", "discover.record",
+            f"task {cfg.data.name} is of the outputs form (every sample carries every skill): its samples cannot be "
+            "clustered into skills; discovery needs a control-form task (one skill per sample)")
 
 
 def check_intervention_params(name: str, params: Any) -> None:

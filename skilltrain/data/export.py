@@ -21,8 +21,6 @@ from skilltrain.data.stream import make_pool_and_eval
 
 def export_data(cfg: DictConfig, path: str) -> dict[str, int]:
     """Write the DatasetDict {"train", "eval"} to `path` (which must not exist); return the row counts."""
-    import datasets
-
     target = Path(path)
     require(not target.exists(), "path", f"'{path}' already exists; export-data never overwrites (choose a new path)")
     data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
@@ -31,13 +29,25 @@ def export_data(cfg: DictConfig, path: str) -> dict[str, int]:
     require(pool is not None, "data.n_samples",
             "this task streams fresh samples (data.n_samples=null); pass data.n_samples=N to export N training samples")
 
+    def named(rows: dict) -> dict:
+        return {**rows, "skill": [task.skills[k] for k in rows["skill"].tolist()]} if "skill" in rows else rows
+
+    return save_dataset(target, {"train": named(pool), "eval": named(eval_set)})
+
+
+def save_dataset(path: str | Path, splits: dict[str, dict]) -> dict[str, int]:
+    """Save splits {name: {"x": tensor, "y": tensor, "skill": skill names (optional)}} as a DatasetDict at `path`
+    (save_to_disk), in the columns `data.name=hf` reads back (input_columns=[x], label_column=y, skill_column=skill);
+    the row counts."""
+    import datasets
+
     def table(rows: dict) -> datasets.Dataset:
         columns = {"x": rows["x"].tolist(), "y": rows["y"].tolist()}
         if "skill" in rows:
-            columns["skill"] = [task.skills[k] for k in rows["skill"].tolist()]
+            columns["skill"] = [str(s) for s in rows["skill"]]
         return datasets.Dataset.from_dict(columns)
 
     datasets.disable_progress_bars()
-    splits = datasets.DatasetDict({"train": table(pool), "eval": table(eval_set)})
-    splits.save_to_disk(str(target))
-    return {name: len(split) for name, split in splits.items()}
+    tables = datasets.DatasetDict({name: table(rows) for name, rows in splits.items()})
+    tables.save_to_disk(str(path))
+    return {name: len(split) for name, split in tables.items()}

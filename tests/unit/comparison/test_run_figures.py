@@ -48,3 +48,23 @@ def test_a_comparison_made_before_plots_existed_continues(tmp_path):
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "plan.json").write_text(json.dumps(record))
     check_directory(plan(args))  # no "holds runs of another config"
+
+
+def test_a_comparison_made_before_discover_and_learn_step_checkpoints_continues(tmp_path):
+    import json
+
+    from skilltrain.comparison import check_directory
+
+    args = ["recipe=domino_2task", "seeds=1", "arms=[baseline]", f"out_dir={tmp_path / 'c'}"]
+    record = plan(args).record()
+    for config in record["configs"].values():  # as plan.json was written before discover.* and at_learn_steps
+        del config["discover"]
+        del config["checkpoint"]["at_learn_steps"]
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "plan.json").write_text(json.dumps(record))
+    check_directory(plan(args))  # no "holds runs of another config"
+    for config in record["configs"].values():  # a saved value other than the old default is still a change
+        config["checkpoint"]["at_learn_steps"] = True
+    (tmp_path / "c" / "plan.json").write_text(json.dumps(record))
+    with pytest.raises(UserError, match="checkpoint.at_learn_steps true → false"):
+        check_directory(plan(args))

@@ -54,7 +54,8 @@ CASES = {
     # config keys and types
     "unknown key": (["fit", "data.n_bitz=3"], "data.n_bitz: unknown key (did you mean data.n_bits?)"),
     "unknown trainer flag": (["fit", "trainer.max_stepz=3"], "trainer.max_stepz: unknown key (did you mean trainer.max_steps?)"),
-    "another task's key": (["fit", "data.n_tasks=3"], "data.n_tasks is a parameter of task multitask_parity"),
+    "another task's key": (["fit", "data.n_tasks=3"],
+                           "data.n_tasks is a parameter of task hidden_task_parity / multitask_parity"),
     "integer expected": (["fit", "seed=abc"], "seed: expected an integer, got 'abc'"),
     "number expected": (["fit", "optim.lr=fast"], "optim.lr: expected a number, got 'fast'"),
     "section as a scalar": (["fit", "trainer=5"], "trainer: expected a mapping of trainer.* keys, got '5'"),

@@ -157,7 +157,8 @@ def test_compare_with_stack_seeds_gives_the_comparison_without(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
     logs = tmp_path / "stacked/logs"
     assert "not stacked" not in (logs / "baseline-stacked-seeds.log").read_text()
-    assert "not stacked: interventions.gradient_rescaling (GradNormWeighting)" in (logs / "grad_norm-stacked-seeds.log").read_text()
+    note = "not stacked: interventions.gradient_rescaling (GradNormWeighting)"
+    assert note in (logs / "grad_norm-stacked-seeds.log").read_text()
     for arm in ("baseline", "grad_norm"):
         for s in (1, 2):
             assert f"run_dir: {tmp_path}/stacked/{arm}/seed{s}" in (logs / f"{arm}-seed{s}.log").read_text()

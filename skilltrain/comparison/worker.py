@@ -7,7 +7,8 @@ Requests arrive on stdin, one JSON line each: {"command": "fit" | "theory", "arg
 "heartbeat": seconds}; or {"command": "fit_stack", "args": [[...], [...], …], …}: one arm's seeds, trained together
 (skilltrain.stacking), answered with one exit code per seed. For each, the worker points its standard output and
 error (the file descriptors, so Lightning's and W&B's own writers too) at the run's log file, runs the
-command, and answers on the reply pipe with one JSON line: {"exit": code}; while the run is under way it says {"alive": true, "idle": seconds} every `heartbeat`
+command, and answers on the reply pipe with one JSON line: {"exit": code}; while the run is under way it says
+{"alive": true, "idle": seconds} every `heartbeat`
 seconds, `idle` being the time since the fit last made progress (a training step, an evaluation batch, a checkpoint:
 skilltrain.callbacks.run.heartbeat; counted from the start of the request). So the comparison tells a long run from
 a worker that stopped answering and from a fit stuck inside a step (a deadlock: the worker's threads still answer,

@@ -125,11 +125,15 @@ class MultitaskParity(Task):
         width = len(str(cfg.n_tasks - 1))
         self.finish([f"task{i:0{width}d}" for i in range(cfg.n_tasks)], zipf(cfg.n_tasks, cfg.alpha))
 
-    def sample(self, n, generator, skill=None):
+    def task_bits(self, n, generator, skill) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the task bits [n, n_bits], each sample's label: the parity of its task's subset of them)."""
         assert skill is not None and len(skill) == n
         bits = random_bits(n, self.cfg.n_bits, generator, self.dtype)
         subsets = self.on(bits.device, self.subsets)[skill]  # [n, k]
-        y = bits.gather(1, subsets).sum(dim=1).long() % 2
+        return bits, bits.gather(1, subsets).sum(dim=1).long() % 2
+
+    def sample(self, n, generator, skill=None):
+        bits, y = self.task_bits(n, generator, skill)
         if self.tokens:
             return {"x": torch.cat([2 + skill[:, None], bits.long()], dim=1), "y": y, "skill": skill}
         control = torch.nn.functional.one_hot(skill, self.n_skills).to(self.dtype)
@@ -137,21 +141,14 @@ class MultitaskParity(Task):
 
 
 @dataclass
-class HiddenTaskParityConfig(DataConfig):
+class HiddenTaskParityConfig(MultitaskParityConfig):
     name: str = "hidden_task_parity"
     n_tasks: int = 4
     n_bits: int = 16  # task bits, after the control bits (two per bit of the task's index)
-    k: int = 3  # bits per task's parity (a fixed random k-subset of the task bits per task)
-    alpha: float = 1.5  # Zipf exponent: p_i ∝ i^(−alpha), unless data.frequencies is given
-    n_samples: int | None = None  # streaming by default (fresh samples every step)
-    batch_size: int | None = 2048
-    eval_samples: int = 1000  # per task
 
     def validate(self) -> None:
-        super().validate()
         require(self.n_tasks >= 2, "data.n_tasks", f"must be ≥ 2, got {self.n_tasks}")
-        require(1 <= self.k <= self.n_bits, "data.k", f"must be in [1, data.n_bits={self.n_bits}], got {self.k}")
-        require(self.alpha >= 0, "data.alpha", f"must be ≥ 0, got {self.alpha}")
+        super().validate()
         require(not self.token_form, "data.token_form", "hidden_task_parity has float inputs only")
 
 
@@ -160,29 +157,19 @@ class HiddenTaskParityConfig(DataConfig):
     "multitask parity whose task index is the XOR of pairs of control bits: clustering the inputs cannot find the tasks",
     HiddenTaskParityConfig,
 )
-class HiddenTaskParity(Task):
+class HiddenTaskParity(MultitaskParity):
     """Like multitask_parity, but the task is hidden in the inputs: bit j of the task's index is the XOR of control
     bits 2j and 2j+1, each of which is a fair coin on its own. Every control bit, and the task bits, have the same
     distribution in every task, so no clustering of the inputs separates the tasks (k-means: ARI ≈ 0); a network
     that learns a task computes the XOR, and how it learns (its gradients, its loss curves) can tell the tasks apart."""
 
-    form = "control"
-    loss = "ce"
-
     def __init__(self, cfg: HiddenTaskParityConfig, seed: int, dtype: torch.dtype = torch.float32):
         super().__init__(cfg, seed, dtype)
-        g = torch.Generator().manual_seed(seed)
-        self.subsets = torch.stack([torch.randperm(cfg.n_bits, generator=g)[: cfg.k].sort().values for _ in range(cfg.n_tasks)])
         self.index_bits = max(1, (cfg.n_tasks - 1).bit_length())
         self.n_inputs = 2 * self.index_bits + cfg.n_bits
-        width = len(str(cfg.n_tasks - 1))
-        self.finish([f"task{i:0{width}d}" for i in range(cfg.n_tasks)], zipf(cfg.n_tasks, cfg.alpha))
 
     def sample(self, n, generator, skill=None):
-        assert skill is not None and len(skill) == n
-        bits = random_bits(n, self.cfg.n_bits, generator, self.dtype)
-        subsets = self.on(bits.device, self.subsets)[skill]  # [n, k]
-        y = bits.gather(1, subsets).sum(dim=1).long() % 2
+        bits, y = self.task_bits(n, generator, skill)
         index = (skill[:, None] >> torch.arange(self.index_bits, device=bits.device)) & 1  # [n, index bits]
         first = torch.randint(0, 2, (n, self.index_bits), generator=generator, device=bits.device)
         control = torch.stack([first, first ^ index], dim=2).flatten(1).to(self.dtype)  # pairs (c, c ⊕ bit)

@@ -68,8 +68,12 @@ class Intervention(L.Callback):
     # reads from the device every step (a solver that runs on the host): on a GPU each step waits for it
     host_every_step: ClassVar[bool] = False
     # works when a comparison trains an arm's seeds stacked (compare.stack_seeds=true, skilltrain.stacking): it
-    # differentiates nothing through the model's parameters inside a step and does not rebuild the model; one that
-    # does not say so runs its seeds one after another
+    # differentiates nothing through the model's parameters inside a step and does not rebuild the model; it edits
+    # `.grad` after the backward pass (in place or replaced) rather than through hooks on the parameters or their
+    # gradients (`register_hook`, `register_post_accumulate_grad_hook`: the stacked backward pass fills the stacked
+    # tensors, not the seed's own, so such hooks never run), and it does not change `requires_grad` once training
+    # started (the stacked tensors keep what the seed's parameters had then). One that does not say so runs its
+    # seeds one after another
     stackable: ClassVar[bool] = False
 
     def __init__(self, params: Any, task):

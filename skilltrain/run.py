@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -283,7 +284,9 @@ def _train(cfg, callbacks, run: RunDir, create: bool, module, datamodule, interv
                 trainer.callbacks.append(WandbSetup(module.task.skills, to_container(cfg)))
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             if parts.stopper.stopped:
-                status, message, signum = "stopped", f"stopped by Ctrl-C (SIGINT) at step {trainer.global_step}", 2
+                signum = parts.stopper.signum
+                by = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+                status, message = "stopped", f"stopped by {by} at step {trainer.global_step}"
     except TrainingDiverged as e:
         status, message = "diverged", str(e)
     except SIGTERMException:

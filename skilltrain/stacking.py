@@ -21,8 +21,15 @@ budget spent, a failure) leaves the stack; the others go on without it. The grad
 seeds share no parameter, so the backward pass of the sum of their losses gives every seed exactly its gradient.
 
 What can be stacked (`stack_blockers` says why not, and the seeds then run one after another): one device (no
-DDP), no `model.compile`, full precision (32 or 64 bit), no dropout, and interventions that declare `stackable`
-(those that differentiate through the model's parameters inside a step, or rebuild the model, do not).
+DDP), no `model.compile`, full precision (32 or 64 bit), no dropout, no batch norm (its running statistics are
+buffers the forward pass changes: a model that changes any buffer in place fails with a line saying so), and
+interventions that declare `stackable` (those that differentiate through the model's parameters inside a step, or
+rebuild the model, do not).
+
+Ctrl-C or SIGTERM ask every seed to stop at the end of its step, with its checkpoint (each ends "stopped", exit
+130 or 143, as one run alone would); a second Ctrl-C stops them at once, at their next shared step (each ends
+"interrupted", exit 130, with its last scheduled checkpoint). Either way every seed's thread has ended before
+`fit_stacked` returns: nothing writes to a run directory after it.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -43,6 +51,10 @@ from skilltrain.errors import UserError
 from skilltrain.run import RunResult, fit
 
 FULL_PRECISION = ("32-true", "32", "64-true", "64")
+
+
+class Interrupted(Exception):
+    """Raised in every stacked seed's thread at its next shared step after a second Ctrl-C: the seeds stop at once."""
 
 
 def stack_blockers(cfg: DictConfig) -> list[str]:
@@ -63,6 +75,9 @@ def stack_blockers(cfg: DictConfig) -> list[str]:
     if any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in module.modules()) or \
             float(cfg.model.get("dropout", 0.0) or 0.0) > 0:
         why.append("the model has dropout, which draws from one random stream shared by the seeds")
+    norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+    if any(isinstance(m, norms) and m.track_running_stats for m in module.modules()):
+        why.append("the model has batch norm, whose running statistics its forward pass changes")
     for iv in interventions:
         if not iv.stackable:
             why.append(f"interventions.{iv.name} ({type(iv).__name__}) does not declare itself stackable")
@@ -80,19 +95,31 @@ class _Rendezvous:
         self.results: dict[int, object] = {}
         self.error: BaseException | None = None
         self.round = 0
+        self.aborted = False
 
     def meet(self, i: int, kind: str, payload, work: Callable[[dict], dict]):
         with self.cond:
             if i not in self.active:
                 raise RuntimeError(f"stacked seed {i} met the others after leaving")
+            if self.aborted:
+                raise Interrupted("stopped at once (a second Ctrl-C)")
             self.arrived[i] = (kind, payload, work)
             mine = self.round
             self._run_if_complete()
-            while self.round == mine:
+            while self.round == mine and not self.aborted:
                 self.cond.wait()
+            if self.round == mine:
+                self.arrived.pop(i, None)
+                raise Interrupted("stopped at once (a second Ctrl-C)")
             if i not in self.results:
                 raise RuntimeError("the stacked step failed in another seed's thread") from self.error
             return self.results.pop(i)
+
+    def abort(self) -> None:
+        """Every member waiting here, and every one that arrives later, raises Interrupted."""
+        with self.cond:
+            self.aborted = True
+            self.cond.notify_all()
 
     def leave(self, i: int) -> None:
         with self.cond:
@@ -129,8 +156,9 @@ class SeedStack:
         self.buffers: dict[str, torch.Tensor] = {}
         self.base: torch.nn.Module | None = None  # the model's structure, on the meta device
         self.modules: dict[int, torch.nn.Module] = {}
-        self.vectorised = True
+        self.versions: dict[str, int] = {}  # each stacked buffer's version counter: it moves when changed in place
         self.stoppers: dict[int, L.Callback] = {}
+        self.stop_signal: int | None = None  # Ctrl-C or SIGTERM asked every seed to stop at the end of its step
         self.finishing = threading.RLock()  # held by a seed from the end of its training until its fit returns
 
     # ---- joining and leaving ----------------------------------------------------------------------------
@@ -163,6 +191,7 @@ class SeedStack:
             for name, _ in models[0].named_buffers():
                 buffers = [dict(m.named_buffers())[name] for m in models]
                 self.buffers[name] = torch.stack([b.detach() for b in buffers])
+                self.versions[name] = self.buffers[name]._version
         self.base = copy.deepcopy(models[0]).to("meta")
         return dict.fromkeys(modules)
 
@@ -182,7 +211,7 @@ class SeedStack:
         with torch.enable_grad():
             same = all(x.shape == xs[0].shape for x in xs) and all(
                 (s is None) == (skills[0] is None) and (s is None or s.shape == skills[0].shape) for s in skills)
-            if self.vectorised and same:
+            if same:
                 if len(rows) == len(self.rows):
                     params, buffers = self.params, self.buffers
                 else:
@@ -192,9 +221,16 @@ class SeedStack:
                 has_skill = skills[0] is not None
                 out = torch.vmap(self._call, in_dims=(0, 0, 0, 0 if has_skill else None))(
                     params, buffers, torch.stack(xs), torch.stack(skills) if has_skill else None)
-                return dict(zip(order, out.unbind(0)))
-            return {i: self._call({k: v[r] for k, v in self.params.items()}, {k: v[r] for k, v in self.buffers.items()},
-                                  x, s) for i, r, x, s in zip(order, rows, xs, skills)}
+                outputs = dict(zip(order, out.unbind(0)))
+            else:
+                outputs = {i: self._call({k: v[r] for k, v in self.params.items()},
+                                         {k: v[r] for k, v in self.buffers.items()}, x, s)
+                           for i, r, x, s in zip(order, rows, xs, skills)}
+        changed = [k for k, v in self.buffers.items() if v._version != self.versions[k]]
+        if changed:  # each seed's own copy would miss the change: refuse rather than train on stale buffers
+            raise RuntimeError(f"the model changes its buffer '{changed[0]}' in its forward pass, so its seeds cannot "
+                               "be trained stacked: run them with compare.stack_seeds=false")
+        return outputs
 
     def backward(self, i: int, loss: torch.Tensor) -> None:
         self.meeting.meet(i, "backward", loss, self._backward)
@@ -233,7 +269,10 @@ class _Member(L.Callback):
     def on_fit_start(self, trainer, pl_module) -> None:
         from skilltrain.callbacks.run import StopOnSigint
 
-        self.stack.stoppers[self.i] = next((cb for cb in trainer.callbacks if isinstance(cb, StopOnSigint)), None)
+        stopper = next((cb for cb in trainer.callbacks if isinstance(cb, StopOnSigint)), None)
+        self.stack.stoppers[self.i] = stopper
+        if stopper is not None and self.stack.stop_signal is not None:  # asked before this seed had started
+            stopper.request(self.stack.stop_signal)
         self.stack.join(self.i, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -267,9 +306,10 @@ def _stop_all_on_signal(stack: SeedStack):
         return
 
     def handler(signum, frame):
-        for stopper in stack.stoppers.values():
+        stack.stop_signal = signum  # (a seed that starts later reads it: set before the seeds started are asked)
+        for stopper in list(stack.stoppers.values()):
             if stopper is not None:
-                stopper.requested = True
+                stopper.request(signum)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         print(f"\nstopping the stacked seeds at the end of a step ({signal.Signals(signum).name}) …", file=sys.stderr,
               flush=True)
@@ -290,7 +330,9 @@ def fit_stacked(cfgs: Sequence[DictConfig], callbacks: Sequence[L.Callback] = ()
     `fit`: per run, its RunResult, or the exception its fit raised (a UserError for a bad input). The seeds start one
     after another (each builds its model, data and Trainer alone), then train together."""
     stack = SeedStack(len(cfgs))
-    results: list[RunResult | BaseException | None] = [None] * len(cfgs)
+    ended = [threading.Event() for _ in cfgs]  # (the main thread waits on these: Python 3.11's Thread.join, when a
+    # Ctrl-C interrupts it, can mark a thread that still runs as stopped)
+    results: list[RunResult | BaseException] = [Interrupted("not started: stopped at once (a second Ctrl-C)")] * len(cfgs)
 
     def one(i: int) -> None:
         try:
@@ -302,15 +344,29 @@ def fit_stacked(cfgs: Sequence[DictConfig], callbacks: Sequence[L.Callback] = ()
             with contextlib.suppress(RuntimeError):  # (this thread holds it as many times as it took it)
                 while True:
                     stack.finishing.release()
+            ended[i].set()
 
     threads = [threading.Thread(target=one, args=(i,), name=f"seed-{cfgs[i].seed}") for i in range(len(cfgs))]
-    with _stop_all_on_signal(stack):
-        for i, thread in enumerate(threads):
-            thread.start()
-            stack.joined[i].wait()  # built and ready (or ended): only then does the next seed start
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)  # (a timed join lets the main thread take signals)
+    started = []
+    filters, num_threads = list(warnings.filters), torch.get_num_threads()  # (each seed sets and restores them: racy)
+    try:
+        with _stop_all_on_signal(stack):
+            for i, thread in enumerate(threads):
+                thread.start()
+                started.append(thread)
+                stack.joined[i].wait()  # built and ready (or ended): only then does the next seed start
+            for done in ended:
+                while not done.wait(0.2):  # (a timed wait lets the main thread take signals)
+                    pass
+    except KeyboardInterrupt:  # a second Ctrl-C: every seed stops at its next shared step, and ends before we return
+        stack.meeting.abort()
+        for i in range(len(started)):
+            ended[i].wait()
+    finally:
+        for thread in started:
+            thread.join()
+        warnings.filters[:] = filters
+        torch.set_num_threads(num_threads)
     return results
 
 
@@ -325,7 +381,7 @@ def stacked_fit_command(arg_lists: Sequence[Sequence[str]]) -> list[int]:
     for j, args in enumerate(arg_lists):
         codes[j] = command_exit("fit", lambda j=j, args=args: cfgs.__setitem__(j, load_config(list(args))) or 0)
     loaded = sorted(cfgs)
-    why = stack_blockers(cfgs[loaded[0]]) if len(loaded) > 1 else []
+    why = _blockers(cfgs[loaded[0]]) if len(loaded) > 1 else []
     if why:
         print(f"note: the seeds run one after another, not stacked: {'; '.join(why)}", file=sys.stderr, flush=True)
     if why or len(loaded) < 2:
@@ -333,17 +389,31 @@ def stacked_fit_command(arg_lists: Sequence[Sequence[str]]) -> list[int]:
             codes[j] = command_exit("fit", lambda j=j: fit_command(list(arg_lists[j])))
         return [codes[j] for j in range(len(arg_lists))]
     for j, result in zip(loaded, fit_stacked([cfgs[j] for j in loaded])):
+        seed = f"seed {cfgs[j].seed}"  # (the seeds' output shares one stream: each line says whose it is)
         if isinstance(result, UserError):
-            print(f"error: {result}", file=sys.stderr)
+            print(f"error: {seed}: {result}", file=sys.stderr)
             codes[j] = 2
+        elif isinstance(result, Interrupted):
+            print(f"{seed}: {result}; its last scheduled checkpoint is kept", file=sys.stderr)
+            codes[j] = 130
         elif isinstance(result, BaseException):
             traceback.print_exception(result)
+            print(f"error: {seed}: {type(result).__name__}: {result}"[:300], file=sys.stderr)
             codes[j] = 1
         else:
             if result.message:
-                print(f"{'error' if result.status == 'diverged' else 'note'}: {result.message}", file=sys.stderr)
+                print(f"{'error' if result.status == 'diverged' else 'note'}: {seed}: {result.message}", file=sys.stderr)
             if result.status == "stopped":
-                print(f"resume with: python -m skilltrain fit ckpt_path=last out_dir={result.run_dir}", file=sys.stderr)
+                print(f"{seed}: resume with: python -m skilltrain fit ckpt_path=last out_dir={result.run_dir}",
+                      file=sys.stderr)
             print(f"run_dir: {result.run_dir}", flush=True)
             codes[j] = result.exit_code
     return [codes[j] for j in range(len(arg_lists))]
+
+
+def _blockers(cfg: DictConfig) -> list[str]:
+    """stack_blockers, or why they could not be asked (a model that fails to build: each seed's fit says so)."""
+    try:
+        return stack_blockers(cfg)
+    except Exception as e:
+        return [f"could not check whether they can be ({type(e).__name__}: {e})"[:300]]

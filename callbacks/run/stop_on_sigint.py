@@ -20,8 +20,13 @@ class StopOnSigint(L.Callback):
     def __init__(self, every: int):
         self.every = every
         self.requested = False  # this rank was asked to stop
+        self.signum = int(signal.SIGINT)  # by which signal (SIGTERM only when another asks: skilltrain.stacking)
         self.stopped = False  # the run stopped because of it
         self._previous = None
+
+    def request(self, signum: int = signal.SIGINT) -> None:
+        """Stop at the end of the current step (another's handler asks, for a run in a thread of its own)."""
+        self.signum, self.requested = int(signum), True
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -29,7 +34,7 @@ class StopOnSigint(L.Callback):
         self._previous = signal.getsignal(signal.SIGINT)
 
         def handler(signum, frame):
-            self.requested = True
+            self.request(signum)
             signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
             if trainer.is_global_zero:
                 print("\nstopping at the end of a step (Ctrl-C again to interrupt at once) …", file=sys.stderr, flush=True)

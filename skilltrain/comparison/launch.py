@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from skilltrain.comparison.plan import ENDED, Plan, Run, next_command, settle
+from skilltrain.comparison.plan import ENDED, Plan, Run, next_command, settle, settle_finished
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -165,8 +165,10 @@ class Runner:
 
     def run_stacked(self, runs: list[Run], commands: list[list[str]]) -> None:
         """One arm's seeds in one worker, trained together (skilltrain.stacking; or one after another, when they
-        cannot be stacked: its log says why). Their output goes to one log, copied into each run's own."""
+        cannot be stacked: its log says why). Their output goes to one log; what this attempt wrote there is copied
+        into each run's own log."""
         group_log = self.logs / f"{runs[0].arm}-stacked-seeds.log"
+        start = group_log.stat().st_size if group_log.exists() else 0
         with open(group_log, "a") as log:
             log.write(f"{'=' * 30} {time.strftime('%Y-%m-%d %H:%M:%S')} · seeds {', '.join(str(r.seed) for r in runs)} "
                       f"stacked (compare.stack_seeds=true)\n")
@@ -180,11 +182,16 @@ class Runner:
         codes = worker.run(["fit_stack", *[command[1:] for command in commands]], group_log)
         with self.lock:
             self.running.pop(worker.proc.pid, None)
+        if codes is not None and not (isinstance(codes, list) and len(codes) == len(runs)):
+            worker.why, codes = f"its worker answered {str(codes)[:80]} for {len(runs)} seeds", None
         if codes is not None and worker.alive():
             self.idle.put(worker)
         else:
             worker.close()
-        text = group_log.read_text()
+        with open(group_log, "rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
         for i, run in enumerate(runs):
             log_path = self.logs / f"{run.arm}-seed{run.seed}.log"
             with open(log_path, "a") as log:
@@ -192,17 +199,22 @@ class Runner:
                           f"shared log ({group_log.name}) follows\n{text}")
                 if codes is not None:
                     log.write(f"seed {run.seed}: exit code {codes[i]}\n")
-            self._record(run, None if codes is None else codes[i], log_path, worker.why if codes is None else "")
+            if codes is None and settle_finished(run):  # it had finished before its worker died
+                continue
+            mine = [line for line in lines if f"seed {run.seed}:" in line] or lines[-1:] or ["no output"]
+            self._record(run, None if codes is None else codes[i], log_path, worker.why if codes is None else "",
+                         tail=mine[-1])
 
     @staticmethod
-    def _record(run: Run, code: int | None, log_path: Path, why: str = "") -> None:
+    def _record(run: Run, code: int | None, log_path: Path, why: str = "", tail: str | None = None) -> None:
         """How the run ended: its exit first (a failure now is never hidden by the summary of an earlier attempt),
-        then its summary."""
+        then its summary. The note ends with `tail`, by default the last line of its log."""
         if code in ENDED and settle(run, "stopped (rerun the command to resume it)"):
             return
-        tail = [line for line in log_path.read_text().splitlines() if line.strip()][-1:] or ["no output"]
+        if tail is None:
+            tail = ([line for line in log_path.read_text().splitlines() if line.strip()][-1:] or ["no output"])[0]
         what = why or ("its worker process died" if code is None else f"exit code {code}")
-        run.state, run.note = "failed", f"{what}: {tail[0][:200]}"
+        run.state, run.note = "failed", f"{what}: {tail[:200]}"
 
     def run(self) -> bool:
         """Run what is left; True when every run finished (completed or diverged)."""

@@ -386,16 +386,23 @@ def read_summary(run_dir: Path) -> dict | None:
 def settle(run: Run, stopped_note: str) -> bool:
     """Record how `run` ended from its summary: done (completed or diverged), or stopped with a checkpoint (failed
     for now, resumed by the next command, `stopped_note` saying so). False when its summary says neither."""
+    if settle_finished(run):
+        return True
+    if (read_summary(run.run_dir) or {}).get("status") == "stopped":
+        run.state, run.note = "failed", stopped_note
+        return True
+    return False
+
+
+def settle_finished(run: Run) -> bool:
+    """Record `run` as done when its summary says it finished (completed or diverged): one that ended before the
+    process that ran it died. False otherwise (the run is then not touched)."""
     from skilltrain.analysis.stats import COUNTED
 
     status = (read_summary(run.run_dir) or {}).get("status")
     if status in COUNTED:
         run.state, run.note = "done", status
-    elif status == "stopped":
-        run.state, run.note = "failed", stopped_note
-    else:
-        return False
-    return True
+    return status in COUNTED
 
 
 def next_command(run: Run) -> list[str]:

@@ -94,7 +94,8 @@ def run_one(args: list, command: str = "fit") -> tuple[int | list[int], bool]:
                 return codes, all(code in (0, 2, 3, 4, 130, 143) for code in codes)
             return run_in_process(command, args), True
     except SystemExit as e:
-        return int(e.code or 0), True
+        code = e.code if isinstance(e.code, int) else 1  # (sys.exit("message") is a failure)
+        return ([code] * len(args) if command == "fit_stack" else code), True
     except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state
         traceback.print_exc()
         return ([1] * len(args) if command == "fit_stack" else 1), False

@@ -11,6 +11,11 @@ import csv
 import io
 import json
 import math
+import os
+import signal
+import threading
+import time
+from unittest import mock
 
 import lightning as L
 import pytest
@@ -21,12 +26,25 @@ RTOL = 1e-9
 
 
 def _stacked(args: tuple, seeds: list[int], root, callbacks=()) -> list:
-    from skilltrain.stacking import fit_stacked
+    """fit_stacked on `seeds`; checks that they did train stacked: as many shared backward passes as the longest
+    run has steps, the first of them with every seed."""
+    from skilltrain.stacking import SeedStack, fit_stacked
 
     cfgs = [load(*args, f"seed={s}", f"out_dir={root}/stacked{s}", "trainer.enable_progress_bar=false",
                  "logger.wandb.mode=disabled") for s in seeds]
-    with contextlib.redirect_stdout(io.StringIO()):
-        return fit_stacked(cfgs, callbacks=callbacks)
+    passes = []
+    backward = SeedStack._backward
+
+    def counted(self, losses):
+        passes.append(len(losses))
+        return backward(self, losses)
+
+    with mock.patch.object(SeedStack, "_backward", counted), contextlib.redirect_stdout(io.StringIO()):
+        results = fit_stacked(cfgs, callbacks=callbacks)
+    steps = [r.summary["steps"] for r in results if not isinstance(r, BaseException)]
+    accumulate = int(cfgs[0].trainer.get("accumulate_grad_batches") or 1)
+    assert steps and passes[:1] == [len(seeds)] and len(passes) == max(steps) * accumulate, (passes[:3], len(passes), steps)
+    return results
 
 
 def _alone(args: tuple, seeds: list[int], root) -> None:
@@ -122,14 +140,96 @@ class _FailSeed(L.Callback):
             raise RuntimeError("seed 2 breaks")
 
 
-def test_a_seed_that_fails_leaves_the_others_training(tmp_path):
-    run = (*SHORT_RUN, "trainer.max_steps=40")
-    results = _stacked(run, [1, 2, 3], tmp_path, callbacks=[_FailSeed()])
+class _FailSeedBeforeBackward(L.Callback):
+    """Between its forward pass and its backward pass: the others wait for its loss in the shared backward."""
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        if pl_module.cfg.seed == 2 and trainer.global_step == 15:
+            raise RuntimeError("seed 2 breaks")
+
+
+class _FailSeedInValidation(L.Callback):
+    """In its evaluation: the others wait for its batch in the next shared forward pass."""
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if pl_module.cfg.seed == 2 and trainer.global_step == 20:
+            raise RuntimeError("seed 2 breaks")
+
+
+@pytest.mark.parametrize("failing", [_FailSeed, _FailSeedBeforeBackward, _FailSeedInValidation])
+def test_a_seed_that_fails_leaves_the_others_training(failing, tmp_path):
+    run = (*SHORT_RUN, "trainer.max_steps=40", "trainer.val_check_interval=10")
+    results = _stacked(run, [1, 2, 3], tmp_path, callbacks=[failing()])
     assert isinstance(results[1], RuntimeError) and "seed 2 breaks" in str(results[1])
     assert results[0].status == results[2].status == "completed"
     _alone(run, [1, 3], tmp_path)
     for s in (1, 3):
         assert_same_run(tmp_path / f"stacked{s}", tmp_path / f"alone{s}")
+
+
+class _Signal(L.Callback):
+    """Sends the process `signum` (`times` times) from seed `seed`'s thread: in its setup (before it has joined the
+    stack), or at the end of step `at` (before its next forward pass, while the others wait for it, when sent more
+    than once)."""
+
+    def __init__(self, signum, seed, at=None, times=1):
+        self.signum, self.seed, self.at, self.times = signum, seed, at, times
+
+    def _send(self):
+        for _ in range(self.times):
+            os.kill(os.getpid(), self.signum)
+            time.sleep(0.5)  # the main thread's handler has run
+
+    def setup(self, trainer, pl_module, stage):
+        if pl_module.cfg.seed == self.seed and self.at is None:
+            self._send()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.cfg.seed == self.seed and trainer.global_step == self.at and self.times == 1:
+            self._send()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if pl_module.cfg.seed == self.seed and trainer.global_step == self.at and self.times > 1:
+            self._send()
+
+
+def _signalled(tmp_path, signal_callback, seeds=(1, 2, 3)):
+    from skilltrain.stacking import fit_stacked
+
+    cfgs = [load(*SHORT_RUN, "trainer.max_steps=200", f"seed={s}", f"out_dir={tmp_path}/s{s}",
+                 "trainer.enable_progress_bar=false", "logger.wandb.mode=disabled") for s in seeds]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        results = fit_stacked(cfgs, callbacks=[signal_callback])
+    assert not [t for t in threading.enumerate() if t.name.startswith("seed-")], "a seed still trains"
+    return results
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_every_seed_at_the_end_of_its_step_each_with_its_checkpoint(signum, tmp_path):
+    results = _signalled(tmp_path, _Signal(signum, seed=1, at=10))
+    assert [r.status for r in results] == ["stopped"] * 3, results
+    assert [r.exit_code for r in results] == [128 + signum] * 3
+    assert all(r.message.startswith(f"stopped by {'Ctrl-C (SIGINT)' if signum == signal.SIGINT else 'SIGTERM'}")
+               for r in results), [r.message for r in results]
+    for s, r in zip((1, 2, 3), results):
+        assert r.summary["steps"] < 200
+        ckpt = torch.load(tmp_path / f"s{s}/checkpoints/last.ckpt", weights_only=True)
+        assert ckpt["global_step"] == r.summary["steps"]
+
+
+def test_ctrl_c_while_the_seeds_start_stops_those_not_yet_started_too(tmp_path):
+    """Seed 2 is asked while it sets up (seed 1 waits in the stack, seed 3 has not started): all three stop."""
+    results = _signalled(tmp_path, _Signal(signal.SIGINT, seed=2))
+    assert [r.status for r in results] == ["stopped"] * 3, results
+    assert all(r.summary["steps"] <= 2 for r in results), [r.summary["steps"] for r in results]
+
+
+def test_a_second_ctrl_c_stops_every_seed_at_once_and_they_have_ended_when_fit_stacked_returns(tmp_path):
+    from skilltrain.stacking import Interrupted
+
+    results = _signalled(tmp_path, _Signal(signal.SIGINT, seed=1, at=10, times=2))
+    assert all(isinstance(r, Interrupted) for r in results), results
+    assert not any((tmp_path / f"s{s}/summary.json").exists() for s in (1, 2, 3))
 
 
 def test_a_stacked_run_resumes_on_its_own(tmp_path):

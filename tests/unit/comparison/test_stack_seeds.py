@@ -83,3 +83,168 @@ def test_a_member_that_leaves_is_not_waited_for():
 def test_members_out_of_step_fail_together_rather_than_mix_their_work():
     results, errors = _meet_all(_Rendezvous(2), [0, 1], kind=lambda i: "forward" if i == 0 else "backward")
     assert results == {} and set(errors) == {0, 1}
+
+
+def test_a_member_waiting_when_the_meeting_is_aborted_is_interrupted_and_so_is_a_later_one():
+    from skilltrain.stacking import Interrupted
+
+    meeting, raised = _Rendezvous(2), {}
+
+    def member(i):
+        try:
+            meeting.meet(i, "step", i, lambda got: dict.fromkeys(got))
+        except Interrupted as e:
+            raised[i] = str(e)
+
+    first = threading.Thread(target=member, args=(0,))
+    first.start()
+    time.sleep(0.2)  # it waits for member 1, which never comes
+    meeting.abort()
+    first.join(10)
+    assert not first.is_alive() and "second Ctrl-C" in raised[0]
+    member(1)
+    assert 1 in raised
+
+
+class _FakeWorker:
+    """Answers a fit_stack request as a worker would: writes the seeds' output to the shared log, returns codes."""
+
+    def __init__(self, output: str, codes):
+        self.output, self.codes, self.why = output, codes, ""
+        self.proc = type("Proc", (), {"pid": 12345})()
+
+    def run(self, command, log):
+        with open(log, "a") as f:
+            f.write(self.output)
+        return self.codes
+
+    def alive(self):
+        return self.codes is not None
+
+    def close(self):
+        pass
+
+
+def _runner(tmp_path, monkeypatch, *workers):
+    p = plan(["recipe=domino_2task", "seeds=3", "arms=[baseline]", f"compare.out_dir={tmp_path}/c",
+              "compare.stack_seeds=true"])
+    runner = Runner(p, show=False)
+    runner.logs.mkdir(parents=True)
+    answers = list(workers)
+    monkeypatch.setattr(runner, "_worker", lambda: answers.pop(0))
+    return runner, p.runs
+
+
+def _attempt(runner, runs):
+    runner.run_stacked(runs, [["fit", *run.args] for run in runs])
+
+
+def test_each_attempt_of_stacked_seeds_is_copied_once_into_each_runs_log(tmp_path, monkeypatch):
+    runner, runs = _runner(tmp_path, monkeypatch, _FakeWorker("first attempt\n", [130, 130, 130]),
+                           _FakeWorker("second attempt\n", [130, 130, 130]))
+    _attempt(runner, runs)
+    _attempt(runner, runs)
+    text = (runner.logs / "baseline-seed2.log").read_text()
+    assert text.count("first attempt") == 1 and text.count("second attempt") == 1
+
+
+def test_a_stacked_seeds_failure_note_is_its_own_line_not_the_last_of_the_shared_log(tmp_path, monkeypatch):
+    output = ("error: seed 2: RuntimeError: seed 2 breaks\nnote: seed 3: every skill learned\n"
+              "run_dir: x\nrun_dir: y\n")
+    runner, runs = _runner(tmp_path, monkeypatch, _FakeWorker(output, [0, 1, 0]))
+    _attempt(runner, runs)
+    assert runs[1].state == "failed" and runs[1].note == "exit code 1: error: seed 2: RuntimeError: seed 2 breaks"
+
+
+def test_when_the_worker_dies_the_seeds_that_had_finished_count(tmp_path, monkeypatch):
+    from skilltrain.files import write_json
+
+    runner, runs = _runner(tmp_path, monkeypatch, _FakeWorker("…\n", None))
+    runs[0].run_dir.mkdir(parents=True)
+    write_json(runs[0].run_dir / "summary.json", {"status": "completed"})
+    _attempt(runner, runs)
+    assert (runs[0].state, runs[0].note) == ("done", "completed")
+    assert [r.state for r in runs[1:]] == ["failed", "failed"]
+
+
+def test_a_worker_answer_that_is_not_one_code_per_seed_is_a_failure_not_a_crash(tmp_path, monkeypatch):
+    runner, runs = _runner(tmp_path, monkeypatch, _FakeWorker("…\n", 2))
+    _attempt(runner, runs)
+    assert all(r.state == "failed" and "answered 2 for 3 seeds" in r.note for r in runs)
+
+
+def test_a_worker_asked_for_stacked_seeds_answers_one_code_per_seed_when_the_command_exits(monkeypatch):
+    import skilltrain.stacking
+    from skilltrain.comparison.worker import run_one
+
+    def exits(args):
+        raise SystemExit(2)
+
+    monkeypatch.setattr(skilltrain.stacking, "stacked_fit_command", exits)
+    assert run_one([["a"], ["b"], ["c"]], "fit_stack") == ([2, 2, 2], True)
+
+
+def test_a_model_that_cannot_even_be_built_runs_its_seeds_one_after_another(monkeypatch, capsys):
+    import skilltrain.run
+    import skilltrain.stacking
+
+    def broken(cfg):
+        raise ValueError("no such layer")
+
+    monkeypatch.setattr(skilltrain.stacking, "stack_blockers", broken)
+    monkeypatch.setattr(skilltrain.run, "fit_command", lambda args: 0)
+    assert skilltrain.stacking.stacked_fit_command([list(SHORT_RUN) + ["seed=1"], list(SHORT_RUN) + ["seed=2"]]) == [0, 0]
+    assert "not stacked: could not check whether they can be (ValueError: no such layer)" in capsys.readouterr().err
+
+
+def test_batch_norm_cannot_be_stacked(clean_registries):
+    from dataclasses import dataclass
+
+    import torch
+
+    import skilltrain
+
+    @dataclass
+    class NormedConfig(skilltrain.ModelConfig):
+        name: str = "normed"
+
+    @skilltrain.register_model("normed", "a linear layer after batch norm", NormedConfig)
+    class Normed(torch.nn.Module):
+        def __init__(self, cfg, task, n_outputs):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.BatchNorm1d(task.n_inputs), torch.nn.Linear(task.n_inputs, n_outputs))
+
+        def forward(self, x):
+            return self.net(x)
+
+    found = stack_blockers(load(*SHORT_RUN, "model.name=normed"))
+    assert any("batch norm" in w for w in found), found
+
+
+def test_a_model_that_changes_a_buffer_in_its_forward_pass_is_refused_not_trained_on_stale_copies():
+    from types import SimpleNamespace
+
+    import torch
+
+    from skilltrain.stacking import SeedStack
+
+    class Counting(torch.nn.Module):
+        def __init__(self, changes: bool):
+            super().__init__()
+            self.lin, self.changes = torch.nn.Linear(2, 1), changes
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            if self.changes:
+                self.calls.add_(1)
+            return self.lin(x)
+
+    batches = {0: (torch.ones(3, 2), None), 1: (torch.ones(3, 2), None)}
+    for changes in (False, True):
+        stack = SeedStack(2)
+        stack._stack({i: SimpleNamespace(model=Counting(changes)) for i in (0, 1)})
+        if changes:
+            with pytest.raises(RuntimeError, match="changes its buffer 'calls' in its forward pass"):
+                stack._forward(batches)
+        else:
+            assert [o.shape for o in stack._forward(batches).values()] == [(3, 1), (3, 1)]

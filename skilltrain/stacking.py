@@ -28,7 +28,7 @@ rebuild the model, do not).
 
 Ctrl-C or SIGTERM ask every seed to stop at the end of its step, with its checkpoint (each ends "stopped", exit
 130 or 143, as one run alone would); a second Ctrl-C stops them at once, at their next shared step (each exits
-130 without a summary, keeping its last scheduled checkpoint, as one run alone interrupted at once would). Either way every seed's thread has ended before
+130 without a summary, keeping its last scheduled checkpoint). Either way every seed's thread has ended before
 `fit_stacked` returns: nothing writes to a run directory after it.
 """
 

@@ -191,7 +191,8 @@ def print_table(summary: dict, out: Console | None = None) -> None:
     for group in groups:  # a tie shares its rank: 1, 2=, 2=, 4
         order.update({s: f"{rank}=" if len(group) > 1 else str(rank) for s in group})
         rank += len(group)
-    title = f"{summary['recipe']} · seed {summary['seed']} · {summary['steps']} steps · {summary['status']}"
+    interventions = ", ".join(summary.get("interventions") or []) or "no intervention"
+    title = f"{summary['recipe']} · seed {summary['seed']} · {interventions} · {summary['steps']} steps · {summary['status']}"
     table = Table(title=escape(title))
     table.add_column("skill")
     table.add_column("frequency", justify="right")

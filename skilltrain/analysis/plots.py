@@ -92,27 +92,37 @@ def curves_by_arm(path: Path, curves: Mapping[str, list[tuple[list[int], list[li
 
 
 def learn_step_distributions(path: Path, result: Mapping) -> None:
-    """Per skill, every seed's learn step per arm; never-learned runs drawn at the budget as ×."""
+    """Per skill, every seed's learn step per arm, each seed's points joined across the arms (seeds are paired: a line
+    that falls is a seed the arm sped up); never-learned runs drawn at the budget as ×, the median as a bar."""
     skills, arms = list(result["skills"]), list(result["arms"])
+    seeds_by_arm = result.get("seeds") or {}
+    seeds = sorted({seed for arm in arms for seed in seeds_by_arm.get(arm, [])})
     fig, axes = figure(1, 1, (max(6, 1.2 * len(skills) * len(arms)), 4))
     ax = axes[0][0]
     colors = colormap("tab10")
     width = 0.8 / len(arms)
-    for j, arm in enumerate(arms):
-        for i, skill in enumerate(skills):
-            points = result["learn_steps"][skill][arm]
+    offsets = dict(zip(seeds, np.linspace(-width / 4, width / 4, max(len(seeds), 1))))
+    for i, skill in enumerate(skills):
+        placed: dict[object, list[tuple[float, float]]] = {}  # seed → its points, arm by arm
+        for j, arm in enumerate(arms):
             x = i + (j - (len(arms) - 1) / 2) * width
-            learned = [t for t, censored in points if not censored]
-            censored = [t for t, c in points if c]
-            jitter = np.linspace(-width / 4, width / 4, max(len(points), 1))
-            ax.scatter(x + jitter[: len(learned)], learned, color=colors(j % 10), s=18, label=arm if i == 0 else None)
-            ax.scatter(x + jitter[len(learned) : len(learned) + len(censored)], censored, color=colors(j % 10), marker="x",
-                       s=30)
-            if learned:
-                ax.hlines(np.median([t for t, _ in points]), x - width / 2.5, x + width / 2.5, color=colors(j % 10))
+            points = result["learn_steps"][skill][arm]
+            arm_seeds = seeds_by_arm.get(arm) or list(range(len(points)))  # (older results: no seeds recorded)
+            for seed, (t, censored) in zip(arm_seeds, points):
+                xs = x + offsets.get(seed, 0.0)
+                ax.scatter([xs], [t], color=colors(j % 10), marker="x" if censored else "o", s=30 if censored else 18,
+                           label=arm if i == 0 and seed == arm_seeds[0] else None, zorder=3)
+                placed.setdefault(seed, []).append((xs, t))
+            if any(not c for _, c in points):
+                ax.hlines(np.median([t for t, _ in points]), x - width / 2.5, x + width / 2.5, color=colors(j % 10),
+                          zorder=4)
+        for line in placed.values():
+            if len(line) > 1:
+                ax.plot(*zip(*line), color="0.6", lw=0.7, zorder=2)
     ax.set_xticks(range(len(skills)), skills, rotation=30 if len(skills) > 6 else 0, fontsize=8)
     ax.set_ylabel("learn step")
-    ax.set_title("learn steps per seed (bar: median; ×: not learned, drawn at the budget)", fontsize=10)
+    ax.set_title("learn steps per seed, each seed's arms joined (bar: median; ×: not learned, drawn at the budget)",
+                 fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)

@@ -367,3 +367,18 @@ def test_the_run_table_ranks_ties_and_prints_the_warnings():
     rows = {c[0]: c[-1] for c in cells if c and c[0] in ("a", "b", "c")}
     assert rows == {"a": "1=", "b": "1=", "c": "3"}
     assert "first evaluation (step 100)" in text
+
+
+def test_the_run_tables_title_names_its_interventions():
+    import io
+
+    from rich.console import Console
+
+    from skilltrain.report import print_table
+
+    for interventions, named in (([], "no intervention"), (["gradient_rescaling", "skill_reweighting"],
+                                                            "gradient_rescaling, skill_reweighting")):
+        summary = {**make_summary(0, {"a": 100}), "interventions": interventions}
+        buf = io.StringIO()
+        print_table(summary, Console(file=buf, width=200))
+        assert f"· seed 0 · {named} · " in buf.getvalue()

@@ -7,6 +7,7 @@ the same statistics and plots as networks.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import time
 import uuid
@@ -133,7 +134,8 @@ def run_theory(cfg: DictConfig) -> tuple[Path, dict]:
         write_metrics(run, names, p, curves)
         summary = build_summary(cfg, names, p, curves, seconds, run.run_id)
         run.write_summary(summary)
-        plot_curves(run.curves_path, names, curves, summary)
+        optimizer = f"{cfg.optim.name}, lr {cfg.optim.lr:g}" if cfg.model == "geometry" else None
+        plot_curves(run.curves_path, names, curves, summary, optimizer)
     finally:
         run.release()  # another command may write the run now
     return run.path, summary
@@ -183,16 +185,29 @@ def build_summary(cfg: DictConfig, names: list[str], p: list[float], curves: Cur
     return summary
 
 
-def plot_curves(path: Path, names: list[str], curves: Curves, summary: dict) -> None:
+def plot_curves(path: Path, names: list[str], curves: Curves, summary: dict, optimizer: str | None = None) -> None:
+    """Per-skill loss and skill level against step, learn steps dotted; the title names the model (and, for the
+    Geometry model, its `optimizer`). A curve that oscillates from step to step once learned (SignGD's updates keep a
+    fixed size, so they jump across the minimum) is drawn faint, with its running mean over it, so that the
+    oscillation does not read as a band of values."""
     from skilltrain.analysis.plots import figure, skill_colors
 
     fig, axes = figure(1, 2, (11, 4))
     colors = skill_colors(len(names))
+    smoothed = 0
     for k, name in enumerate(names):
         color = colors[k]
         label = name if len(names) <= 12 else None
-        axes[0][0].plot(curves.steps, curves.losses[:, k].clamp(min=1e-12).tolist(), color=color, lw=1.5, label=label)
-        axes[0][1].plot(curves.steps, curves.levels[:, k].tolist(), color=color, lw=1.5, label=label)
+        start = len(curves.steps) if curves.learned_step[k] is None else bisect.bisect_left(curves.steps, curves.learned_step[k])
+        for ax, values, log in ((axes[0][0], curves.losses[:, k].clamp(min=1e-12), True),
+                                (axes[0][1], curves.levels[:, k], False)):
+            window = _oscillation_window(values, start)
+            if window:
+                smoothed = max(smoothed, window)
+                ax.plot(curves.steps, values.tolist(), color=color, lw=0.5, alpha=0.3)
+                ax.plot(curves.steps, _running_mean(values, window, log).tolist(), color=color, lw=1.5, label=label)
+            else:
+                ax.plot(curves.steps, values.tolist(), color=color, lw=1.5, label=label)
         if curves.learned_step[k] is not None:
             for ax in axes[0]:
                 ax.axvline(curves.learned_step[k], color=color, ls=":", lw=1)
@@ -203,7 +218,33 @@ def plot_curves(path: Path, names: list[str], curves: Curves, summary: dict) -> 
     for ax in axes[0]:
         ax.set_xlabel("step")
     axes[0][1].legend(fontsize=8)
-    title = f"{summary['recipe']} · {summary['theory']['model']} model · seed {summary['seed']}"
-    fig.suptitle(f"{title}\ndotted: learned (s ≥ {summary['metric']['threshold']})", fontsize=9)
+    title = f"{summary['recipe']} · {summary['theory']['model']} model" + (f" · {optimizer}" if optimizer else "")
+    note = f"dotted: learned (s ≥ {summary['metric']['threshold']})"
+    if smoothed:
+        note += (f"; a curve that oscillates once learned: faint, every step; line, its running mean over "
+                 f"{smoothed} logged points (geometric, for the loss)")
+    fig.suptitle(f"{title} · seed {summary['seed']}\n{note}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _oscillation_window(values: torch.Tensor, start: int) -> int:
+    """The running-median window (logged points) for a curve that oscillates from `start` on: its step-to-step
+    changes flip sign at more than 40% of the points (a smooth or stalled curve flips rarely); 0 when it does not."""
+    tail = values[start:].double()
+    if tail.numel() < 20:
+        return 0
+    change = torch.diff(torch.log(tail.clamp(min=1e-300)) if bool((tail > 0).all()) else tail)
+    change = change[change != 0]
+    if change.numel() < 10 or float((torch.sign(change[1:]) != torch.sign(change[:-1])).double().mean()) <= 0.4:
+        return 0
+    return 2 * max(3, len(values) // 100)  # even
+
+
+def _running_mean(values: torch.Tensor, window: int, log: bool) -> torch.Tensor:
+    """The mean of each point's centred window of `window` points (even: an oscillation of period 2 averages out; of
+    the logarithm when `log`, a geometric mean), shorter at the ends."""
+    x = torch.log(values.double()) if log else values.double()
+    half = window // 2
+    out = torch.stack([x[max(0, t - half):t + half].mean() for t in range(len(x))])
+    return torch.exp(out) if log else out

@@ -288,13 +288,20 @@ def _plot_fit(path: Path, m: Measured, u_fit: np.ndarray, result: dict) -> None:
 
     fig, axes = figure(1, 2, (11, 4))
     colors = skill_colors(len(m.skills))
+    markers = "osD^vP*X<>"
+    every = max(1, len(m.steps) // 8)
     for k, skill in enumerate(m.skills):
         color = colors[k]
         r2 = result["r2"][skill]
         label = f"{skill} (p={m.p[k]:.3g}, R²={r2:.2f})" if r2 is not None else skill
+        # skills of one p have one fitted curve (and often nearly one measured curve): each skill's own markers, at
+        # points shifted per skill, keep every one visible
+        style = {"marker": markers[k % len(markers)], "markevery": (k * every // max(len(m.skills), 1), every),
+                 "markersize": 4}
         for ax in axes[0]:
-            ax.plot(m.steps, m.u[:, k], color=color, lw=1.5, label=label if len(m.skills) <= 12 else None)
-            ax.plot(m.steps, u_fit[:, k], color=color, lw=1.5, ls="--")
+            ax.plot(m.steps, m.u[:, k], color=color, lw=1.5, label=label if len(m.skills) <= 12 else None, **style)
+            ax.plot(m.steps, u_fit[:, k], color=color, lw=1.2, ls="--", **{**style, "markerfacecolor": "none"})
+            ax.axhline(LEARNED_U, color="grey", lw=0.8)
     axes[0][1].set_yscale("log")
     axes[0][1].set_ylim(1e-4, 1.2)
     for ax in axes[0]:
@@ -303,7 +310,9 @@ def _plot_fit(path: Path, m: Measured, u_fit: np.ndarray, result: dict) -> None:
     axes[0][0].legend(fontsize=7)
     eta, n0 = result["eta"], result["n0"]
     fig.suptitle(f"Resource model fit (dashed) to the measured curves (solid): η_eff = {format_parameter(eta)}, "
-                 f"N0 = {format_parameter(n0)}" + ("" if n0["determined"] else " (N0 poorly determined)"), fontsize=10)
+                 f"N0 = {format_parameter(n0)}" + ("" if n0["determined"] else " (N0 poorly determined)")
+                 + f"\ngrey line: learned here means u ≤ {LEARNED_U:g}; the run's own learn steps use its metric "
+                 "(theory_fit.json and the printed table give both)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -354,6 +363,8 @@ def fit_theory_command(args: list[str]) -> int:
     sys.stdout.flush()
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
+    print(f"plots: {run_dir / 'theory_fit.png'}" + (f", {run_dir / 'theory_collapse.png'}" if collapse else
+                                                     " (collapse=true adds theory_collapse.png)"), flush=True)
     print(f"theory_fit: {run_dir / FIT_FILE}", flush=True)
     return 0
 

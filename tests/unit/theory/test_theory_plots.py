@@ -38,3 +38,29 @@ def test_a_smooth_curve_is_drawn_as_it_is(monkeypatch):
     fig = _figure(monkeypatch, [math.exp(-t / 50) for t in range(200)], optimizer=None)
     assert "running mean" not in fig._suptitle.get_text()
     assert all((line.get_alpha() or 1) == 1 for line in fig.axes[0].get_lines())
+
+
+def test_the_fit_overlay_keeps_skills_of_one_p_apart_and_says_which_learned_it_uses(monkeypatch):
+    """Two skills of one p have one fitted curve: each skill's curves carry its own markers, so neither hides the
+    other; the title says that 'learned' means u ≤ 0.1 here."""
+    import numpy as np
+
+    from skilltrain.theory import fit
+
+    drawn = []
+    monkeypatch.setattr(fit, "save_figure", lambda fig, path: drawn.append(fig))
+    steps = list(range(1, 101))
+    u = np.exp(-np.outer(steps, [0.05, 0.05]) / 2)
+    m = fit.Measured(["x1x2", "x3x4"], [0.5, 0.5], "ce", [], 1.0, steps, u, 1, {"x1x2": 40, "x3x4": 41})
+    parameter = {"value": 1.0, "interval": [0.5, 2.0], "determined": True}
+    fit._plot_fit("theory_fit.png", m, u.copy(), {"r2": {"x1x2": 0.99, "x3x4": 0.98}, "eta": parameter, "n0": parameter})
+    fig = drawn[0]
+    assert "learned here means u ≤ 0.1" in fig._suptitle.get_text()
+    curves = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) == len(steps)]
+    by_skill = {}
+    for line in curves:
+        by_skill.setdefault(line.get_color() if isinstance(line.get_color(), str) else tuple(line.get_color()),
+                            set()).add((line.get_marker(), str(line.get_markevery())))
+    assert len(by_skill) == 2
+    first, second = by_skill.values()
+    assert first.isdisjoint(second)  # other markers, at other points

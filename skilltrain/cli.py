@@ -114,7 +114,7 @@ def cmd_analyze(args: list[str]) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from skilltrain.analysis.representations import analyze_run, report_file
+    from skilltrain.analysis.representations import analyze_run, labelled, report_file
     from skilltrain.config import parse_overrides, require
     from skilltrain.report import console
     from skilltrain.rundir import reading_options
@@ -147,7 +147,7 @@ def cmd_analyze(args: list[str]) -> int:
         row = [probes["held_out"][layer][s] for s in probes["skills"]]
         same = cka["matrix"][i][cka["other_layers"].index(layer)] if layer in cka["other_layers"] else None
         dim = result["effective_dim"]["overall"][layer]
-        table.add_row(escape(layer), *["—" if v is None else f"{v:.2f}" for v in row],
+        table.add_row(escape(labelled([layer], probes.get("layer_kinds"))[0]), *["—" if v is None else f"{v:.2f}" for v in row],
                       "—" if dim is None else f"{dim:.1f}", "—" if same is None else f"{same:.2f}")
     console().print(table)
     print(f"representations: {Path(str(cli.run_dir)) / report_file(str(cli.get('ckpt', 'last')))}", flush=True)

@@ -269,6 +269,19 @@ def default_layers(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if name and (is_layer(module) or id(module) in stacked)]
 
 
+def layer_kinds(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
+    """What each named layer is, by its class (`Linear`, `ReLU`, `Embedding`, a block's own class), for labels that
+    say more than a module path (`net.1`)."""
+    modules = dict(model.named_modules())
+    return {name: type(modules[name]).__name__ for name in names if name in modules}
+
+
+def labelled(names: Sequence[str], kinds: Mapping[str, str] | None) -> list[str]:
+    """`net.1 (ReLU)`: each layer's path with what it is (the path alone where the kind is not known)."""
+    kinds = kinds or {}
+    return [f"{name} ({kinds[name]})" if name in kinds else name for name in names]
+
+
 def is_layer(module: nn.Module) -> bool:
     """A Linear, an Embedding or one of torch.nn's activation functions (MultiheadAttention lives there too, and
     returns a tuple: not one)."""
@@ -562,13 +575,14 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
     run's model (default layers, or `layers`, for both runs).
 
     JSON keys:
-    - `cka`: {"run", "other", "debiased", "n_samples", "layers", "other_layers", "matrix"}: linear CKA of every
+    - `cka`: {"run", "other", "debiased", "n_samples", "layers", "other_layers", "matrix", "layer_kinds",
+      "other_layer_kinds" ({layer: its class, e.g. Linear, ReLU}, as `probes` has too)}: linear CKA of every
       layer of this run (rows) against every layer of `other`'s model on the same inputs (columns), or against
       itself when other is None. `other` must be a run of the same task (`task_difference`: for a task whose
       structure is drawn from the data seed, such as multitask_parity and the RHM, the same data seed), else a
       one-line UserError naming the difference.
     - `probes`: {"metric" (accuracy, or r2 for regression skills), "train_fraction", "ridge", "split",
-      "n_distinct_inputs", "layers", "skills", "held_out": {layer: {skill: score}}, "chance": {skill: score},
+      "n_distinct_inputs", "layers", "layer_kinds", "skills", "held_out": {layer: {skill: score}}, "chance": {skill: score},
       "parts": {layer: {composite: {part: score}}}, "across_skills" (control form): {"held_out": {layer: score},
       "chance"}, "notes"}: per layer and skill, the held-out score of a linear probe for the skill's targets on its
       samples (outputs form: all samples; control form: the skill's), the split keeping each distinct input on one
@@ -605,10 +619,13 @@ def analyze_run(run_dir: str | Path, other: str | Path | None = None, n_probe: i
 
     result = {
         "cka": {"run": str(run_dir), "other": str(other_dir), "debiased": debiased, "n_samples": len(x),
-                "layers": names, "other_layers": other_names, "matrix": matrix.tolist()},
+                "layers": names, "other_layers": other_names, "matrix": matrix.tolist(),
+                "layer_kinds": layer_kinds(module.model, names),
+                "other_layer_kinds": layer_kinds((module if other is None else other_module).model, other_names)},
         "probes": probe_tables(task, acts, batches, n_probe, seed),
         "effective_dim": dimension_tables(task, acts, n_probe),
     }
+    result["probes"]["layer_kinds"] = layer_kinds(module.model, result["probes"]["layers"])
     result["checkpoint"] = checkpoint
     result = _without_nan(result)
     suffix = "" if checkpoint == "last" else f"-{checkpoint}"  # learned-<skill>: beside the final weights' report
@@ -701,8 +718,8 @@ def plot_cka(path: Path, cka: Mapping) -> None:
     fig, axes = figure(1, 1, (max(5.0, 0.4 * len(cols) + 3), max(4.0, 0.4 * len(rows) + 2)))
     ax = axes[0][0]
     image = ax.imshow(values.numpy(), vmin=0, vmax=1, cmap="viridis")
-    ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xticks(range(len(cols)), labelled(cols, cka.get("other_layer_kinds")), rotation=90, fontsize=7)
+    ax.set_yticks(range(len(rows)), labelled(rows, cka.get("layer_kinds")), fontsize=7)
     ax.set_xlabel(f"layers of {Path(cka['other']).name}")
     ax.set_ylabel(f"layers of {Path(cka['run']).name}")
     fig.colorbar(image, ax=ax, label=f"{'debiased ' if cka['debiased'] else ''}linear CKA")
@@ -727,7 +744,7 @@ def plot_probes(path: Path, probes: Mapping) -> None:
         ax.plot(range(len(layers)), [math.nan if across["held_out"][layer] is None else across["held_out"][layer]
                                      for layer in layers], marker="s", ms=3, lw=1.6, color="black", label="across skills")
         ax.axhline(across["chance"], color="black", lw=0.8, ls=":")
-    ax.set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
+    ax.set_xticks(range(len(layers)), labelled(layers, probes.get("layer_kinds")), rotation=90, fontsize=7)
     ax.set_ylabel(f"held-out {probes['metric']}")
     if probes["metric"] == "accuracy":
         ax.set_ylim(0, 1.02)

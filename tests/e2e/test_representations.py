@@ -34,6 +34,8 @@ def test_analyze_run_writes_cka_probes_and_effective_dimension_of_a_trained_run(
     layers = ["layers.0", "layers.1", "layers.2"]  # the MLP [32, 50, 2]: Linear, ReLU, Linear
     cka = result["cka"]
     assert cka["layers"] == cka["other_layers"] == layers and cka["n_samples"] == 400
+    kinds = {"layers.0": "Linear", "layers.1": "ReLU", "layers.2": "Linear"}  # what each layer is, beside its path
+    assert cka["layer_kinds"] == cka["other_layer_kinds"] == result["probes"]["layer_kinds"] == kinds
     assert len(cka["matrix"]) == 3 and all(len(row) == 3 for row in cka["matrix"])
     assert all(0 <= v <= 1 for row in cka["matrix"] for v in row)
     assert any(v < 0.999 for row in cka["matrix"] for v in row)  # another seed: not the same representations

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-import skilltrain
 from helpers import ROOT
+
+import skilltrain
 
 
 def documented() -> set[str]:

@@ -2,12 +2,17 @@
 training: the shell blocks of README.md, docs/*.md and callbacks/README.md (and their inline `python -m skilltrain …`
 code), and the commands in the comments of recipes/ and conf/. Each is split as a shell splits it and goes through
 skilltrain.cli.check_command_line: the run config for fit, the plan (every run's config) for compare, sweep and
-benchmark, the arguments for the commands that read a run. A failing command is reported by file:line.
+benchmark, the arguments for the commands that read a run; under torchrun or srun, in the environment they give it,
+torchrun's own arguments parsed by torchrun. A failing command is reported by file:line, with its error.
 
 Skipped, since they are templates rather than commands: a command holding a placeholder (`<recipe>`, `NAME`, `DIR`,
 `sweep.KEY=…`, `…` or `...`, `[key=value ...]`). A `for VAR in a b …; do` loop's `$VAR` is its first value. A YAML
 block whose first line is `# <name>.yaml` is a file the page's commands use (an arms file): it is written to the
-working directory before they are checked; the repository's examples/ is there too.
+working directory before they are checked; the repository's examples/ is there too. A benchmark's plan takes a minute
+or more (every task built with every arm): those commands are marked slow.
+
+Inline `key=value` code is checked too: it must be one shell argument (`'key={a: b}'` quoted) and parse as an
+override; and the sections recipes point to must exist.
 """
 
 from __future__ import annotations
@@ -224,7 +229,6 @@ def plans_a_benchmark(command: DocCommand) -> bool:
     return any(i.argv[:1] == ["benchmark"] for words in split_shell(command.text) for i in skilltrain_invocations(words))
 
 
-# A benchmark's plan builds every task with every arm, a minute or more for a suite: those are slow (still run in CI)
 COMMANDS = [pytest.param(c, id=c.where, marks=[pytest.mark.slow] if plans_a_benchmark(c) else [])
             for c in collect() if "skilltrain" in c.text]
 

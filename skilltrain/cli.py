@@ -82,16 +82,22 @@ def cmd_sweep(args: list[str]) -> int:
     return sweep(args)
 
 
-def cmd_export_data(args: list[str]) -> int:
+def export_data_options(args: list[str]):
+    """(the run config, the directory) of `export-data`'s arguments, checked."""
     from skilltrain.config import load_config
-    from skilltrain.data.export import export_data
 
     paths = [a.split("=", 1)[1] for a in args if a.startswith("path=")]
     if not paths or not paths[0]:
         raise UserError("export-data needs path=<directory> (where to save_to_disk the data set)")
-    cfg = load_config([a for a in args if not a.startswith("path=")])
-    counts = export_data(cfg, paths[0])
-    print(f"exported {', '.join(f'{n} {split} rows' for split, n in counts.items())} to {paths[0]}")
+    return load_config([a for a in args if not a.startswith("path=")]), paths[0]
+
+
+def cmd_export_data(args: list[str]) -> int:
+    from skilltrain.data.export import export_data
+
+    cfg, path = export_data_options(args)
+    counts = export_data(cfg, path)
+    print(f"exported {', '.join(f'{n} {split} rows' for split, n in counts.items())} to {path}")
     return 0
 
 
@@ -107,16 +113,12 @@ def cmd_fit_theory(args: list[str]) -> int:
     return fit_theory_command(args)
 
 
-def cmd_analyze(args: list[str]) -> int:
-    from pathlib import Path
-
+def analyze_options(args: list[str]) -> dict:
+    """`analyze`'s arguments, checked: run_dir, other, n_probe, seed, debiased, layers, checkpoint, plugins,
+    trust_plugins (analyze_run's keywords)."""
     from omegaconf import OmegaConf
-    from rich.markup import escape
-    from rich.table import Table
 
-    from skilltrain.analysis.representations import analyze_run, labelled, report_file
     from skilltrain.config import parse_overrides, require
-    from skilltrain.report import console
     from skilltrain.rundir import reading_options
 
     cli = parse_overrides(args)
@@ -132,9 +134,22 @@ def cmd_analyze(args: list[str]) -> int:
     require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed", f"expected an integer ≥ 0, got '{seed}'")
     layers = cli.get("layers")
     require(layers is None or OmegaConf.is_list(layers), "layers", f"expected a list such as [layers.0,layers.1], got '{layers}'")
-    layers = [str(x) for x in layers] if layers is not None else None
-    result = analyze_run(str(cli.run_dir), cli.get("other"), n_probe, seed=seed, debiased=debiased, layers=layers,
-                         checkpoint=str(cli.get("ckpt", "last")), plugins=plugins, trust_plugins=trust_plugins)
+    return {"run_dir": str(cli.run_dir), "other": cli.get("other"), "n_probe": n_probe, "seed": seed,
+            "debiased": debiased, "layers": [str(x) for x in layers] if layers is not None else None,
+            "checkpoint": str(cli.get("ckpt", "last")), "plugins": plugins, "trust_plugins": trust_plugins}
+
+
+def cmd_analyze(args: list[str]) -> int:
+    from pathlib import Path
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from skilltrain.analysis.representations import analyze_run, labelled, report_file
+    from skilltrain.report import console
+
+    options = analyze_options(args)
+    result = analyze_run(**options)
     probes, cka = result["probes"], result["cka"]
     table = Table(title=escape(f"held-out linear probe {probes['metric']} per layer (rows) and skill; CKA vs "
                                f"{'itself' if cka['other'] == cka['run'] else cka['other']} on the diagonal"))
@@ -150,24 +165,20 @@ def cmd_analyze(args: list[str]) -> int:
         table.add_row(escape(labelled([layer], probes.get("layer_kinds"))[0]), *["—" if v is None else f"{v:.2f}" for v in row],
                       "—" if dim is None else f"{dim:.1f}", "—" if same is None else f"{same:.2f}")
     console().print(table)
-    print(f"representations: {Path(str(cli.run_dir)) / report_file(str(cli.get('ckpt', 'last')))}", flush=True)
+    print(f"representations: {Path(options['run_dir']) / report_file(options['checkpoint'])}", flush=True)
     return 0
 
 
 DISCOVER_KEYS = ("run_dir", "method", "k", "ckpt", "export", "seed", "params", "plugins", "trust_plugins")
 
 
-def cmd_discover(args: list[str]) -> int:
-    from pathlib import Path
-
+def discover_options(args: list[str]) -> dict:
+    """`discover`'s arguments, checked: run_dir, method, k and discover_run's keywords."""
     from omegaconf import OmegaConf
-    from rich.markup import escape
-    from rich.table import Table
 
-    from skilltrain.analysis.discovery import METHODS, discover_run
+    from skilltrain.analysis.discovery import METHODS
     from skilltrain.config import parse_overrides, require
-    from skilltrain.report import console
-    from skilltrain.rundir import DISCOVERED, reading_options
+    from skilltrain.rundir import reading_options
 
     cli = parse_overrides(args)
     for key in cli:
@@ -183,9 +194,24 @@ def cmd_discover(args: list[str]) -> int:
     params = cli.get("params")
     require(params is None or OmegaConf.is_list(params), "params", f"expected a list such as [model.net.0], got '{params}'")
     export = cli.get("export")
-    result = discover_run(str(cli.run_dir), method, k, checkpoint=str(cli.get("ckpt", "last")),
-                          params=[str(p) for p in params] if params is not None else None, seed=seed,
-                          export=None if export is None else str(export), plugins=plugins, trust_plugins=trust_plugins)
+    return {"run_dir": str(cli.run_dir), "method": method, "k": k, "checkpoint": str(cli.get("ckpt", "last")),
+            "params": [str(p) for p in params] if params is not None else None, "seed": seed,
+            "export": None if export is None else str(export), "plugins": plugins, "trust_plugins": trust_plugins}
+
+
+def cmd_discover(args: list[str]) -> int:
+    from pathlib import Path
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from skilltrain.analysis.discovery import discover_run
+    from skilltrain.report import console
+    from skilltrain.rundir import DISCOVERED
+
+    options = discover_options(args)
+    export = options["export"]
+    result = discover_run(**options)
     auto = result["k_auto"]
     how = (f"k=auto chose {result['k']} (gap ratio {auto['gap_ratio']:.2f}; next best k={auto['second_k']})"
            if auto and auto["gap_ratio"] is not None else f"k={result['k']}")
@@ -205,7 +231,7 @@ def cmd_discover(args: list[str]) -> int:
     if export is not None:
         print(f"exported {result['n_samples']} samples with their clusters to {export} "
               f"(train on them: python -m skilltrain fit recipe=hf_example data.path={export})")
-    print(f"discovered: {Path(str(cli.run_dir)) / DISCOVERED}", flush=True)
+    print(f"discovered: {Path(options['run_dir']) / DISCOVERED}", flush=True)
     return 0
 
 
@@ -217,19 +243,26 @@ def command_summaries() -> list[tuple[str, str]]:
     return [(name, found.get(name, "")) for name in COMMANDS]
 
 
-def cmd_list(args: list[str]) -> int:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from skilltrain.config import parse_overrides, recipe_description, recipe_names
-    from skilltrain.plugins import load_plugins
-    from skilltrain.registry import BUILTIN, INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
-    from skilltrain.report import console as make_console
+def list_options(args: list[str]) -> list[str]:
+    """`list`'s plugins, checked."""
+    from skilltrain.config import parse_overrides
 
     extra = [a for a in args if not a.startswith("plugins=")]
     if extra:
         raise UserError(f"list takes only plugins=[...] (plugins whose entries to list too), got '{extra[0]}'")
-    load_plugins(list(parse_overrides(args).get("plugins") or []))
+    return list(parse_overrides(args).get("plugins") or [])
+
+
+def cmd_list(args: list[str]) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from skilltrain.config import recipe_description, recipe_names
+    from skilltrain.plugins import load_plugins
+    from skilltrain.registry import BUILTIN, INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
+    from skilltrain.report import console as make_console
+
+    load_plugins(list_options(args))
 
     def described(entry) -> str:
         modes = f" · modes: {', '.join(entry.modes)}" if entry.modes else ""
@@ -254,6 +287,60 @@ def cmd_list(args: list[str]) -> int:
         console.print(table)
         console.print()
     return 0
+
+
+def check_command_line(argv: list[str]) -> str:
+    """Parse and validate a command line (what follows `python -m skilltrain`) as its command does, and stop before
+    it would train, simulate or read a run: nothing is written, and nothing is read but the recipes, presets,
+    plugins, arms and suite files it names (and a resumed run's config: `fit ckpt_path=…`). `fit`, `print-config`
+    and `export-data`: the run config; `theory`: the toy model's config; `compare`, `sweep` and `benchmark`: their
+    plan, every run's config checked (the runs `compare.dry_run=true` would print); `analyze`, `discover`,
+    `fit-theory` and `list`: their arguments. A mistake raises UserError with the one line the command would print.
+    Returns what was checked, in a few words."""
+    argv = [_plain(a) for a in argv]
+    if not argv or argv[0] in ("-h", "--help", "help") or any(a in ("-h", "--help") for a in argv[1:]):
+        return "the usage"
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        raise unknown("command", command, COMMANDS)
+    if command in ("fit", "print-config"):
+        from skilltrain.config import load_config
+
+        cfg = load_config(args)
+        return f"{command}: recipe {cfg.recipe}"
+    if command == "export-data":
+        cfg, path = export_data_options(args)
+        return f"export-data: recipe {cfg.recipe} to {path}"
+    if command == "theory":
+        from skilltrain.theory.config import load_theory_config
+
+        return f"theory: model {load_theory_config(args).model}"
+    if command == "compare":
+        from skilltrain.comparison import plan
+
+        the_plan = plan(args)
+        return f"compare: {len(the_plan.arms)} arms × {len(the_plan.seeds)} seeds of {the_plan.recipe}"
+    if command == "sweep":
+        from skilltrain.sweep import plan_sweep
+
+        the_sweep = plan_sweep(args)
+        return f"sweep: {len(the_sweep.grid)} grid points × {len(the_sweep.comparison.seeds)} seeds"
+    if command == "benchmark":
+        from skilltrain.benchmark import plan_benchmark
+
+        the_plan = plan_benchmark(args)
+        return f"benchmark: {len(the_plan.tasks)} tasks × {len(the_plan.arms)} arms"
+    if command == "fit-theory":
+        from skilltrain.theory.fit import fit_theory_options
+
+        return f"fit-theory: {fit_theory_options(args)['run_dir']}"
+    if command == "list":
+        from skilltrain.plugins import load_plugins
+
+        load_plugins(list_options(args))
+        return "list"
+    options = (analyze_options if command == "analyze" else discover_options)(args)
+    return f"{command}: {options['run_dir']}"
 
 
 def _plain(arg: str) -> str:

@@ -311,18 +311,21 @@ def make_plan(request: Request) -> Plan:
         stop = [] if not settings.stop_early or any(a.startswith("stop.when_all_learned=") for a in [*common, *arm_args]) \
             else ["stop.when_all_learned=true"]
         defaults = [*stop, *kind.unless_given([*common, *arm_args])]  # set for the runs unless the user sets them
+        checked = None
         for seed in seeds:
             run_dir = directory / arm / f"seed{seed}"
             run_args = [*common, *defaults, *arm_args, f"seed={seed}", f"out_dir={run_dir}",
                         *kind.extra_arguments(directory, arm)]
-            try:  # every run's config is valid before any runs
-                checked = kind.check(run_args, recipe)
+            # every run's config is valid before any runs: an arm's runs differ only in their seed (checked by
+            # parse_seeds) and directory, so its config is checked once, with its first seed
+            try:
+                checked = checked or kind.check(run_args, recipe)
             except UserError as e:
                 raise UserError(f"arm {arm}: {e}") from None
             result.runs.append(Run(arm, seed, run_args, run_dir, own_process=checked.own_process, command=kind.command))
-            measured[arm] = checked.measured
-            configs.setdefault(arm, checked.resolved)
-            sources.update(checked.sources)
+        measured[arm] = checked.measured
+        configs[arm] = checked.resolved
+        sources.update(checked.sources)
     first = next(iter(measured))
     for arm, what in measured.items():
         require(what == measured[first], f"arms.{arm}",

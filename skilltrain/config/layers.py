@@ -140,12 +140,29 @@ def parse_overrides(args: list[str]) -> DictConfig:
         if not _OVERRIDE.match(arg):
             raise UserError(f"unexpected argument '{arg}': overrides are key=value (for example seed=3 or data.batch_size=256)")
     try:
-        return OmegaConf.from_dotlist(list(args))
+        layer = OmegaConf.from_dotlist(list(args))
     except OmegaConfBaseException as e:
         raise UserError(f"could not parse the overrides ({str(e).splitlines()[0]})") from None
     except Exception as e:  # yaml parser errors on malformed values such as [1,2
         key, _, value = next((a for a in args if _value_fails(a)), args[-1] if args else "=").partition("=")
         raise UserError(f"{key}: could not parse the value '{value}' ({type(e).__name__})") from None
+    _refuse_colon_keys(OmegaConf.to_container(layer), "")
+    return layer
+
+
+def _refuse_colon_keys(node, where: str) -> None:
+    """`{qos:high}` is YAML for the key 'qos:high' without a value, never what was meant: refused, with the fix."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}.{key}" if where else str(key)
+            if value is None and ":" in str(key):
+                name, _, meant = str(key).partition(":")
+                raise UserError(f"{where or here}: {{{key}}} reads as the key '{key}' without a value; YAML needs a "
+                                f"space after the colon: {{{name}: {meant}}} (with the argument in quotes for the shell)")
+            _refuse_colon_keys(value, here)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _refuse_colon_keys(value, f"{where}[{i}]")
 
 
 def _value_fails(arg: str) -> bool:

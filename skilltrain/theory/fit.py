@@ -339,8 +339,8 @@ def _plot_collapse(path: Path, m: Measured, u_fit: np.ndarray) -> None:
     save_figure(fig, path)
 
 
-def fit_theory_command(args: list[str]) -> int:
-    """`fit-theory run_dir=<dir> [model=resource] [collapse=true] [eta=<η_eff>] [plugins=[…]] [trust_plugins=true]`."""
+def fit_theory_options(args: list[str]) -> dict:
+    """`fit-theory`'s arguments, checked: run_dir and fit_resource's keywords."""
     from skilltrain.rundir import reading_options
 
     cli = parse_overrides(args)
@@ -357,8 +357,15 @@ def fit_theory_command(args: list[str]) -> int:
         raise UserError(f"model: only the Resource model is fitted to runs (got '{model}')")
     collapse = cli.get("collapse", False)
     require(isinstance(collapse, bool), "collapse", f"expected true or false, got '{collapse}'")
-    run_dir = Path(str(cli.run_dir))
-    result = fit_resource(run_dir, collapse=collapse, eta=eta, plugins=plugins, trust_plugins=trust_plugins)
+    return {"run_dir": Path(str(cli.run_dir)), "collapse": collapse, "eta": eta, "plugins": plugins,
+            "trust_plugins": trust_plugins}
+
+
+def fit_theory_command(args: list[str]) -> int:
+    """`fit-theory run_dir=<dir> [model=resource] [collapse=true] [eta=<η_eff>] [plugins=[…]] [trust_plugins=true]`."""
+    options = fit_theory_options(args)
+    run_dir = options["run_dir"]
+    result = fit_resource(**options)
     print_fit(result)
     sys.stdout.flush()
     for note in result["notes"]:

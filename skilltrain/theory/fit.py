@@ -370,7 +370,7 @@ def fit_theory_command(args: list[str]) -> int:
     sys.stdout.flush()
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    print(f"plots: {run_dir / 'theory_fit.png'}" + (f", {run_dir / 'theory_collapse.png'}" if collapse else
+    print(f"plots: {run_dir / 'theory_fit.png'}" + (f", {run_dir / 'theory_collapse.png'}" if options["collapse"] else
                                                      " (collapse=true adds theory_collapse.png)"), flush=True)
     print(f"theory_fit: {run_dir / FIT_FILE}", flush=True)
     return 0

@@ -81,3 +81,18 @@ def test_fit_theory_leaves_out_cells_a_run_did_not_measure(tmp_path):
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
     result = fit_resource(run_dir)
     assert result["eta"]["value"] == pytest.approx(1e-3, rel=0.05) and min(result["r2"].values()) > 0.99
+
+
+@pytest.mark.parametrize("collapse", [False, True])
+def test_fit_theory_names_the_plots_it_drew(collapse, tmp_path, capsys):
+    from skilltrain.cli import main
+    from skilltrain.theory.run import run_theory
+
+    run_dir, _ = run_theory(theory_cfg("recipe=resource_chain", f"out_dir={tmp_path / 'r'}"))
+    assert main(["fit-theory", f"run_dir={run_dir}", f"collapse={str(collapse).lower()}"]) == 0
+    out = capsys.readouterr().out
+    if collapse:
+        assert f"plots: {run_dir / 'theory_fit.png'}, {run_dir / 'theory_collapse.png'}" in out
+        assert (run_dir / "theory_collapse.png").is_file()
+    else:
+        assert "(collapse=true adds theory_collapse.png)" in out and not (run_dir / "theory_collapse.png").exists()

@@ -324,7 +324,7 @@ def _load(*args: str):
 def _check_config(subject: Subject, out: Path) -> str | None:
     cfg = _load(*subject.overrides)
     if subject.kind == "intervention":
-        _build_intervention(subject, cfg)
+        _build_intervention(subject, cfg).check(cfg)  # its own refusals of the run's settings
     return None
 
 

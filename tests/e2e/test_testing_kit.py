@@ -7,7 +7,7 @@ import pytest
 from helpers import EXAMPLES, run_cli
 from helpers.fixtures import kit_plugin
 
-from skilltrain.testing import CheckFailed, check_intervention
+from skilltrain.testing import CheckFailed, check_intervention, check_model, check_task
 
 
 def write(tmp_path, bug=None):
@@ -64,3 +64,46 @@ def test_a_plugin_whose_state_follows_its_own_rank_fails_ddp(tmp_path):
         check_intervention("smooth", plugins=[write(tmp_path, "local")], checks=["ddp"])
     assert str(failed.value) == ("intervention smooth · ddp: rank 0 and rank 1 hold different smooth state from step 0 "
                                  "(smooth.mean): compute it from the all-reduced `stats`, not from the rank's own batch")
+
+
+FORGETFUL_MODEL = '''
+from dataclasses import dataclass
+
+from torch import nn
+
+import skilltrain
+
+
+@dataclass
+class WarmConfig(skilltrain.ModelConfig):
+    name: str = "warm"
+
+
+@skilltrain.register_model("warm", "an MLP whose output warms up over its first calls", WarmConfig)
+class Warm(nn.Module):
+    def __init__(self, cfg, task, n_outputs):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(task.n_inputs, 32), nn.ReLU(), nn.Linear(32, n_outputs))
+        self.calls = 0  # a plain attribute: not in the state_dict, so a resume starts it again at 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+        return self.net(x) * min(1.0, self.calls / 50)
+'''
+
+
+def test_a_model_with_state_outside_its_state_dict_fails_resumes(tmp_path, clean_registries):
+    path = tmp_path / "warm.py"
+    path.write_text(FORGETFUL_MODEL)
+    with pytest.raises(CheckFailed) as failed:
+        check_model("warm", plugins=[path], checks=["trains", "resumes"])
+    assert str(failed.value).startswith("model warm · resumes: resumed at step 30, the run differs from one that did "
+                                        "not stop (model weights differ")
+    assert str(failed.value).endswith("keep its state in parameters or buffers, and draw randomness from torch's generator")
+
+
+def test_the_example_task_passes_on_its_recipe(clean_registries):
+    results = check_task("sparse_majority", plugins=[EXAMPLES / "own_task.py"], recipe=str(EXAMPLES / "majority.yaml"),
+                         ddp=False)
+    assert [(r.check, r.failed) for r in results] == [("config", False), ("trains", False), ("resumes", False)]

@@ -205,6 +205,7 @@ def check_command(args: list[str]) -> int:
     ddp = cli.get("ddp", True)
     require(isinstance(ddp, bool), "ddp", f"expected true or false, got '{ddp}'")
     checks = cli.get("checks")
+    checks = [checks] if isinstance(checks, str) else checks
     checks = [str(c) for c in checks] if checks is not None else None
     out_dir = cli.get("out_dir")
     passed = [a for a in args if a.split("=", 1)[0] not in ("plugins", "ddp", "checks", "out_dir")]
@@ -488,6 +489,15 @@ def _first_difference(a: list[str], b: list[str]) -> str:
 
 
 def _check_ddp(subject: Subject, out: Path) -> str | None:
+    from skilltrain.plugins import THIS_PROCESS
+    from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
+
+    registry = {"intervention": INTERVENTIONS, "model": MODELS, "task": TASKS, "optimizer": OPTIMIZERS}[subject.kind]
+    entry = registry.get(subject.name)
+    source = entry.mode_sources.get(subject.mode, entry.source) if entry.modes else entry.source
+    if source == THIS_PROCESS:
+        return (f"{subject.label} is registered by this process, not by a plugin: the DDP processes cannot import it "
+                "(name its file or module in plugins=[...])")
     out.mkdir(parents=True, exist_ok=True)
     args = (*subject.overrides, f"trainer.max_steps={DDP_STEPS}", "trainer.accelerator=cpu", "trainer.strategy=ddp",
             "trainer.devices=2", "data.batch_size=32", f"out_dir={out / 'run'}")
@@ -534,8 +544,11 @@ def _where(e: BaseException) -> str:
     """`TypeError: message (at my_plugin.py:12)`: the error, and the last line of the user's code it went through."""
     text = " ".join(str(e).split())
     text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    import skilltrain.callbacks  # skilltrain's, though installed from a folder of its own
+
+    ours = (*_LIBRARY, _PACKAGE, str(Path(skilltrain.callbacks.__file__).resolve().parent))
     frames = [f for f in traceback.extract_tb(e.__traceback__)
-              if not f.filename.startswith("<") and not str(Path(f.filename).resolve()).startswith((*_LIBRARY, _PACKAGE))]
+              if not f.filename.startswith("<") and not str(Path(f.filename).resolve()).startswith(ours)]
     return text + (f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else "")
 
 

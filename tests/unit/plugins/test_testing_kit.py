@@ -65,3 +65,16 @@ def test_a_typo_in_a_setting_fails_the_config_check_exit_1(tmp_path, capsys, cle
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith("error: intervention smooth · config: interventions.smooth.decy") and "did you mean" in err
     assert out.splitlines()[0] == "intervention smooth" and out.splitlines()[1].startswith("  config   FAILED: ")
+
+
+def test_an_entry_registered_in_this_process_only_cannot_take_the_ddp_check(clean_registries):
+    import skilltrain
+
+    @skilltrain.register_intervention("here_only", "registered by the test itself")
+    class HereOnly(skilltrain.LossWeighting):
+        def loss_weights(self, module, losses, mask, stats):
+            return None
+
+    (result,) = check_intervention("here_only", checks=["ddp"], strict=False)
+    assert result.problem == ("intervention here_only is registered by this process, not by a plugin: the DDP "
+                              "processes cannot import it (name its file or module in plugins=[...])")

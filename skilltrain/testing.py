@@ -492,6 +492,7 @@ def _check_ddp(subject: Subject, out: Path) -> str | None:
     from skilltrain.plugins import THIS_PROCESS
     from skilltrain.registry import INTERVENTIONS, MODELS, OPTIMIZERS, TASKS
 
+    _load(*subject.overrides)  # its plugins imported here too, to know where the entry comes from
     registry = {"intervention": INTERVENTIONS, "model": MODELS, "task": TASKS, "optimizer": OPTIMIZERS}[subject.kind]
     entry = registry.get(subject.name)
     source = entry.mode_sources.get(subject.mode, entry.source) if entry.modes else entry.source

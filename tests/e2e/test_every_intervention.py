@@ -26,7 +26,7 @@ def test_it_resumes_bit_exactly(setting, tmp_path, clean_registries):
 @pytest.mark.slow
 @pytest.mark.ddp
 @pytest.mark.parametrize("setting", IDS)
-def test_two_ddp_processes_hold_identical_state(setting, tmp_path):
+def test_two_ddp_processes_hold_identical_state(setting, tmp_path, clean_registries):
     """Every rank draws its own batches (skills missing from one rank's batch), yet all-reduced statistics make
     every rank's intervention state the same, step by step."""
     name, _, args = SETTINGS[setting]

@@ -59,7 +59,7 @@ def test_a_good_plugin_with_state_passes_trains_and_resumes(tmp_path, clean_regi
 
 
 @pytest.mark.ddp
-def test_a_plugin_whose_state_follows_its_own_rank_fails_ddp(tmp_path):
+def test_a_plugin_whose_state_follows_its_own_rank_fails_ddp(tmp_path, clean_registries):
     with pytest.raises(CheckFailed) as failed:
         check_intervention("smooth", plugins=[write(tmp_path, "local")], checks=["ddp"])
     assert str(failed.value) == ("intervention smooth · ddp: rank 0 and rank 1 hold different smooth state from step 0 "

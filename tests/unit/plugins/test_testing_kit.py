@@ -78,3 +78,9 @@ def test_an_entry_registered_in_this_process_only_cannot_take_the_ddp_check(clea
     (result,) = check_intervention("here_only", checks=["ddp"], strict=False)
     assert result.problem == ("intervention here_only is registered by this process, not by a plugin: the DDP "
                               "processes cannot import it (name its file or module in plugins=[...])")
+
+
+def test_the_kit_is_reached_from_the_package_as_the_docs_write_it():
+    import skilltrain
+
+    assert skilltrain.testing.check_intervention is check_intervention

@@ -81,6 +81,10 @@ def test_an_entry_registered_in_this_process_only_cannot_take_the_ddp_check(clea
 
 
 def test_the_kit_is_reached_from_the_package_as_the_docs_write_it():
-    import skilltrain
+    """In a fresh process (this one imported skilltrain.testing already), without importing torch."""
+    import subprocess
+    import sys
 
-    assert skilltrain.testing.check_intervention is check_intervention
+    code = "import sys, skilltrain; print(skilltrain.testing.check_intervention.__name__, 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["check_intervention", "False"], done.stderr[-2000:]

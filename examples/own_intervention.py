@@ -4,6 +4,7 @@
     python -m skilltrain compare recipe=domino_2task plugins=[examples/own_intervention.py] arms=[baseline,loss_power] \\
         seeds=3 compare.workers=2
     python examples/own_intervention.py      # the same comparison through the Python API
+    python -m skilltrain check plugins=[examples/own_intervention.py]   # the checks every built-in passes
 
 `plugins=[...]` imports this file in every process skilltrain starts (each run of a comparison too) and records it in
 the run's config.yaml, so a resume imports it again. What it registers gets what a built-in gets: typed

@@ -9,6 +9,8 @@ The public API is what `__all__` lists (docs/extending.md; everything else is in
 - bring your own Lightning pieces: `SkillModule`, `SkillProgress` (learn steps), `SkillDataModule`;
 - `UserError`: a mistake in the input, one line.
 
+The module `skilltrain.testing` is public too: the checks a plugin's entries pass (`python -m skilltrain check`).
+
 Importing skilltrain imports none of torch, Lightning, W&B or datasets: each name loads its module when first used.
 """
 
@@ -50,6 +52,8 @@ __all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "testing":  # the test kit, a public module: `skilltrain.testing.check_intervention(...)`
+        return importlib.import_module("skilltrain.testing")
     if name not in _WHERE:
         raise AttributeError(f"module 'skilltrain' has no attribute {name!r}")
     value = getattr(importlib.import_module(_WHERE[name]), name)

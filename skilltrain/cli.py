@@ -36,14 +36,18 @@ commands:
                  clusters per-sample gradients or loss curves; scores them against the true skills and a k-means
                  baseline on the inputs: discovered.json, discovered.png; export=DIR saves the clustered samples
                    python -m skilltrain discover run_dir=runs/multitask_parity/<stamp> method=gradients k=auto
+  check          the checks every built-in intervention passes (it trains and logs, resumes bit for bit, two DDP
+                 ranks agree, its method card), run on every entry of your plugins; ddp=false skips the slow one
+                   python -m skilltrain check plugins=[examples/own_intervention.py]
   list           commands, recipes, tasks, models, optimizers and interventions, one line each (plugins=[...] too)
   print-config   the resolved config of a recipe with overrides, as YAML
                    python -m skilltrain print-config recipe=domino_2task data.frequencies=[1.0,0.05]
   export-data    freeze a task's training and held-out sets as a Hugging Face dataset (save_to_disk)
                    python -m skilltrain export-data recipe=multitask_parity data.n_samples=20000 path=data/mtp
 
-Exit codes: 0 done; 2 bad input (one `error:` line); 3 training diverged; 130 / 143 stopped by Ctrl-C / SIGTERM,
-4 stopped by trainer.max_time (checkpoint written: resume with `fit ckpt_path=last out_dir=<run_dir>`).
+Exit codes: 0 done; 1 a check failed (check); 2 bad input (one `error:` line); 3 training diverged; 130 / 143
+stopped by Ctrl-C / SIGTERM, 4 stopped by trainer.max_time (checkpoint written: resume with
+`fit ckpt_path=last out_dir=<run_dir>`).
 
 Overrides are OmegaConf dotlists: key=value (or --key=value), lists as [a,b], mappings as {k: v}. Lightning Trainer
 flags go under trainer.* (trainer.max_steps=2000 trainer.accelerator=gpu). `print-config` shows every key. Your
@@ -235,6 +239,12 @@ def cmd_discover(args: list[str]) -> int:
     return 0
 
 
+def cmd_check(args: list[str]) -> int:
+    from skilltrain.testing import check_command
+
+    return check_command(args)
+
+
 def command_summaries() -> list[tuple[str, str]]:
     """(command, its one-line summary) from USAGE, the one place commands are described."""
     import re
@@ -351,7 +361,7 @@ def _plain(arg: str) -> str:
 COMMANDS = {"fit": cmd_fit, "compare": cmd_compare, "benchmark": cmd_benchmark, "list": cmd_list,
             "print-config": cmd_print_config, "export-data": cmd_export_data, "theory": cmd_theory,
             "fit-theory": cmd_fit_theory, "analyze": cmd_analyze, "discover": cmd_discover,
-            "sweep": cmd_sweep}
+            "sweep": cmd_sweep, "check": cmd_check}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,3 +75,85 @@ def toy_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     label = np.where(skill == "xor", a ^ b, a & b)
     return pd.DataFrame({"is_and": (skill == "and").astype(float), "a": a.astype(float), "b": b.astype(float),
                          "skill": skill, "label": label})
+
+
+# Interventions as a plugin author might write them, for the test kit (skilltrain.testing): `KIT_PLUGIN` with one of
+# the `KIT_BUGS` replacing its marked lines. Each bug fails one check of the kit.
+KIT_PLUGIN = '''
+from dataclasses import dataclass
+
+import torch
+
+import skilltrain
+
+
+@dataclass
+class SmoothConfig:
+    decay: float = 0.9
+
+
+@skilltrain.register_intervention("smooth", "weights skills by a running mean of their loss", SmoothConfig)
+class Smooth(skilltrain.Intervention):
+    """Smoothed loss weighting (a test plugin).
+
+    What it does. Weights each skill by a running mean of its loss.
+
+    Formula. m_k ← d·m_k + (1 − d)·ℓ_k; w_k = K·m_k / Σ_j m_j.
+
+    Parameters. `decay`.
+
+    When it helps. When a lagging skill's loss stays high.
+
+    When it hurts. When losses are noisy.
+    """
+
+    touches = frozenset({"loss"})
+
+    def __init__(self, params, task):
+        super().__init__(params, task)
+        self.mean = torch.zeros(len(self.skills), dtype=torch.float64)
+
+    def loss_weights(self, module, losses, mask, stats):
+        loss = torch.nan_to_num(stats["mask_loss"]).detach().double().cpu()  # BUG:local
+        self.mean = self.params.decay * self.mean + (1 - self.params.decay) * loss
+        self.w = len(self.mean) * self.mean / self.mean.sum().clamp(min=1e-12)
+        return self.w.to(losses)
+
+    def logged(self):
+        return {f"weight/{s}": w for s, w in zip(self.skills, self.w)} if hasattr(self, "w") else {}  # BUG:logged
+
+    def state_dict(self):
+        return {"mean": self.mean.clone()}  # BUG:state
+
+    def load_state_dict(self, state_dict):
+        self.mean = state_dict["mean"].clone()  # BUG:load
+'''
+
+KIT_BUGS = {
+    "state": {  # its running mean is not in its state_dict: a resume starts it from zero
+        "# BUG:state": None, "# BUG:load": None},
+    "local": {  # its running mean follows the rank's own batch, not the all-reduced statistics
+        "# BUG:local": "loss = losses.detach().mean(0).double().cpu()  # this rank's own batch"},
+    "logged": {"# BUG:logged": "return {}"},
+    "card": {"    Formula.": "    Math."},
+    "raises": {"# BUG:local": "raise ValueError('no weights today')"},
+}
+
+
+def kit_plugin(bug: str | None = None) -> str:
+    """KIT_PLUGIN's source with `bug` (a key of KIT_BUGS): each marked line replaced by the bug's code (None: the
+    line is deleted, and a method left without a body is deleted too), or the text replaced."""
+    text = KIT_PLUGIN
+    for marker, code in (KIT_BUGS[bug] if bug else {}).items():
+        if not marker.startswith("# BUG"):
+            text = text.replace(marker, code)
+            continue
+        lines = text.splitlines()
+        i = next(i for i, line in enumerate(lines) if line.rstrip().endswith(marker))
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        if code is None:
+            del lines[i - 1: i + 1]  # the method with its one-line body
+        else:
+            lines[i] = indent + code
+        text = "\n".join(lines) + "\n"
+    return text

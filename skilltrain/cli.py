@@ -305,8 +305,8 @@ def check_command_line(argv: list[str]) -> str:
     plugins, arms and suite files it names (and a resumed run's config: `fit ckpt_path=…`). `fit`, `print-config`
     and `export-data`: the run config; `theory`: the toy model's config; `compare`, `sweep` and `benchmark`: their
     plan, every run's config checked (the runs `compare.dry_run=true` would print); `analyze`, `discover`,
-    `fit-theory` and `list`: their arguments. A mistake raises UserError with the one line the command would print.
-    Returns what was checked, in a few words."""
+    `fit-theory`, `list` and `check`: their arguments (and the plugins `list` and `check` name). A mistake raises
+    UserError with the one line the command would print. Returns what was checked, in a few words."""
     argv = [_plain(a) for a in argv]
     if not argv or argv[0] in ("-h", "--help", "help") or any(a in ("-h", "--help") for a in argv[1:]):
         return "the usage"
@@ -349,6 +349,13 @@ def check_command_line(argv: list[str]) -> str:
 
         load_plugins(list_options(args))
         return "list"
+    if command == "check":
+        from skilltrain.plugins import load_plugins
+        from skilltrain.testing import check_options
+
+        options = check_options(args)
+        load_plugins(options["plugins"])
+        return f"check: {', '.join(options['plugins'])}"
     options = (analyze_options if command == "analyze" else discover_options)(args)
     return f"{command}: {options['run_dir']}"
 

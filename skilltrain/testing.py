@@ -192,9 +192,9 @@ def check_plugins(plugins: Sequence[str], *, overrides: Sequence[str] = (), chec
     return results
 
 
-def check_command(args: list[str]) -> int:
-    """`python -m skilltrain check plugins=[my.py] [ddp=false] [checks=[card,trains]] [key=value …]`: progress per
-    check on stdout; each failed check one `error:` line on stderr; exit code 0 (all passed) or 1."""
+def check_options(args: list[str]) -> dict:
+    """`check`'s arguments, checked: {"plugins", "ddp", "checks", "out_dir", "overrides"} (the other `key=value`s,
+    passed to every fit)."""
     from skilltrain.config import parse_overrides, require
 
     cli = parse_overrides(args)
@@ -209,8 +209,17 @@ def check_command(args: list[str]) -> int:
     checks = [str(c) for c in checks] if checks is not None else None
     out_dir = cli.get("out_dir")
     passed = [a for a in args if a.split("=", 1)[0] not in ("plugins", "ddp", "checks", "out_dir")]
-    plugins = [str(p) for p in plugins]
     _wanted(checks)
+    return {"plugins": [str(p) for p in plugins], "ddp": ddp, "checks": checks, "out_dir": out_dir,
+            "overrides": passed}
+
+
+def check_command(args: list[str]) -> int:
+    """`python -m skilltrain check plugins=[my.py] [ddp=false] [checks=[card,trains]] [key=value …]`: progress per
+    check on stdout; each failed check one `error:` line on stderr; exit code 0 (all passed) or 1."""
+    options = check_options(args)
+    plugins, ddp, checks = options["plugins"], options["ddp"], options["checks"]
+    passed, out_dir = options["overrides"], options["out_dir"]
 
     def starting(subject: Subject) -> None:
         print(subject.label, flush=True)

@@ -1,6 +1,7 @@
 """jacobian_descent in real fits on domino_2task: every aggregator trains and logs the weights it gave each skill, and
-the gradient the optimizer receives is torchjd's aggregate of the Jacobian of the batch's per-skill mean losses.
-(Exact resume and two DDP ranks: tests/e2e/test_every_intervention.py, with upgrad and the stateful nash_mtl.)"""
+the gradient the optimizer receives is torchjd's aggregate of the Jacobian of the batch's per-skill mean losses (with
+params=shared: of its shared columns, the owned entries getting the plain sum). (Exact resume and two DDP ranks:
+tests/e2e/test_every_intervention.py, with upgrad, upgrad with params=shared and the stateful nash_mtl.)"""
 
 from __future__ import annotations
 

@@ -15,6 +15,12 @@ optional dependency: `pip install -e ".[mtl]"`):
 | `dualproj` | DualProj | norm_eps, reg_eps |
 | `fairgrad` | FairGrad | alpha, max_iters |
 
+`params` (every aggregator): `all` (default) takes the Jacobian over every trainable parameter; `shared` over the
+parameters the skills share: an entry of a parameter that one skill owns (only that skill's loss depends on it: a
+module of `model.name=modular_mlp` or of `modular_routing.mode=oracle`, a block of a per-skill head; a model declares
+them, skilltrain.models.skill_owners) is left out of the Jacobian and gets the plain summed gradient, the baseline's,
+while the shared entries get the aggregate of their own Jacobian. For a model without per-skill parts, shared = all.
+
 Setting a key the chosen aggregator does not use is refused (one line), as for a mode's keys. The class,
 skilltrain.callbacks.jacobian_weighting.JacobianDescent, is the method card; callbacks/README.md has the costs.
 """
@@ -41,6 +47,7 @@ USES = {
 }
 AGGREGATORS = tuple(USES)
 SCALE_MODES = ("min", "median", "rmse")
+PARAMS = ("all", "shared")
 EXTRA = 'pip install -e ".[mtl]"'
 DESCRIPTION = ("combine the per-skill gradients with a torchjd aggregator instead of summing them: "
                + " | ".join(AGGREGATORS))
@@ -49,6 +56,7 @@ DESCRIPTION = ("combine the per-skill gradients with a torchjd aggregator instea
 @dataclass
 class JacobianDescentConfig:
     aggregator: str = "upgrad"  # upgrad | mgda | pcgrad | cagrad | imtl_g | nash_mtl | aligned_mtl | dualproj | fairgrad
+    params: str = "all"  # all | shared: the Jacobian over every parameter, or over the entries no one skill owns
     norm_eps: float | None = None  # upgrad, dualproj, cagrad: guards the Gramian's normalisation (null: torchjd's, 1e-4)
     reg_eps: float | None = None  # upgrad, dualproj: added to the Gramian's diagonal (null: torchjd's, 1e-4)
     epsilon: float | None = None  # mgda: stopping tolerance (null: torchjd's, 1e-3)
@@ -65,11 +73,13 @@ class JacobianDescentConfig:
             raise unknown("aggregator", self.aggregator, AGGREGATORS, key=f"{key}.aggregator")
         uses = USES[self.aggregator]
         for f in dataclasses.fields(self):
-            if f.name != "aggregator" and f.name not in uses and getattr(self, f.name) != f.default:
+            if f.name not in ("aggregator", "params") and f.name not in uses and getattr(self, f.name) != f.default:
                 users = [a for a, used in USES.items() if f.name in used]
                 raise UserError(f"{key}.{f.name}: not used by aggregator={self.aggregator}, which would ignore it "
                                 f"({f.name} is for {' / '.join(users)}; {self.aggregator} takes "
                                 f"{', '.join(uses) or 'no parameters'})")
+        if self.params not in PARAMS:
+            raise unknown("parameter selection", self.params, PARAMS, key=f"{key}.params")
         if self.scale_mode not in SCALE_MODES:
             raise unknown("scale_mode", self.scale_mode, SCALE_MODES, key=f"{key}.scale_mode")
         for name in ("norm_eps", "reg_eps", "epsilon"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from skilltrain.data.base import Task
@@ -22,4 +23,13 @@ def build_model(cfg: ModelConfig, task: Task) -> nn.Module:
     return model.to(DTYPES[cfg.dtype])
 
 
-__all__ = ["ModelConfig", "build_model", "per_skill_head", "DTYPES"]
+def skill_owners(model: nn.Module) -> dict[str, torch.Tensor]:
+    """{parameter name: the skill that owns each of its entries, −1 where the skills share it}: an entry is skill k's
+    when only skill k's loss depends on it (a module of a modular model, a per-skill head's block). A model says so
+    with a `skill_owners()` method; a parameter it does not name, and every parameter of a model without one, is
+    shared."""
+    method = getattr(model, "skill_owners", None)
+    return dict(method()) if callable(method) else {}
+
+
+__all__ = ["ModelConfig", "build_model", "per_skill_head", "skill_owners", "DTYPES"]

@@ -62,6 +62,23 @@ class MLP(nn.Module):
             layers += [nn.Linear(a, b, bias=cfg.bias), ACTIVATIONS[cfg.activation]()]
         layers.append(nn.Linear(sizes[-1], n_outputs, bias=cfg.bias))
         self.layers = nn.Sequential(*layers)
+        # an output block per skill: the outputs form (skill k's loss reads its own outputs), or a per-skill head (each
+        # sample reads its own skill's block); None where the skills share every output
+        per_skill = task.form == "control" and n_outputs == task.n_outputs * task.n_skills
+        blocks = task.n_skills > 1 and (task.form == "outputs" or per_skill)
+        self.skill_block = n_outputs // task.n_skills if blocks else None
+
+    def skill_owners(self) -> dict[str, torch.Tensor]:
+        """Which skill owns each parameter entry (−1: shared; only skill k's loss depends on an entry skill k owns):
+        the output layer's rows of skill k's block of outputs, where each skill has one; everything else is shared."""
+        if self.skill_block is None:
+            return {}
+        head, name = self.layers[-1], f"layers.{len(self.layers) - 1}"
+        out = torch.arange(head.out_features, device=head.weight.device) // self.skill_block  # skill of each output
+        owners = {f"{name}.weight": out[:, None].expand_as(head.weight).clone()}
+        if head.bias is not None:
+            owners[f"{name}.bias"] = out.clone()
+        return owners
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(flatten_input(x, self.vocab_size, self.layers[0].weight.dtype))

@@ -75,6 +75,7 @@ class ModularMLP(nn.Module):
             require(n_inputs >= k, "model.split_inputs", f"needs at least one input per skill ({k}), the task has {n_inputs}")
         self.routes_by_skill = task.form == "control"
         shared_head = task.form == "control" and n_outputs == task.n_outputs
+        self.shared_head = shared_head
         sizes = [split_sizes(n_inputs, k) if cfg.split_inputs else None, *[split_sizes(w, k) for w in cfg.widths]]
         layers = []
         for ins, outs in zip(sizes[:-1], sizes[1:]):
@@ -89,6 +90,27 @@ class ModularMLP(nn.Module):
         # gates[j][skill] = which units of hidden layer j belong to that skill's module
         for j, outs in enumerate(sizes[1:]):
             self.register_buffer(f"gate{j}", block_mask([1] * k, outs).T.contiguous(), persistent=False)
+
+    def skill_owners(self) -> dict[str, torch.Tensor]:
+        """Which skill owns each entry of each parameter (its index, or −1 where the skills share it): an entry is
+        owned by skill k when only skill k's loss depends on it. A hidden unit of module k, its incoming weights and
+        its bias are skill k's (routing zeroes the unit on every other skill's samples; without routing it feeds only
+        skill k's outputs); so are skill k's output rows of a per-skill head, and a shared head's weights that read
+        module k (routed, they see skill k's samples only). A shared head's bias is shared."""
+        owners = {}
+        for j, layer in enumerate(self.hidden):
+            unit = getattr(self, f"gate{j}").argmax(0)  # each hidden unit is in exactly one module
+            owners[f"hidden.{j}.weight"] = unit[:, None].expand_as(layer.weight).clone()
+            owners[f"hidden.{j}.bias"] = unit.clone()
+        if self.shared_head:
+            owners["head.weight"] = unit[None, :].expand_as(self.head.weight).clone()
+            owners["head.bias"] = torch.full(self.head.bias.shape, -1, dtype=unit.dtype, device=unit.device)
+        else:
+            sizes = torch.tensor(split_sizes(self.head.out_features, len(self.gate0)), device=unit.device)
+            out = torch.repeat_interleave(torch.arange(len(sizes), device=unit.device), sizes)  # skill of each output
+            owners["head.weight"] = out[:, None].expand_as(self.head.weight).clone()
+            owners["head.bias"] = out.clone()
+        return owners
 
     def block_norms(self) -> torch.Tensor:
         """[K]: each skill's module's size, the norm of its hidden units' incoming weights over all hidden layers."""

@@ -1,6 +1,7 @@
 """jacobian_descent in real fits on domino_2task: every aggregator trains and logs the weights it gave each skill, and
-the gradient the optimizer receives is torchjd's aggregate of the Jacobian of the batch's per-skill mean losses.
-(Exact resume and two DDP ranks: tests/e2e/test_every_intervention.py, with upgrad and the stateful nash_mtl.)"""
+the gradient the optimizer receives is torchjd's aggregate of the Jacobian of the batch's per-skill mean losses (with
+params=shared: of its shared columns, the owned entries getting the plain sum). (Exact resume and two DDP ranks:
+tests/e2e/test_every_intervention.py, with upgrad, upgrad with params=shared and the stateful nash_mtl.)"""
 
 from __future__ import annotations
 
@@ -70,3 +71,32 @@ def test_the_optimizer_receives_upgrads_aggregate_of_the_per_skill_jacobian(tmp_
     expected = UPGrad()(jacobian)
     torch.testing.assert_close(capture.grad, expected, rtol=1e-6, atol=1e-10)
     assert not torch.allclose(capture.grad, (mask.sum(0) / len(mask)).to(jacobian) @ jacobian)  # not the baseline's gradient
+
+
+@pytest.mark.slow
+def test_with_params_shared_the_optimizer_receives_the_plain_sum_on_owned_entries_and_upgrad_on_shared_ones(tmp_path):
+    """domino_2task's MLP in the outputs form: each skill owns its output row; the hidden layer is shared."""
+    from torchjd.aggregation import UPGrad
+
+    from skilltrain.models import skill_owners
+    from skilltrain.module import SkillModule
+    from skilltrain.run import fit
+
+    cfg = load(*SHORT_RUN, "trainer.max_steps=4", "interventions.jacobian_descent.params=shared",
+               f"out_dir={tmp_path}/run", "trainer.enable_progress_bar=false")
+    capture = Capture(step=3)
+    fit(cfg, callbacks=[capture], show=False)
+    module = SkillModule(cfg)
+    module.load_state_dict(capture.params)
+    losses, _, mask, _ = module.loss_matrix(capture.batch)
+    means = torch.where(mask, losses, 0).sum(0) / mask.sum(0)
+    params = list(module.parameters())
+    jacobian = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(m, params, retain_graph=True)])
+                            for m in means])
+    owners = skill_owners(module.model)
+    shared = torch.cat([owners[n].flatten() < 0 if n in owners else torch.ones(p.numel(), dtype=torch.bool)
+                        for n, p in module.model.named_parameters()])
+    assert 0 < shared.sum() < len(shared)
+    share = (mask.sum(0) / len(mask)).to(jacobian)
+    torch.testing.assert_close(capture.grad[~shared], share @ jacobian[:, ~shared], rtol=1e-6, atol=1e-10)
+    torch.testing.assert_close(capture.grad[shared], UPGrad()(jacobian[:, shared]), rtol=1e-6, atol=1e-10)

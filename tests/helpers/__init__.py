@@ -83,6 +83,8 @@ SETTINGS = {
     "learned": ("modular_routing", "learned", ("interventions.modular_routing.mode=learned",)),
     "upgrad": ("jacobian_descent", None, ("interventions.jacobian_descent={}",)),
     "nash_mtl": ("jacobian_descent", None, ("interventions.jacobian_descent.aggregator=nash_mtl",)),  # has state
+    # a shared trunk and the output rows each skill owns: the owned entries get their gradient through a loss term
+    "upgrad_shared": ("jacobian_descent", None, ("interventions.jacobian_descent.params=shared",)),
     "loss_power (example plugin)": ("loss_power", None, (EXAMPLE_PLUGIN, "interventions.loss_power.power=2")),
 }
 IDS = list(SETTINGS)

@@ -14,11 +14,13 @@ skills `discover` found instead of the true ones (docs/discovery.md, "End to end
    k = the true number of tasks (given); every other row joins the cluster whose mean z-scored curve is nearest. Written as
    `found<s>`: the table's rows in their order, with the true `skill` column and the discovered `found_auto`,
    `found_k` columns (so a run on found<s> without intervention draws exactly the baseline's batches).
-4. `compare`, the same seeds, on found<s> (data.path=…/found${seed}): online EG over the true skills (its baseline
-   arm) and online EG over the discovered clusters (data.mix_column=found_auto / found_k). Every run is scored on
-   the true tasks: its skills are the skill column's (held-out accuracy ≥ 0.9), whatever it mixes over.
-5. The speedups against the plain baseline: compare's own statistics (`skilltrain.analysis.stats.compare_arms`, the
-   paired median speedup and its exact interval) over the summaries of step 2's baselines and step 4's runs.
+4. Per seed s, on found<s>: online EG over the true skills, and online EG over the discovered clusters
+   (data.mix_column=found_auto / found_k). Every run is scored on the true tasks: its skills are the skill column's
+   (held-out accuracy ≥ 0.9 learns a task), whatever it mixes over. Seeds run --jobs at a time, each seed's runs one
+   after another as soon as its discovery is done.
+5. The statistics `compare` reports (`skilltrain.analysis.stats.compare_arms`: per arm the median steps until every
+   skill is learned, and the paired median speedup with its exact interval) over these runs' summaries, against
+   the baseline and against online EG on the true skills.
 
 Printed at the end: each seed's ARI against the true tasks, and each arm's steps until every true task is learned and
 paired speedups (baseline steps / arm steps) over the baseline and over online EG on the true skills.
@@ -32,6 +34,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +44,8 @@ from skilltrain.analysis import discovery as D
 
 EG = ["interventions.skill_reweighting.mode=online", "interventions.skill_reweighting.algorithm=eg"]
 ARMS = {"online_eg_true": EG,
-        "online_eg_found_auto": [*EG, "overrides.data.mix_column=found_auto"],
-        "online_eg_found_k": [*EG, "overrides.data.mix_column=found_k"]}
+        "online_eg_found_k": [*EG, "data.mix_column=found_k"],
+        "online_eg_found_auto": [*EG, "data.mix_column=found_auto"]}
 COMMON = ["recipe=hf_example", "data.batch_size=2048", "trainer.max_steps=12000", "trainer.val_check_interval=50"]
 
 
@@ -101,19 +104,19 @@ def discover_seed(rec_dir: Path, seed: int, data_dir: Path, target: Path, n_fit:
 
 
 def summaries(directory: Path) -> dict:
+    """A run's summary.json (what `compare` reads of a run)."""
     return json.loads((directory / "summary.json").read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="working directory (data sets, runs, the comparison)")
+    parser.add_argument("--out", required=True, help="working directory (data sets, runs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--tasks", type=int, default=10, help="multitask_parity's data.n_tasks")
     parser.add_argument("--pool", type=int, default=100_000, help="training rows of the table")
     parser.add_argument("--n-fit", type=int, default=2000, help="probe samples clustered spectrally")
-    parser.add_argument("--workers", type=int, default=2, help="compare.workers")
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
-                        help="the online EG arms (the first is compare's baseline arm)")
+    parser.add_argument("--jobs", type=int, default=2, help="seeds at a time")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="the online EG arms")
     args = parser.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -121,10 +124,9 @@ def main() -> None:
     data = out / "mtp"
     if not data.exists():
         run([*py, "export-data", "recipe=multitask_parity", f"data.n_tasks={args.tasks}", f"data.n_samples={args.pool}",
-             "data.eval_samples=1000",
-             f"path={data}"])
-    found = {}
-    for s in args.seeds:
+             "data.eval_samples=1000", f"path={data}"])
+
+    def one_seed(s: int) -> dict:
         rec = out / f"rec{s}"
         if not (rec / "summary.json").exists():
             run([*py, "fit", *COMMON, f"data.path={data}", "trainer.log_every_n_steps=50", "discover.record=true",
@@ -133,16 +135,19 @@ def main() -> None:
         if not record.exists():
             print(f"discovering seed {s} …", flush=True)
             record.write_text(json.dumps(discover_seed(rec, s, data, target, args.n_fit, args.tasks), indent=1))
-        found[s] = json.loads(record.read_text())
-    arms = [f"arms=[{','.join(args.arms)}]", f"compare.baseline={args.arms[0]}"]
-    arms += [f"arms.{a}.{v}" for a in args.arms for v in ARMS[a]]
-    comparison = out / "compare"
-    run([*py, "compare", *COMMON, "data.path=" + str(out / "found${seed}"), f"seeds=[{','.join(map(str, args.seeds))}]",
-         *arms, f"compare.workers={args.workers}", f"out_dir={comparison}"])
-    report(out, comparison, args.seeds, args.arms, found)
+        for arm in args.arms:
+            run_dir = out / arm / f"seed{s}"
+            if not (run_dir / "summary.json").exists():
+                run([*py, "fit", *COMMON, f"data.path={target}", *ARMS[arm], "stop.when_all_learned=true", f"seed={s}",
+                     f"out_dir={run_dir}"])
+        return json.loads(record.read_text())
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        found = dict(zip(args.seeds, pool.map(one_seed, args.seeds)))
+    report(out, args.seeds, args.arms, found)
 
 
-def report(out: Path, comparison: Path, seeds: list[int], arms: list[str], found: dict) -> None:
+def report(out: Path, seeds: list[int], arms: list[str], found: dict) -> None:
     from skilltrain.analysis.stats import compare_arms
 
     print("\nARI of the discovered clusters against the true tasks (the spectrally clustered subset; the whole pool):")
@@ -152,8 +157,8 @@ def report(out: Path, comparison: Path, seeds: list[int], arms: list[str], found
         print(f"  {name}: k {[found[s][name]['k'] for s in seeds]}; ARI subset {statistics.median(fit):.2f} "
               f"[{min(fit):.2f}, {max(fit):.2f}], pool {statistics.median(pool):.2f} [{min(pool):.2f}, {max(pool):.2f}]")
     runs = {"baseline": {s: summaries(out / f"rec{s}") for s in seeds}}
-    runs.update({a: {s: summaries(comparison / a / f"seed{s}") for s in seeds} for a in arms})
-    for against in ("baseline", arms[0]):
+    runs.update({a: {s: summaries(out / a / f"seed{s}") for s in seeds} for a in arms})
+    for against in ("baseline", *[a for a in arms if a == "online_eg_true"]):
         result = compare_arms({against: runs[against], **{a: r for a, r in runs.items() if a != against}},
                               baseline=against)
         print(f"\nsteps until every true task is learned; paired speedup over {against} (median [interval]):")

@@ -103,9 +103,10 @@ def discover_seed(rec_dir: Path, seed: int, data_dir: Path, target: Path, n_fit:
     return out
 
 
-def summaries(directory: Path) -> dict:
-    """A run's summary.json (what `compare` reads of a run)."""
-    return json.loads((directory / "summary.json").read_text())
+def summaries(directory: Path) -> dict | None:
+    """A run's summary.json (what `compare` reads of a run); None for a run that has not finished (left out)."""
+    path = directory / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def main() -> None:
@@ -117,8 +118,13 @@ def main() -> None:
     parser.add_argument("--n-fit", type=int, default=2000, help="probe samples clustered spectrally")
     parser.add_argument("--jobs", type=int, default=2, help="seeds at a time")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="the online EG arms")
+    parser.add_argument("--report", action="store_true", help="only the tables, from the runs already finished")
     args = parser.parse_args()
     out = Path(args.out).resolve()
+    if args.report:
+        found = {s: json.loads((out / f"found{s}.json").read_text()) for s in args.seeds}
+        report(out, args.seeds, args.arms, found)
+        return
     out.mkdir(parents=True, exist_ok=True)
     py = [sys.executable, "-m", "skilltrain"]
     data = out / "mtp"
@@ -159,8 +165,8 @@ def report(out: Path, seeds: list[int], arms: list[str], found: dict) -> None:
     runs = {"baseline": {s: summaries(out / f"rec{s}") for s in seeds}}
     runs.update({a: {s: summaries(out / a / f"seed{s}") for s in seeds} for a in arms})
     for against in ("baseline", *[a for a in arms if a == "online_eg_true"]):
-        result = compare_arms({against: runs[against], **{a: r for a, r in runs.items() if a != against}},
-                              baseline=against)
+        others = {a: r for a, r in runs.items() if a not in (against, "baseline")}
+        result = compare_arms({against: runs[against], **others}, baseline=against)
         print(f"\nsteps until every true task is learned; paired speedup over {against} (median [interval]):")
         for arm in result["arms"]:
             stats = result["all_learned"][arm]
@@ -173,7 +179,7 @@ def report(out: Path, seeds: list[int], arms: list[str], found: dict) -> None:
             print(line)
     print("\nper seed, steps until every true task is learned:")
     for s in seeds:
-        print(f"  seed {s}: " + ", ".join(f"{a} {runs[a][s]['all_learned_step']}" for a in runs))
+        print(f"  seed {s}: " + ", ".join(f"{a} {runs[a][s]['all_learned_step'] if runs[a][s] else '—'}" for a in runs))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ rates — sampling probabilities in the control form; loss-mask rates in the out
 Σ_k rate_k = Σ_k p_k (each capped at 1) — sets them on the datamodule (`set_skill_rates`), identically on every
 rank, logs them as `intervention/<name>/rate/<skill>`, and keeps them in the checkpoint.
 
+A table with a `data.mix_column` (e.g. skills found by `discover`) has these methods mix over that column's groups
+instead (`Task.mixing`, the module's `mix_stats`), while every log, learn step and comparison stays on the skills.
+
 A user's own LightningDataModule takes part by implementing `set_skill_rates(rates)`.
 """
 
@@ -25,8 +28,10 @@ class DataSampling(Intervention):
 
     def __init__(self, params, task):
         super().__init__(params, task)
-        self.frequencies = torch.tensor(task.frequencies, dtype=torch.float64)
-        self.total_frequency = float(sum(task.frequencies))
+        # what it mixes over: the skills, or the task's mix groups (data.mix_column), with their natural frequencies
+        self.skills, frequencies = task.mixing
+        self.frequencies = torch.tensor(frequencies, dtype=torch.float64)
+        self.total_frequency = float(sum(frequencies))
         self.mixture = self.initial_mixture()
         self.stream_rates = self.to_stream_rates(self.mixture)
 
@@ -56,7 +61,7 @@ class DataSampling(Intervention):
         datamodule.set_skill_rates(self.stream_rates)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        mixture = self.rates(pl_module.train_stats)
+        mixture = self.rates(pl_module.mix_stats if self.task.mix_groups is not None else pl_module.train_stats)
         if mixture is not None:
             self.mixture = mixture
             self.stream_rates = self.to_stream_rates(mixture)

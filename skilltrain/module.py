@@ -76,6 +76,7 @@ class SkillModule(L.LightningModule):
         # Latest per-skill train statistics ({"loss": [K], "acc": [K]}, all ranks alike) and the step they measure.
         self.train_stats: dict[str, torch.Tensor] = {}
         self.train_stats_step = -1
+        self.mix_stats: dict[str, torch.Tensor] = {}  # the same over the task's mix groups, when it has them
         self.train_loss: torch.Tensor | None = None
         self.logged: dict[str, float] = {}  # the latest logged values, on the host
         self.interventions: list = []  # the trainer's Intervention callbacks, found at fit start
@@ -120,6 +121,18 @@ class SkillModule(L.LightningModule):
         # where, not a product: a non-finite loss stays in its own skill's column
         return torch.where(onehot, per_sample[:, None], 0), correct, onehot, onehot
 
+    def group_statistics(self, losses: torch.Tensor, correct: torch.Tensor | None, mask: torch.Tensor | None,
+                         group: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`skill_statistics` over the mix groups instead of the skills (control form: each row's loss is its own
+        skill's entry of L, and it belongs to one group)."""
+        n_groups = len(self.task.mix_groups)
+        onehot = torch.nn.functional.one_hot(group, n_groups).bool()
+        entered = losses if mask is None else torch.where(mask, losses, 0)
+        per_row = entered.sum(1)
+        right = None if correct is None else onehot & correct.any(1)[:, None]
+        return skill_statistics(torch.where(onehot, per_row[:, None], 0), right, onehot, onehot, self.task.accuracy,
+                                self._all_reduce)
+
     def _all_reduce(self, packed: torch.Tensor) -> torch.Tensor:
         """Sum across DDP ranks (every rank weighs by the same statistics); nothing to do in one process."""
         try:
@@ -154,6 +167,8 @@ class SkillModule(L.LightningModule):
         losses, correct, mask, present = self.loss_matrix(batch)
         self.train_stats = skill_statistics(losses, correct, present, mask, self.task.accuracy, self._all_reduce)
         self.train_stats_step = self.global_step
+        if "mix" in batch:  # a second grouping of the rows (data.mix_column): what data-sampling interventions mix over
+            self.mix_stats = self.group_statistics(losses, correct, mask, batch["mix"])
         weights = None
         for intervention in self.interventions:
             w = intervention.loss_weights(self, losses, mask, self.train_stats)

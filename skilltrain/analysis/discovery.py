@@ -321,10 +321,16 @@ def discover_run(run_dir: str | Path, method: str = "gradients", k: int | str = 
 
 def export_dataset(path: str | Path, probe: dict, clusters: Sequence[str]) -> int:
     """The probe samples with their discovered skills (`c0`, `c1`, …) as a Hugging Face dataset (save_to_disk), in
-    export-data's columns (x, y, skill): `fit recipe=hf_example data.path=<path>` trains on the discovered skills."""
+    export-data's columns (x, y, skill): `fit recipe=hf_example data.path=<path>` trains on the discovered skills.
+    Where the probe has true skills, they are the column `true_skill`: `data.skill_column=true_skill
+    data.mix_column=skill` measures every run on the true skills while data-sampling interventions mix over the
+    discovered ones."""
     from skilltrain.data.export import save_dataset
 
     rows = {"x": probe["x"], "y": probe["y"], "skill": list(clusters)}
+    names = list(probe.get("skill_names") or [])
+    if "skill" in probe and len(names) > 1:
+        rows["true_skill"] = [names[s] for s in probe["skill"].tolist()]
     return save_dataset(path, {"train": rows})["train"]
 
 

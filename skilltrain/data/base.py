@@ -80,6 +80,10 @@ class Task:
     n_classes: int = 2  # classes per output (ce only)
     vocab_size: int | None = None  # token form: x holds ids in [0, vocab_size)
     seq_len: int | None = None  # token form: tokens per sample
+    # control form: a second grouping of the training rows (batch key `mix`, ids into `mix_groups`) that the
+    # data-sampling interventions mix over instead of the skills (data.mix_column of a table); None: the skills
+    mix_groups: list[str] | None = None
+    mix_frequencies: list[float] | None = None  # the groups' natural shares of the training rows
 
     def __init__(self, cfg: DataConfig, seed: int, dtype: torch.dtype = torch.float32):
         self.cfg = cfg
@@ -114,6 +118,13 @@ class Task:
         """Outputs of a shared head: one block per skill in the outputs form, one block in the control form."""
         per = self.n_classes if self.loss == "ce" else 1
         return per * self.n_skills if self.form == "outputs" else per
+
+    @property
+    def mixing(self) -> tuple[list[str], list[float]]:
+        """(names, natural frequencies) of what the data-sampling interventions mix over: `mix_groups`, or the skills."""
+        if self.mix_groups is not None:
+            return list(self.mix_groups), list(self.mix_frequencies)
+        return list(self.skills), list(self.frequencies)
 
     @property
     def tokens(self) -> bool:

@@ -36,15 +36,16 @@ def export_data(cfg: DictConfig, path: str) -> dict[str, int]:
 
 
 def save_dataset(path: str | Path, splits: dict[str, dict]) -> dict[str, int]:
-    """Save splits {name: {"x": tensor, "y": tensor, "skill": skill names (optional)}} as a DatasetDict at `path`
-    (save_to_disk), in the columns `data.name=hf` reads back (input_columns=[x], label_column=y, skill_column=skill);
-    the row counts."""
+    """Save splits {name: {"x": tensor, "y": tensor, "skill": skill names (optional), any other column of names}}
+    as a DatasetDict at `path` (save_to_disk), in the columns `data.name=hf` reads back (input_columns=[x],
+    label_column=y, skill_column=skill; another column of names can be a data.mix_column); the row counts."""
     import datasets
 
     def table(rows: dict) -> datasets.Dataset:
         columns = {"x": rows["x"].tolist(), "y": rows["y"].tolist()}
-        if "skill" in rows:
-            columns["skill"] = [str(s) for s in rows["skill"]]
+        for key, names in rows.items():
+            if key not in ("x", "y"):
+                columns[key] = [str(s) for s in names]
         return datasets.Dataset.from_dict(columns)
 
     datasets.disable_progress_bars()

@@ -39,6 +39,8 @@ class HFConfig(DataConfig):
     input_columns: list[str] | None = None  # null: every numeric column but the label and skill columns
     label_column: str = "label"
     skill_column: str = "skill"
+    mix_column: str | None = None  # the groups the data-sampling interventions mix over; null: the skill column
+    #                               (e.g. discovered skills, while logs and learn steps stay on the skill column)
     kind: str = "classification"  # classification (cross-entropy, accuracy) | regression (MSE on a float label)
     n_classes: int | None = None  # classification: null = largest label + 1
     batch_size: int | None = 256
@@ -57,6 +59,8 @@ class HFConfig(DataConfig):
         require(self.n_classes is None or self.n_classes >= 2, "data.n_classes", f"must be ≥ 2, got {self.n_classes}")
         require(self.frequencies is None, "data.frequencies",
                 "cannot be set for a data set: skill frequencies are its row counts")
+        require(self.mix_column != self.label_column, "data.mix_column",
+                f"'{self.mix_column}' is the label column; it must name a column of groups to mix over")
 
 
 def load_table(cfg: HFConfig):
@@ -134,8 +138,10 @@ class HFTask(Task):
         train, held_out = load_table(cfg)
         columns = list(train.column_names)
         require(len(train) > 0, "data.path", f"the data set '{cfg.path}' has no rows")
-        for key in ("label_column", "skill_column"):
+        for key in ("label_column", "skill_column", "mix_column"):
             col = getattr(cfg, key)
+            if col is None:
+                continue
             if col not in columns:
                 guess = closest(col, columns)
                 hint = f"did you mean '{guess}'? " if guess else ""
@@ -165,12 +171,25 @@ class HFTask(Task):
         for k, name in enumerate(names):
             require(counts[k] > 0, "data.skill_column", f"skill '{name}' has no rows in the training split")
         self.finish(names, (counts / counts.sum()).tolist())
+        if cfg.mix_column is not None and cfg.mix_column != cfg.skill_column:
+            self._mix_groups(train)
+
+    def _mix_groups(self, train) -> None:
+        """`data.mix_column`: each training row's group (what data-sampling interventions mix over), in batches as
+        `mix`; the groups' names and natural frequencies (their row counts in the training split)."""
+        values = np.asarray(train[self.cfg.mix_column], dtype=object)
+        ids, names = _group_ids(values, "data.mix_column")
+        self.mix = torch.as_tensor(ids, dtype=torch.long)
+        counts = torch.bincount(self.mix, minlength=len(names))
+        self.mix_groups = names
+        self.mix_frequencies = (counts / counts.sum()).tolist()
 
     # ---- loading and checking ---------------------------------------------------------------------------------
     def _input_columns(self, table, columns: list[str]) -> list[str]:
         cfg = self.cfg
         if cfg.input_columns is None:
-            chosen = [c for c in columns if c not in (cfg.label_column, cfg.skill_column) and _numeric(table.features[c])]
+            chosen = [c for c in columns if c not in (cfg.label_column, cfg.skill_column, cfg.mix_column)
+                      and _numeric(table.features[c])]
             require(chosen, "data.input_columns", "no numeric input columns besides the label and skill columns")
             return chosen
         for c in cfg.input_columns:
@@ -246,7 +265,10 @@ class HFTask(Task):
 
     def _rows(self, table: int, idx: torch.Tensor | None) -> dict:
         pick = (lambda t: t) if idx is None else (lambda t: t[idx])
-        return {"x": pick(self.x[table]), "y": pick(self.y[table]), "skill": pick(self.ids[table])}
+        rows = {"x": pick(self.x[table]), "y": pick(self.y[table]), "skill": pick(self.ids[table])}
+        if self.mix_groups is not None and table == 0:  # the training table's groups (the held-out set needs none)
+            rows["mix"] = pick(self.mix)
+        return rows
 
     def sample(self, n, generator_, skill=None):
         """Random training rows of the given skills (streaming over the table; pools use fixed_split)."""
@@ -260,6 +282,20 @@ class HFTask(Task):
     @staticmethod
     def _pick(pool: dict, idx: torch.Tensor) -> dict:
         return {k: v[idx] for k, v in pool.items()}
+
+
+def _group_ids(values: np.ndarray, key: str) -> tuple[np.ndarray, list[str]]:
+    """A column of group values (all strings, or all non-negative integers) → ids 0..G-1 and the groups' names."""
+    require(not any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values), key, "a row has no value")
+    if all(isinstance(v, str) for v in values):
+        names = sorted(set(values))
+    else:
+        require(all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values), key,
+                "values must be all strings or all integers")
+        names = sorted(set(int(v) for v in values))
+    require(len(names) >= 2, key, f"has {len(names)} group; mixing needs ≥ 2")
+    index = {n: i for i, n in enumerate(names)}
+    return np.array([index[v if isinstance(v, str) else int(v)] for v in values]), [str(n) for n in names]
 
 
 def _inputs_tell_skills(x: np.ndarray, ids: np.ndarray, k: int) -> bool:

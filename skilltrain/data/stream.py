@@ -12,7 +12,8 @@ Two modes:
 
 In the outputs form, frequencies p_k < 1 add a fresh per-step loss mask M[b, k] ~ Bernoulli(p_k). A data-level
 intervention changes these skill rates (`set_rates`): sampling probabilities in the control form (a pool is then
-resampled with per-row weights), loss-mask rates in the outputs form.
+resampled with per-row weights), loss-mask rates in the outputs form. A task with mix groups (`Task.mix_groups`,
+data.mix_column) takes rates over its groups instead: a pool row is drawn with its group's rate.
 """
 
 from __future__ import annotations
@@ -86,7 +87,11 @@ class TrainStream:
         self.consumed = 0  # batches trained on so far; the next batch is batch `consumed`
         self._rows_per_skill: torch.Tensor | None = None
         self._perms: dict[int, torch.Tensor] = {}
-        self.set_rates(task.frequencies)
+        # what the rates are over: the skills, or the task's mix groups (data.mix_column; control form, a pool only)
+        self.group_key = "skill" if task.mix_groups is None else "mix"
+        if task.mix_groups is not None and (self.pool is None or "mix" not in self.pool):
+            raise ValueError(f"{type(task).__name__} has mix groups, but its training rows carry no 'mix' column")
+        self.set_rates(task.mixing[1])
 
     # ---- state (exact resume) -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -101,9 +106,10 @@ class TrainStream:
 
         Control form: sampling probabilities (normalised). Outputs form: loss-mask rates, each in [0, 1].
         """
+        names, natural = self.task.mixing
         r = torch.as_tensor(rates, dtype=torch.float64).flatten()
-        if r.numel() != self.task.n_skills or not torch.isfinite(r).all() or (r < 0).any() or r.sum() <= 0:
-            raise ValueError(f"expected {self.task.n_skills} finite non-negative skill rates, got {r.tolist()}")
+        if r.numel() != len(names) or not torch.isfinite(r).all() or (r < 0).any() or r.sum() <= 0:
+            raise ValueError(f"expected {len(names)} finite non-negative skill rates, got {r.tolist()}")
         self._pool_weights = None
         self._mask_rates = None
         if self.task.form == "outputs":
@@ -112,7 +118,7 @@ class TrainStream:
                 self._mask_rates = r.to(self.device)
         else:
             r = r / r.sum()
-            natural = torch.tensor(self.task.frequencies, dtype=torch.float64)
+            natural = torch.tensor(natural, dtype=torch.float64)
             if self.pool is not None and not torch.allclose(r, natural):
                 self._pool_weights = self._row_weights(r)  # resample the pool with per-row weights
         self.rates = r.to(self.device)  # here once, not on every batch: a copy to the GPU makes the step wait for it
@@ -133,11 +139,12 @@ class TrainStream:
 
     def _row_weights(self, rates: torch.Tensor) -> torch.Tensor:
         """Per pool row: its skill's rate over the skill's rows (a row of skill k is drawn with rate_k / n_k)."""
+        group = self.pool[self.group_key]
         if self._rows_per_skill is None:
-            self._rows_per_skill = torch.bincount(self.pool["skill"], minlength=self.task.n_skills).clamp(min=1)
+            self._rows_per_skill = torch.bincount(group, minlength=len(rates)).clamp(min=1)
         if rates.device != self.device:
             rates = rates.to(self.device)
-        return (rates / self._rows_per_skill)[self.pool["skill"]]
+        return (rates / self._rows_per_skill)[group]
 
     # ---- batches --------------------------------------------------------------------------------------------
     def batch(self, index: int) -> dict[str, torch.Tensor]:

@@ -55,3 +55,23 @@ def test_discover_refuses_bad_runs_in_one_line(tmp_path):
         done = run_cli("discover", *args, cwd=tmp_path)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_labels_hidden_end_to_end_mixes_over_found_skills_and_scores_the_true_ones(tmp_path):
+    """Record → discover (export) → train with online mixing over the discovered clusters (data.mix_column=skill)
+    while the run's skills, its logs and learn steps, are the true ones (data.skill_column=true_skill)."""
+    run, export = tmp_path / "run", tmp_path / "found"
+    fit_quietly(*TINY, "trainer.max_steps=40", out_dir=run)
+    done = run_cli("discover", f"run_dir={run}", "method=loss_curves", "k=3", f"export={export}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = json.loads((run / "discovered.json").read_text())["clusters"]
+
+    summary = fit_quietly("recipe=hf_example", f"data.path={export}", "data.skill_column=true_skill",
+                          "data.mix_column=skill", "interventions.skill_reweighting.mode=online", "data.batch_size=32",
+                          "trainer.max_steps=30", "trainer.val_check_interval=10", "trainer.log_every_n_steps=10",
+                          out_dir=tmp_path / "mixed")
+    assert sorted(summary["skills"]) == ["task0", "task1"]  # learn steps of the true tasks
+    header = (tmp_path / "mixed" / "metrics.csv").read_text().splitlines()[0].split(",")
+    rates = sorted(h.rsplit("/", 1)[1] for h in header if h.startswith("intervention/skill_reweighting/rate/"))
+    assert rates == sorted(set(found)) == ["c0", "c1", "c2"]  # the mixture: over the discovered clusters
+    assert {"skill/task0/val_acc", "skill/task1/val_acc"} <= set(header)

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from skilltrain.errors import UserError
+from skilltrain.rundir import METRICS, SUMMARY, RunDir
 
 CHECKS = ("config", "card", "trains", "resumes", "ddp")
 KINDS = ("intervention", "model", "task", "optimizer")
@@ -393,7 +394,10 @@ def _fit(*args: str, out: Path) -> dict:
 
     with _quiet():
         fit(_load(*args, f"out_dir={out}"), show=False)
-    return json.loads((out / "summary.json").read_text())
+    summary = RunDir(out).read_summary()
+    if summary is None:
+        raise RuntimeError(f"the run in {out} ended without a {SUMMARY}")
+    return summary
 
 
 def _check_trains(subject: Subject, out: Path) -> str | None:
@@ -404,11 +408,11 @@ def _check_trains(subject: Subject, out: Path) -> str | None:
     if bad:
         return f"skill {bad[0]}'s final loss is {summary['skills'][bad[0]].get('final_loss')} after {RESUME_AT} steps"
     if subject.kind == "intervention":
-        header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+        header = RunDir(out).metrics_path.read_text().splitlines()[0].split(",")
         if summary.get("interventions") != [subject.name]:
             return f"the run used the interventions {summary.get('interventions')}, not [{subject.name}]"
         if not any(key.startswith(f"intervention/{subject.name}/") for key in header):
-            return (f"no intervention/{subject.name}/… column in metrics.csv: logged() returned nothing at the log "
+            return (f"no intervention/{subject.name}/… column in {METRICS}: logged() returned nothing at the log "
                     "steps (return a dict of the values to follow, such as its weights)")
     return None
 
@@ -436,8 +440,8 @@ def differences(a: str | Path, b: str | Path) -> list[str]:
     import torch
 
     a, b = Path(a), Path(b)
-    ca = torch.load(a / "checkpoints/last.ckpt", weights_only=True)
-    cb = torch.load(b / "checkpoints/last.ckpt", weights_only=True)
+    ca = torch.load(RunDir(a).last_checkpoint, weights_only=True)
+    cb = torch.load(RunDir(b).last_checkpoint, weights_only=True)
     found = []
     if ca["global_step"] != cb["global_step"]:
         found.append(f"it ended at step {cb['global_step']}, not {ca['global_step']}")
@@ -461,13 +465,13 @@ def differences(a: str | Path, b: str | Path) -> list[str]:
     pa, pb = ca["callbacks"].get("SkillProgress", {}), cb["callbacks"].get("SkillProgress", {})
     if any(pa.get(k) != pb.get(k) for k in ("train_curve", "val_curve")):
         found.append("the per-skill curves differ")
-    ma, mb = (a / "metrics.csv").read_text().splitlines(), (b / "metrics.csv").read_text().splitlines()
+    ma, mb = RunDir(a).metrics_path.read_text().splitlines(), RunDir(b).metrics_path.read_text().splitlines()
     if ma != mb:
         found.append(_first_difference(ma, mb))
-    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    sa, sb = (RunDir(d).read_summary() or {} for d in (a, b))
     diff = [k for k in ("skills", "all_learned_step", "learn_order", "steps", "status") if sa.get(k) != sb.get(k)]
     if diff:
-        found.append(f"summary.json's {', '.join(diff)} differ")
+        found.append(f"{SUMMARY}'s {', '.join(diff)} differ")
     return found
 
 
@@ -487,14 +491,14 @@ def _first_difference(a: list[str], b: list[str]) -> str:
     """`metrics.csv differs from step 35 (train/loss, …)`."""
     header = a[0].split(",") if a else []
     if not a or not b or a[0] != b[0]:
-        return "metrics.csv's columns differ"
+        return f"{METRICS}'s columns differ"
     for row_a, row_b in zip(a[1:], b[1:]):
         if row_a != row_b:
             va, vb = row_a.split(","), row_b.split(",")
             columns = [h for h, x, y in zip(header, va, vb) if x != y]
             step = va[header.index("step")] if "step" in header else "?"
-            return f"metrics.csv differs from step {step} ({', '.join(columns[:3])}{', …' if len(columns) > 3 else ''})"
-    return f"metrics.csv has {len(b) - 1} rows, not {len(a) - 1}"
+            return f"{METRICS} differs from step {step} ({', '.join(columns[:3])}{', …' if len(columns) > 3 else ''})"
+    return f"{METRICS} has {len(b) - 1} rows, not {len(a) - 1}"
 
 
 def _check_ddp(subject: Subject, out: Path) -> str | None:

@@ -8,7 +8,8 @@ rates — sampling probabilities in the control form; loss-mask rates in the out
 rank, logs them as `intervention/<name>/rate/<skill>`, and keeps them in the checkpoint.
 
 A table with a `data.mix_column` (e.g. skills found by `discover`) has these methods mix over that column's groups
-instead (`Task.mixing`, the module's `mix_stats`), while every log, learn step and comparison stays on the skills.
+instead (`Task.mixing`, the module's `mix_stats`): their rates are then logged per group
+(`intervention/<name>/rate/<group>`), while every other log, learn step and comparison stays on the skills.
 
 A user's own LightningDataModule takes part by implementing `set_skill_rates(rates)`.
 """

@@ -304,7 +304,7 @@ def check_command_line(argv: list[str]) -> str:
     it would train, simulate or read a run: nothing is written, and nothing is read but the recipes, presets,
     plugins, arms and suite files it names (and a resumed run's config: `fit ckpt_path=…`). `fit`, `print-config`
     and `export-data`: the run config; `theory`: the toy model's config; `compare`, `sweep` and `benchmark`: their
-    plan, every run's config checked (the runs `compare.dry_run=true` would print); `analyze`, `discover`,
+    plan, each arm's config checked (with its first seed: the runs differ only in seed and folder); `analyze`, `discover`,
     `fit-theory`, `list` and `check`: their arguments (and the plugins `list` and `check` name). A mistake raises
     UserError with the one line the command would print. Returns what was checked, in a few words."""
     argv = [_plain(a) for a in argv]

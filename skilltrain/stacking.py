@@ -360,8 +360,14 @@ def fit_stacked(cfgs: Sequence[DictConfig], callbacks: Sequence[L.Callback] = ()
                     pass
     except KeyboardInterrupt:  # a second Ctrl-C: every seed stops at its next shared step, and ends before we return
         stack.meeting.abort()
-        for i in range(len(started)):
-            ended[i].wait()
+        ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # (a third one must not cut this wait short)
+        try:
+            for i, thread in enumerate(threads):
+                if thread.ident is not None:  # started (also one whose start a Ctrl-C interrupted)
+                    ended[i].wait()
+        finally:
+            signal.signal(signal.SIGINT, ignored)
+        started = [thread for thread in threads if thread.ident is not None]
     finally:
         for thread in started:
             thread.join()
@@ -386,7 +392,10 @@ def stacked_fit_command(arg_lists: Sequence[Sequence[str]]) -> list[int]:
         print(f"note: the seeds run one after another, not stacked: {'; '.join(why)}", file=sys.stderr, flush=True)
     if why or len(loaded) < 2:
         for j in loaded:
-            codes[j] = command_exit("fit", lambda j=j: fit_command(list(arg_lists[j])))
+            try:
+                codes[j] = command_exit("fit", lambda j=j: fit_command(list(arg_lists[j])))
+            except SystemExit as e:  # (Lightning exits after a second Ctrl-C): the seeds before keep their codes
+                codes[j] = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
         return [codes[j] for j in range(len(arg_lists))]
     for j, result in zip(loaded, fit_stacked([cfgs[j] for j in loaded])):
         seed = f"seed {cfgs[j].seed}"  # (the seeds' output shares one stream: each line says whose it is)

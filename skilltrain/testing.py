@@ -210,7 +210,11 @@ def check_options(args: list[str]) -> dict:
     checks = [str(c) for c in checks] if checks is not None else None
     out_dir = cli.get("out_dir")
     passed = [a for a in args if a.split("=", 1)[0] not in ("plugins", "ddp", "checks", "out_dir")]
-    _wanted(checks)
+    left = [c for c in _wanted(checks) if ddp or c != "ddp"]
+    require(left, "checks", f"leaves no check to run ({'ddp=false takes away ddp; ' if checks else ''}checks: "
+                            f"{', '.join(CHECKS)})")
+    require(out_dir is None or not Path(str(out_dir)).exists() or not any(Path(str(out_dir)).iterdir()), "out_dir",
+            f"{out_dir} is not empty: the checks write their runs there (give a new or empty folder)")
     return {"plugins": [str(p) for p in plugins], "ddp": ddp, "checks": checks, "out_dir": out_dir,
             "overrides": passed}
 

@@ -201,7 +201,7 @@ class Runner:
                     log.write(f"seed {run.seed}: exit code {codes[i]}\n")
             if codes is None and settle_finished(run):  # it had finished before its worker died
                 continue
-            mine = [line for line in lines if f"seed {run.seed}:" in line] or lines[-1:] or ["no output"]
+            mine = [line for line in lines if f"seed {run.seed}:" in line] or [f"its output is in {group_log.name}"]
             self._record(run, None if codes is None else codes[i], log_path, worker.why if codes is None else "",
                          tail=mine[-1])
 

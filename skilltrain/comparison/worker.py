@@ -94,7 +94,7 @@ def run_one(args: list, command: str = "fit") -> tuple[int | list[int], bool]:
                 return codes, all(code in (0, 2, 3, 4, 130, 143) for code in codes)
             return run_in_process(command, args), True
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1  # (sys.exit("message") is a failure)
+        code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1  # (sys.exit("message") fails)
         return ([code] * len(args) if command == "fit_stack" else code), True
     except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state
         traceback.print_exc()

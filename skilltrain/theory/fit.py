@@ -301,7 +301,8 @@ def _plot_fit(path: Path, m: Measured, u_fit: np.ndarray, result: dict) -> None:
         for ax in axes[0]:
             ax.plot(m.steps, m.u[:, k], color=color, lw=1.5, label=label if len(m.skills) <= 12 else None, **style)
             ax.plot(m.steps, u_fit[:, k], color=color, lw=1.2, ls="--", **{**style, "markerfacecolor": "none"})
-            ax.axhline(LEARNED_U, color="grey", lw=0.8)
+    for ax in axes[0]:
+        ax.axhline(LEARNED_U, color="grey", lw=0.8)
     axes[0][1].set_yscale("log")
     axes[0][1].set_ylim(1e-4, 1.2)
     for ax in axes[0]:

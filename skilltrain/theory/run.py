@@ -229,7 +229,7 @@ def plot_curves(path: Path, names: list[str], curves: Curves, summary: dict, opt
 
 
 def _oscillation_window(values: torch.Tensor, start: int) -> int:
-    """The running-median window (logged points) for a curve that oscillates from `start` on: its step-to-step
+    """The running-mean window (logged points) for a curve that oscillates from `start` on: its step-to-step
     changes flip sign at more than 40% of the points (a smooth or stalled curve flips rarely); 0 when it does not."""
     tail = values[start:].double()
     if tail.numel() < 20:

@@ -4,6 +4,7 @@ tests/e2e/test_stacked_seeds.py."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -182,6 +183,31 @@ def test_a_worker_asked_for_stacked_seeds_answers_one_code_per_seed_when_the_com
 
     monkeypatch.setattr(skilltrain.stacking, "stacked_fit_command", exits)
     assert run_one([["a"], ["b"], ["c"]], "fit_stack") == ([2, 2, 2], True)
+    monkeypatch.setattr(skilltrain.stacking, "stacked_fit_command", lambda args: sys.exit())
+    assert run_one([["a"], ["b"]], "fit_stack") == ([0, 0], True)  # sys.exit() is success, as a shell sees it
+
+
+def test_seeds_run_one_after_another_keep_their_codes_when_a_later_one_exits(monkeypatch):
+    import skilltrain.run
+    import skilltrain.stacking
+
+    calls = []
+
+    def fit_command(args):
+        calls.append(args)
+        if len(calls) == 2:
+            sys.exit(1)  # (Lightning's exit after a second Ctrl-C)
+        return 0
+
+    monkeypatch.setattr(skilltrain.stacking, "stack_blockers", lambda cfg: ["not today"])
+    monkeypatch.setattr(skilltrain.run, "fit_command", fit_command)
+    assert skilltrain.stacking.stacked_fit_command([[*SHORT_RUN, f"seed={s}"] for s in (1, 2, 3)]) == [0, 1, 0]
+
+
+def test_a_failed_seed_without_a_line_of_its_own_points_to_the_shared_log(tmp_path, monkeypatch):
+    runner, runs = _runner(tmp_path, monkeypatch, _FakeWorker("error: data.n_bitz: unknown key\nrun_dir: x\n", [2, 0, 0]))
+    _attempt(runner, runs)
+    assert runs[0].note == "exit code 2: its output is in baseline-stacked-seeds.log"
 
 
 def test_a_model_that_cannot_even_be_built_runs_its_seeds_one_after_another(monkeypatch, capsys):

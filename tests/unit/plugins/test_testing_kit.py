@@ -49,12 +49,15 @@ def test_an_unknown_check_is_one_line_with_did_you_mean(tmp_path, clean_registri
     (["plugins=[{plugin}]", "ddp=maybe"], "ddp: expected true or false, got 'maybe'"),
     (["plugins=[{plugin}]", "checks=[card,resume]"], "did you mean 'resumes'"),
     (["plugins=[{empty}]"], "register no intervention, model, task or optimizer"),
+    (["plugins=[{plugin}]", "checks=[]"], "checks: leaves no check to run"),
+    (["plugins=[{plugin}]", "ddp=false", "checks=[ddp]"], "checks: leaves no check to run (ddp=false takes away ddp"),
+    (["plugins=[{plugin}]", "out_dir={tmp}"], "is not empty: the checks write their runs there"),
 ])
 def test_check_command_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys, clean_registries):
     empty = tmp_path / "empty.py"
     empty.write_text("X = 1\n")
     plugin = write(tmp_path)
-    code = main(["check", *(a.format(plugin=plugin, empty=empty) for a in args)])
+    code = main(["check", *(a.format(plugin=plugin, empty=empty, tmp=tmp_path) for a in args)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
 

@@ -347,30 +347,28 @@ def fit_stacked(cfgs: Sequence[DictConfig], callbacks: Sequence[L.Callback] = ()
             ended[i].set()
 
     threads = [threading.Thread(target=one, args=(i,), name=f"seed-{cfgs[i].seed}") for i in range(len(cfgs))]
-    started = []
     filters, num_threads = list(warnings.filters), torch.get_num_threads()  # (each seed sets and restores them: racy)
     try:
         with _stop_all_on_signal(stack):
             for i, thread in enumerate(threads):
                 thread.start()
-                started.append(thread)
                 stack.joined[i].wait()  # built and ready (or ended): only then does the next seed start
             for done in ended:
                 while not done.wait(0.2):  # (a timed wait lets the main thread take signals)
                     pass
     except KeyboardInterrupt:  # a second Ctrl-C: every seed stops at its next shared step, and ends before we return
         stack.meeting.abort()
-        ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # (a third one must not cut this wait short)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # (a third one must not cut this wait short)
         try:
             for i, thread in enumerate(threads):
                 if thread.ident is not None:  # started (also one whose start a Ctrl-C interrupted)
                     ended[i].wait()
         finally:
-            signal.signal(signal.SIGINT, ignored)
-        started = [thread for thread in threads if thread.ident is not None]
+            signal.signal(signal.SIGINT, previous)
     finally:
-        for thread in started:
-            thread.join()
+        for thread in threads:
+            if thread.ident is not None:  # (started)
+                thread.join()
         warnings.filters[:] = filters
         torch.set_num_threads(num_threads)
     return results

@@ -38,6 +38,11 @@ def unknown(kind: str, name: str, options: Iterable[str], key: str | None = None
     return UserError(f"{where}unknown {kind} '{name}' ({hint}valid: {valid})")
 
 
+def exit_status(e: SystemExit) -> int:
+    """The exit status a shell sees for `e`: sys.exit() is 0, sys.exit(n) is n, sys.exit("message") is 1."""
+    return 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+
+
 def command_exit(command: str, call: Callable[[], int]) -> int:
     """How a command ends, wherever it runs (the command line, a comparison's worker or cluster job): `call`'s exit
     code; a UserError is one line `error: …` on stderr and exit 2; Ctrl-C before the command started its work, 130

@@ -47,7 +47,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from skilltrain.errors import UserError
+from skilltrain.errors import UserError, exit_status
 from skilltrain.run import RunResult, fit
 
 FULL_PRECISION = ("32-true", "32", "64-true", "64")
@@ -393,7 +393,7 @@ def stacked_fit_command(arg_lists: Sequence[Sequence[str]]) -> list[int]:
             try:
                 codes[j] = command_exit("fit", lambda j=j: fit_command(list(arg_lists[j])))
             except SystemExit as e:  # (Lightning exits after a second Ctrl-C): the seeds before keep their codes
-                codes[j] = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+                codes[j] = exit_status(e)
         return [codes[j] for j in range(len(arg_lists))]
     for j, result in zip(loaded, fit_stacked([cfgs[j] for j in loaded])):
         seed = f"seed {cfgs[j].seed}"  # (the seeds' output shares one stream: each line says whose it is)

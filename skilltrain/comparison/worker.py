@@ -85,6 +85,7 @@ def run_one(args: list, command: str = "fit") -> tuple[int | list[int], bool]:
     """(exit code, whether the worker may serve another run) of `fit <args>` (or another command), as the command
     line would end; for `fit_stack` (args: one argument list per seed), the exit code of each seed's fit."""
     from skilltrain.comparison.plan import run_in_process
+    from skilltrain.errors import exit_status
     from skilltrain.stacking import stacked_fit_command
 
     try:
@@ -94,7 +95,7 @@ def run_one(args: list, command: str = "fit") -> tuple[int | list[int], bool]:
                 return codes, all(code in (0, 2, 3, 4, 130, 143) for code in codes)
             return run_in_process(command, args), True
     except SystemExit as e:
-        code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1  # (sys.exit("message") fails)
+        code = exit_status(e)
         return ([code] * len(args) if command == "fit_stack" else code), True
     except BaseException:  # a crash (or a second Ctrl-C): report it, and let no other run share this state
         traceback.print_exc()

@@ -45,6 +45,24 @@ def skill_statistics(losses: torch.Tensor, correct: torch.Tensor | None, present
     return _derived(*_unpacked(packed, losses.shape[1]), accuracy)
 
 
+def row_statistics(per_sample: torch.Tensor, right: torch.Tensor | None, skill: torch.Tensor, k: int,
+                   accuracy: bool = True,
+                   all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """`skill_statistics` of a control-form batch, where each row carries one skill and weighs its own loss (the
+    loss matrix is `per_sample` in column `skill`, the masks one-hot): summed by skill over the [B] rows instead of
+    over the [B, K] matrix. The same sums up to the order of addition (float64: within ~1e-16 relative)."""
+    per_sample = per_sample.detach().double()
+    loss_sum = per_sample.new_zeros(k).index_add_(0, skill, per_sample)
+    count = torch.bincount(skill, minlength=k).to(per_sample.dtype)
+    correct_sum = per_sample.new_zeros(k)
+    if right is not None:
+        correct_sum.index_add_(0, skill, right.to(per_sample.dtype))
+    packed = torch.cat([loss_sum, correct_sum, count, loss_sum, count, per_sample.new_full((1,), len(per_sample))])
+    if all_reduce is not None:
+        packed = all_reduce(packed)
+    return _derived(*_unpacked(packed, k), accuracy)
+
+
 def _derived(loss_sum, correct_sum, count, mask_loss_sum, mask_count, rows, accuracy: bool) -> dict[str, torch.Tensor]:
     """Means from sums; NaN for a skill no sample carried, and for the accuracy of regression skills."""
     nan = torch.full_like(count, float("nan"))

@@ -11,7 +11,8 @@ so skill k's share of the gradient is proportional to its frequency, as in the p
 batch over the number of processes, so that DDP's averaging of gradients gives exactly the one-process loss even
 when a full-batch pool does not split evenly across ranks.) Per-skill loss and accuracy
 are computed every step from the same matrices (`skill_statistics`: one packed all-reduce across DDP ranks, nothing
-read back to the host) and logged as
+read back to the host; in the control form from each row's own entry, `row_statistics`, which is the same sum without
+the [B, K] matrix, built there only when an intervention reads it) and logged as
 `skill/<name>/{loss,acc}` (train) and `skill/<name>/{val_loss,val_acc}` (held-out). `train/loss` and `val/loss` are
 one quantity on two splits: the mean over skills of those per-skill losses (a skill absent from the batch left out).
 The objective itself (Σ over skills, with any intervention's weights and extra terms) is logged as `train/objective`.
@@ -37,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from skilltrain.config import restore, to_container, val_every
 from skilltrain.data import build_task
 from skilltrain.data.base import Task
-from skilltrain.metrics import SkillMetrics, skill_statistics
+from skilltrain.metrics import SkillMetrics, row_statistics, skill_statistics
 from skilltrain.models import DTYPES, build_model
 from skilltrain.models import per_skill_head as _per_skill_head
 from skilltrain.optim import build_optimizer, build_scheduler
@@ -96,7 +97,10 @@ class SkillModule(L.LightningModule):
     # ---- the loss matrix ------------------------------------------------------------------------------------
     def loss_matrix(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """(L, correct, M, D) as [B, K] tensors; M or D is None where it would be all ones."""
-        out = self(batch["x"], batch.get("skill"))
+        return self._matrix(self(batch["x"], batch.get("skill")), batch)
+
+    def _matrix(self, out: torch.Tensor, batch: dict, rows: tuple | None = None):
+        """`loss_matrix` from the model's output (control form: from `_rows`' per-sample losses, when given)."""
         y = batch["y"]
         task = self.task
         if task.form == "outputs":
@@ -108,18 +112,22 @@ class SkillModule(L.LightningModule):
                 losses = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
                 correct = logits.argmax(-1) == y
             return losses, correct, batch.get("loss_mask"), None
-        skill = batch["skill"]
-        onehot = F.one_hot(skill, task.n_skills).bool()
-        if self.per_skill_head:  # each sample reads its own skill's block of outputs
-            out = out.view(len(out), task.n_skills, -1)[torch.arange(len(out), device=out.device), skill]
-        if task.loss == "mse":
-            per_sample = (out.squeeze(-1) - y.to(out.dtype)) ** 2
-            correct = None
-        else:
-            per_sample = F.cross_entropy(out, y, reduction="none")
-            correct = onehot & (out.argmax(-1) == y)[:, None] if task.accuracy else None
+        per_sample, right = rows if rows is not None else self._rows(out, batch)
+        onehot = F.one_hot(batch["skill"], task.n_skills).bool()
+        correct = onehot & right[:, None] if right is not None else None
         # where, not a product: a non-finite loss stays in its own skill's column
         return torch.where(onehot, per_sample[:, None], 0), correct, onehot, onehot
+
+    def _rows(self, out: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Control form: each sample's loss on its own skill [B] and whether it was right [B] (None without
+        accuracy): the nonzero entries of the loss matrix's rows."""
+        skill, y = batch["skill"], batch["y"]
+        if self.per_skill_head:  # each sample reads its own skill's block of outputs
+            out = out.view(len(out), self.task.n_skills, -1)[torch.arange(len(out), device=out.device), skill]
+        if self.task.loss == "mse":
+            return (out.squeeze(-1) - y.to(out.dtype)) ** 2, None
+        right = out.argmax(-1) == y if self.task.accuracy else None
+        return F.cross_entropy(out, y, reduction="none"), right
 
     def group_statistics(self, losses: torch.Tensor, correct: torch.Tensor | None, mask: torch.Tensor | None,
                          group: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -164,8 +172,17 @@ class SkillModule(L.LightningModule):
             check_composition(self.interventions, None)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses, correct, mask, present = self.loss_matrix(batch)
-        self.train_stats = skill_statistics(losses, correct, present, mask, self.task.accuracy, self._all_reduce)
+        out = self(batch["x"], batch.get("skill"))
+        rows = self._rows(out, batch) if self.task.form == "control" else None
+        if rows is not None:  # one loss per sample: sums by skill, not over the [B, K] matrix (the same statistics)
+            per_sample, right = rows
+            self.train_stats = row_statistics(per_sample, right, batch["skill"], self.task.n_skills, self.task.accuracy,
+                                              self._all_reduce)
+        losses = None
+        if rows is None or self.interventions or "mix" in batch:  # the loss matrix, where something reads it
+            losses, correct, mask, present = self._matrix(out, batch, rows)
+            if rows is None:
+                self.train_stats = skill_statistics(losses, correct, present, mask, self.task.accuracy, self._all_reduce)
         self.train_stats_step = self.global_step
         if "mix" in batch:  # a second grouping of the rows (data.mix_column): what data-sampling interventions mix over
             self.mix_stats = self.group_statistics(losses, correct, mask, batch["mix"])
@@ -174,8 +191,13 @@ class SkillModule(L.LightningModule):
             w = intervention.loss_weights(self, losses, mask, self.train_stats)
             if w is not None:
                 weights = w if weights is None else weights * w
-        rows = self.train_stats["rows"] / self.trainer.world_size  # the global batch per process (see above)
-        loss = self.reduce(losses if weights is None else losses * weights, mask, rows)
+        n = self.train_stats["rows"] / self.trainer.world_size  # the global batch per process (see above)
+        if rows is None:
+            loss = self.reduce(losses if weights is None else losses * weights, mask, n)
+        else:  # Σ_b Σ_k M·w·L over a one-hot M is each row's own entry: the same gradients, without the [B, K] backward
+            if weights is not None:
+                weights = torch.broadcast_to(weights, losses.shape).gather(1, batch["skill"][:, None])[:, 0]
+            loss = (per_sample if weights is None else per_sample * weights).sum() / n
         for intervention in self.interventions:
             extra = intervention.extra_loss(self)
             if extra is not None:

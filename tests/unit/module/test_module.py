@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from helpers import load
 
 from skilltrain.config import to_container
-from skilltrain.metrics import SkillMetrics, skill_statistics
+from skilltrain.metrics import SkillMetrics, row_statistics, skill_statistics
 from skilltrain.module import SkillModule
 
 
@@ -131,3 +131,53 @@ def test_the_packed_step_statistics_equal_the_metric_object_in_both_forms():
         assert expected.keys() == got.keys()
         for key in expected:
             assert torch.equal(expected[key].nan_to_num(-1), got[key].nan_to_num(-1)), key
+
+
+def test_control_form_row_statistics_equal_the_loss_matrix_statistics():
+    """The training step sums a control-form batch by skill over its rows (`row_statistics`): the same statistics
+    as over the [B, K] matrix; counts and accuracies exactly, losses to the order of addition."""
+    m = module("recipe=multitask_parity", "data.n_tasks=4")
+    skill = torch.tensor([0, 3, 3, 1, 0, 0, 3, 1, 0])  # skill 2 absent: NaN loss and accuracy in both
+    batch = m.task.sample(len(skill), torch.Generator().manual_seed(0), skill)
+    batch["x"][1] = float("nan")  # a non-finite loss stays in skill 3 in both
+    per_sample, right = m._rows(m(batch["x"]), batch)
+    losses, correct, mask, present = m.loss_matrix(batch)
+    dense = skill_statistics(losses, correct, present, mask)
+    rows = row_statistics(per_sample, right, skill, 4)
+    assert dense.keys() == rows.keys()
+    for key in ("acc", "count", "mask_share", "rows"):
+        assert torch.equal(dense[key].nan_to_num(-1), rows[key].nan_to_num(-1)), key
+    for key in ("loss", "mask_loss"):
+        assert torch.allclose(dense[key], rows[key], rtol=1e-15, atol=0, equal_nan=True), key
+    assert torch.isnan(rows["loss"][[2, 3]]).all() and torch.isfinite(rows["loss"][[0, 1]]).all()
+
+
+@pytest.mark.parametrize("weights", [None, "per_skill", "per_entry"])
+def test_control_form_training_step_gives_the_loss_matrix_gradients_bit_for_bit(weights, monkeypatch):
+    """training_step's objective over the rows (each row's own entry of the one-hot loss matrix) has exactly the
+    gradients of Σ_b Σ_k M·w·L / B over the [B, K] matrix, with and without an intervention's weights."""
+    m = module("recipe=multitask_parity", "data.n_tasks=4", "model.dtype=float32")
+    skill = torch.randint(0, 4, (256,), generator=torch.Generator().manual_seed(1))
+    batch = m.task.sample(len(skill), torch.Generator().manual_seed(2), skill)
+    g = torch.Generator().manual_seed(3)
+    w = {None: None, "per_skill": torch.rand(4, generator=g), "per_entry": torch.rand(256, 4, generator=g)}[weights]
+
+    class Weigh:  # what training_step calls on an intervention
+        def loss_weights(self, module, losses, mask, stats):
+            return w
+
+        def extra_loss(self, module):
+            return None
+
+    class _Trainer:
+        world_size, log_every_n_steps, callbacks = 1, 0, []
+
+    monkeypatch.setattr(SkillModule, "trainer", _Trainer(), raising=False)
+    m.interventions = [Weigh()] if w is not None else []
+    m.training_step(batch, 0).backward()
+    got = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    losses, _, mask, _ = m.loss_matrix(batch)
+    m.reduce(losses if w is None else losses * w, mask, torch.tensor(256.0, dtype=torch.float64)).backward()
+    for a, b in zip(got, (p.grad for p in m.parameters())):
+        assert torch.equal(a, b)

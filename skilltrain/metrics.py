@@ -22,8 +22,11 @@ def batch_sums(losses: torch.Tensor, correct: torch.Tensor | None, present: torc
     else:
         parts.append((correct if present is None else correct & present).sum(0).to(losses.dtype))
     parts.append(losses.new_full((k,), n) if present is None else present.sum(0).to(losses.dtype))
-    parts.append(losses.sum(0) if mask is None else torch.where(mask, losses, 0).sum(0))
-    parts.append(losses.new_full((k,), n) if mask is None else mask.sum(0).to(losses.dtype))
+    if mask is present:  # the same sums (no mask and no presence, or the control form's one one-hot for both)
+        parts += [parts[0], parts[2]]
+    else:
+        parts.append(losses.sum(0) if mask is None else torch.where(mask, losses, 0).sum(0))
+        parts.append(losses.new_full((k,), n) if mask is None else mask.sum(0).to(losses.dtype))
     parts.append(losses.new_full((1,), n))
     return torch.cat(parts)
 

@@ -53,13 +53,16 @@ def row_statistics(per_sample: torch.Tensor, right: torch.Tensor | None, skill: 
                    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """`skill_statistics` of a control-form batch, where each row carries one skill and weighs its own loss (the
     loss matrix is `per_sample` in column `skill`, the masks one-hot): summed by skill over the [B] rows instead of
-    over the [B, K] matrix. The same sums up to the order of addition (float64: within ~1e-16 relative)."""
+    over the [B, K] matrix. The same sums up to the order of addition (float64: within ~1e-16 relative).
+
+    One `index_add_` of the rows' [loss, right, 1] into [K, 3]: a non-finite loss stays in its own skill (a product
+    with the one-hot matrix would spread 0·inf = NaN to every skill), and nothing is read back to the host (as
+    `bincount` would, to size its output). On a GPU `index_add_` adds with atomics, so the float64 loss sums may
+    differ in their last bits from run to run unless `trainer.deterministic=true` (then it adds in a fixed order)."""
     per_sample = per_sample.detach().double()
-    loss_sum = per_sample.new_zeros(k).index_add_(0, skill, per_sample)
-    count = torch.bincount(skill, minlength=k).to(per_sample.dtype)
-    correct_sum = per_sample.new_zeros(k)
-    if right is not None:
-        correct_sum.index_add_(0, skill, right.to(per_sample.dtype))
+    right = torch.zeros_like(per_sample) if right is None else right.to(per_sample.dtype)
+    rows = torch.stack([per_sample, right, torch.ones_like(per_sample)], 1)
+    loss_sum, correct_sum, count = per_sample.new_zeros(k, 3).index_add_(0, skill, rows).T  # [K] each
     packed = torch.cat([loss_sum, correct_sum, count, loss_sum, count, per_sample.new_full((1,), len(per_sample))])
     if all_reduce is not None:
         packed = all_reduce(packed)

@@ -11,8 +11,8 @@ so skill k's share of the gradient is proportional to its frequency, as in the p
 batch over the number of processes, so that DDP's averaging of gradients gives exactly the one-process loss even
 when a full-batch pool does not split evenly across ranks.) Per-skill loss and accuracy
 are computed every step from the same matrices (`skill_statistics`: one packed all-reduce across DDP ranks, nothing
-read back to the host; in the control form from each row's own entry, `row_statistics`, which is the same sum without
-the [B, K] matrix, built there only when an intervention reads it) and logged as
+read back to the host; in training, in the control form, from each row's own entry, `row_statistics`: the same sums
+without the [B, K] matrix, which a training step builds there only for interventions) and logged as
 `skill/<name>/{loss,acc}` (train) and `skill/<name>/{val_loss,val_acc}` (held-out). `train/loss` and `val/loss` are
 one quantity on two splits: the mean over skills of those per-skill losses (a skill absent from the batch left out).
 The objective itself (Σ over skills, with any intervention's weights and extra terms) is logged as `train/objective`.
@@ -172,17 +172,20 @@ class SkillModule(L.LightningModule):
             check_composition(self.interventions, None)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self(batch["x"], batch.get("skill"))
-        rows = self._rows(out, batch) if self.task.form == "control" else None
-        if rows is not None:  # one loss per sample: sums by skill, not over the [B, K] matrix (the same statistics)
-            per_sample, right = rows
+        rows = None
+        if self.task.form == "control" and type(self).loss_matrix is SkillModule.loss_matrix:  # (not a subclass's own)
+            # each row carries one skill: statistics and objective from each row's own loss, the same numbers as
+            # over the [B, K] matrix (to the order of addition), which is built only for interventions to read
+            out = self(batch["x"], batch["skill"])
+            rows = per_sample, right = self._rows(out, batch)
             self.train_stats = row_statistics(per_sample, right, batch["skill"], self.task.n_skills, self.task.accuracy,
                                               self._all_reduce)
-        losses = None
-        if rows is None or self.interventions or "mix" in batch:  # the loss matrix, where something reads it
-            losses, correct, mask, present = self._matrix(out, batch, rows)
-            if rows is None:
-                self.train_stats = skill_statistics(losses, correct, present, mask, self.task.accuracy, self._all_reduce)
+            losses = correct = mask = None
+            if self.interventions or "mix" in batch:
+                losses, correct, mask, _ = self._matrix(out, batch, rows)
+        else:
+            losses, correct, mask, present = self.loss_matrix(batch)
+            self.train_stats = skill_statistics(losses, correct, present, mask, self.task.accuracy, self._all_reduce)
         self.train_stats_step = self.global_step
         if "mix" in batch:  # a second grouping of the rows (data.mix_column): what data-sampling interventions mix over
             self.mix_stats = self.group_statistics(losses, correct, mask, batch["mix"])
@@ -195,7 +198,7 @@ class SkillModule(L.LightningModule):
         if rows is None:
             loss = self.reduce(losses if weights is None else losses * weights, mask, n)
         else:  # Σ_b Σ_k M·w·L over a one-hot M is each row's own entry: the same gradients, without the [B, K] backward
-            if weights is not None:
+            if torch.is_tensor(weights) and weights.dim() > 0:  # (a 0-d or Python-number weight scales every row alike)
                 weights = torch.broadcast_to(weights, losses.shape).gather(1, batch["skill"][:, None])[:, 0]
             loss = (per_sample if weights is None else per_sample * weights).sum() / n
         for intervention in self.interventions:

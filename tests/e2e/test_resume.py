@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -73,20 +74,33 @@ def _popen(tmp_path, name, command):
 
 def _finish(tmp_path, name, proc, timeout=120) -> tuple[str, str]:
     """Wait for the process; its (stdout, stderr)."""
-    proc.wait(timeout=timeout)
+    with _killed_on_failure(proc):
+        proc.wait(timeout=timeout)
     return tuple((tmp_path / f"{name}.{s}").read_text() for s in ("out", "err"))
 
 
 def _wait_for_checkpoint(tmp_path, name, proc, timeout=120):
     ckpt = tmp_path / name / "checkpoints/last.ckpt"
     start = time.time()
-    while not ckpt.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended (exit {proc.returncode}) before its first checkpoint:\n"
-                                 + (tmp_path / f"{name}.err").read_text()[-1500:])
-        assert time.time() - start < timeout, "no checkpoint appeared"
-        time.sleep(0.05)
+    with _killed_on_failure(proc):
+        while not ckpt.exists():
+            if proc.poll() is not None:
+                raise AssertionError(f"the run ended (exit {proc.returncode}) before its first checkpoint:\n"
+                                     + (tmp_path / f"{name}.err").read_text()[-1500:])
+            assert time.time() - start < timeout, "no checkpoint appeared"
+            time.sleep(0.05)
     time.sleep(0.3)  # a few more steps: the kill lands between checkpoints
+
+
+@contextlib.contextmanager
+def _killed_on_failure(proc):
+    """A test that fails while its run goes on stops the run (it would take a core from the other tests)."""
+    try:
+        yield
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 @pytest.mark.slow

@@ -152,15 +152,27 @@ def test_control_form_row_statistics_equal_the_loss_matrix_statistics():
     assert torch.isnan(rows["loss"][[2, 3]]).all() and torch.isfinite(rows["loss"][[0, 1]]).all()
 
 
-@pytest.mark.parametrize("weights", [None, "per_skill", "per_entry"])
-def test_control_form_training_step_gives_the_loss_matrix_gradients_bit_for_bit(weights, monkeypatch):
+WEIGHTS = {  # what an intervention's loss_weights may return: broadcastable to [B, K]
+    "none": lambda g, b: None,
+    "per_skill": lambda g, b: torch.rand(4, generator=g),
+    "per_skill_float64": lambda g, b: torch.rand(4, generator=g, dtype=torch.float64),
+    "per_entry": lambda g, b: torch.rand(b, 4, generator=g),
+    "per_row": lambda g, b: torch.rand(b, 1, generator=g),
+    "scalar": lambda g, b: torch.tensor(0.7),
+    "scalar_float64": lambda g, b: torch.tensor(1.37, dtype=torch.float64),
+    "python_number": lambda g, b: 2.0,
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("weights", list(WEIGHTS))
+def test_control_form_training_step_gives_the_loss_matrix_gradients_bit_for_bit(weights, dtype, monkeypatch):
     """training_step's objective over the rows (each row's own entry of the one-hot loss matrix) has exactly the
-    gradients of Σ_b Σ_k M·w·L / B over the [B, K] matrix, with and without an intervention's weights."""
-    m = module("recipe=multitask_parity", "data.n_tasks=4", "model.dtype=float32")
-    skill = torch.randint(0, 4, (256,), generator=torch.Generator().manual_seed(1))
+    gradients of Σ_b Σ_k M·w·L / B over the [B, K] matrix, whatever the intervention's weights are."""
+    m = module("recipe=multitask_parity", "data.n_tasks=4", f"model.dtype={dtype}")
+    skill = torch.randint(0, 4, (61,), generator=torch.Generator().manual_seed(1))
     batch = m.task.sample(len(skill), torch.Generator().manual_seed(2), skill)
-    g = torch.Generator().manual_seed(3)
-    w = {None: None, "per_skill": torch.rand(4, generator=g), "per_entry": torch.rand(256, 4, generator=g)}[weights]
+    w = WEIGHTS[weights](torch.Generator().manual_seed(3), len(skill))
 
     class Weigh:  # what training_step calls on an intervention
         def loss_weights(self, module, losses, mask, stats):
@@ -178,6 +190,26 @@ def test_control_form_training_step_gives_the_loss_matrix_gradients_bit_for_bit(
     got = [p.grad.clone() for p in m.parameters()]
     m.zero_grad()
     losses, _, mask, _ = m.loss_matrix(batch)
-    m.reduce(losses if w is None else losses * w, mask, torch.tensor(256.0, dtype=torch.float64)).backward()
+    m.reduce(losses if w is None else losses * w, mask, torch.tensor(61.0, dtype=torch.float64)).backward()
     for a, b in zip(got, (p.grad for p in m.parameters())):
         assert torch.equal(a, b)
+
+
+def test_a_subclass_loss_matrix_is_what_training_optimises(monkeypatch):
+    """A SkillModule subclass that makes its own loss matrix trains on it (the control form's row shortcut is the
+    built-in loss_matrix's, not a replacement for a user's)."""
+
+    class Doubled(SkillModule):
+        def loss_matrix(self, batch):
+            losses, correct, mask, present = super().loss_matrix(batch)
+            return 2 * losses, correct, mask, present
+
+    class _Trainer:
+        world_size, log_every_n_steps, callbacks = 1, 0, []
+
+    monkeypatch.setattr(SkillModule, "trainer", _Trainer(), raising=False)
+    args = ("recipe=multitask_parity", "data.n_tasks=3")
+    plain, doubled = module(*args), Doubled(to_container(load(*args)))
+    doubled.load_state_dict(plain.state_dict())
+    batch = plain.task.sample(8, torch.Generator().manual_seed(0), torch.tensor([0, 1, 2, 0, 1, 2, 0, 0]))
+    assert torch.allclose(doubled.training_step(batch, 0), 2 * plain.training_step(batch, 0))

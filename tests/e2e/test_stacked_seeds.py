@@ -177,10 +177,19 @@ class _Signal(L.Callback):
     def __init__(self, signum, seed, at=None, times=1):
         self.signum, self.seed, self.at, self.times = signum, seed, at, times
 
-    def _send(self):
-        for _ in range(self.times):
+    def _send(self, stack=None):
+        for n in range(self.times):
             os.kill(os.getpid(), self.signum)
-            time.sleep(0.5)  # the main thread's handler has run
+            if stack is None:
+                time.sleep(0.5)  # the main thread's handler has run
+                continue
+            # until the main thread's handler has taken it (a busy machine can take longer than any fixed sleep;
+            # two signals sent before the handler runs would arrive as one)
+            taken = (lambda: stack.stop_signal == self.signum) if n == 0 else (lambda: stack.meeting.aborted)
+            start = time.time()
+            while not taken():
+                assert time.time() - start < 60, "the signal handler did not run"
+                time.sleep(0.01)
 
     def setup(self, trainer, pl_module, stage):
         if pl_module.cfg.seed == self.seed and self.at is None:
@@ -192,7 +201,12 @@ class _Signal(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if pl_module.cfg.seed == self.seed and trainer.global_step == self.at and self.times > 1:
-            self._send()
+            me, meeting = pl_module.stack.i, pl_module.stack.stack.meeting
+            start = time.time()  # until every other seed waits for this one (on a busy machine one may lag behind,
+            while set(meeting.arrived) < meeting.active - {me}:  # and a seed between two steps stops at the first signal)
+                assert time.time() - start < 60, "the other seeds did not reach the step"
+                time.sleep(0.01)
+            self._send(pl_module.stack.stack)
 
 
 def _signalled(tmp_path, signal_callback, seeds=(1, 2, 3)):

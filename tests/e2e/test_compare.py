@@ -7,10 +7,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from helpers import HELPERS, run_cli
+from helpers import HELPERS, Background, run_cli
 
 SMALL = ("recipe=domino_2task", "data.n_samples=2000", "data.frequencies=[1.0,0.2]", "trainer.max_steps=400",
          "trainer.val_check_interval=100", "checkpoint.every_n_steps=100")
@@ -67,9 +66,8 @@ def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path)
     assert whole.returncode == 0, whole.stderr[-2000:]
     # Ctrl-C's SIGINT, as a terminal sends it: a shell without job control starts background jobs with SIGINT ignored,
     # and Python keeps it ignored (no KeyboardInterrupt), so the child gets the default disposition back
-    proc = subprocess.Popen([sys.executable, "-m", "skilltrain", "compare", *common, f"compare.out_dir={tmp_path}/cut"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run = Background([sys.executable, "-m", "skilltrain", "compare", *common, f"compare.out_dir={tmp_path}/cut"],
+                     tmp_path, "cut", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def a_second_run_is_under_way():  # one run finished, another one checkpointed and not finished
         done = list((tmp_path / "cut").glob("*/seed*/summary.json"))
@@ -77,13 +75,10 @@ def test_an_interrupted_comparison_resumes_to_the_uninterrupted_result(tmp_path)
                  if not (c.parent.parent / "summary.json").exists()]
         return done and going
 
-    start = time.time()
-    while not a_second_run_is_under_way():
-        assert time.time() - start < 300 and proc.poll() is None
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err[-2000:]
+    run.wait_until(a_second_run_is_under_way, "second run under way", 300)
+    run.proc.send_signal(signal.SIGINT)
+    out, err = run.finish(timeout=300)
+    assert run.proc.returncode == 130, err[-2000:]
     assert "run the same command again to continue" in err
     assert not (tmp_path / "cut/comparison.json").exists()
     rerun = run_cli("compare", *common, f"compare.out_dir={tmp_path}/cut")

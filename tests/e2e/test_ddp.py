@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import HELPERS, fit_quietly, free_port
+from helpers import HELPERS, Background, fit_quietly, free_port
 
 PROBE = HELPERS / "ddp_probe.py"
 DDP = ("trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.devices=2", "trainer.enable_progress_bar=false")
@@ -100,20 +100,16 @@ def test_ctrl_c_stops_every_rank_at_the_same_step(tmp_path):
     """SIGINT to the process group (as a terminal sends it): both ranks agree to stop, nothing hangs."""
     import os
     import signal
-    import time
 
     env = {**os.environ, "MASTER_PORT": str(free_port()), "WANDB_MODE": "disabled"}
-    proc = subprocess.Popen([sys.executable, "-m", "skilltrain", "fit", "recipe=domino_2task", "trainer.max_steps=20000",
-                             "data.batch_size=256", *DDP, f"out_dir={tmp_path}/run"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    run = Background([sys.executable, "-m", "skilltrain", "fit", "recipe=domino_2task", "trainer.max_steps=20000",
+                      "data.batch_size=256", *DDP, f"out_dir={tmp_path}/run"], tmp_path, "ddp", env=env,
+                     start_new_session=True)
     metrics = tmp_path / "run/metrics.csv"
-    start = time.time()
-    while not metrics.exists() or metrics.stat().st_size < 2000:  # training is under way on both ranks
-        assert time.time() - start < 180 and proc.poll() is None
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=180)  # a deadlock would time out here
-    assert proc.returncode == 130, err[-2000:]
+    run.wait_until(lambda: metrics.exists() and metrics.stat().st_size >= 2000, "training under way on both ranks", 180)
+    os.killpg(run.proc.pid, signal.SIGINT)
+    out, err = run.finish(timeout=180)  # a deadlock would time out here
+    assert run.proc.returncode == 130, err[-2000:]
     summary = json.loads((tmp_path / "run/summary.json").read_text())
     assert summary["status"] == "stopped" and 0 < summary["steps"] < 20000
     import torch

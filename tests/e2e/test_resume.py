@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 import torch
-from helpers import SHORT_RUN, fit_quietly, load, run_cli, same_run
+from helpers import SHORT_RUN, Background, fit_quietly, load, run_cli, same_run
 
 from skilltrain.run import fit
 
@@ -57,60 +55,26 @@ def test_a_resume_continues_the_w_and_b_run_and_overwrite_starts_a_new_one(tmp_p
     assert (tmp_path / "run/.run_id").read_text() != first
 
 
-def _start(tmp_path, name, *extra):
+def _start(tmp_path, name, *extra) -> Background:
     """A run in a subprocess, long enough to be stopped part-way."""
-    return _popen(tmp_path, name, [sys.executable, "-m", "skilltrain", "fit", *BASE, "trainer.max_steps=400",
-                                   "trainer.enable_progress_bar=false", "interventions.skill_reweighting.mode=online",
-                                   f"out_dir={tmp_path}/{name}", *extra])
+    return Background([sys.executable, "-m", "skilltrain", "fit", *BASE, "trainer.max_steps=400",
+                       "trainer.enable_progress_bar=false", "interventions.skill_reweighting.mode=online",
+                       f"out_dir={tmp_path}/{name}", *extra], tmp_path, name)
 
 
-def _popen(tmp_path, name, command):
-    """Output to files, not pipes: a pipe nobody reads until the end can fill and stall the run."""
-    out, err = (open(tmp_path / f"{name}.{s}", "w") for s in ("out", "err"))
-    proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-    out.close(), err.close()
-    return proc
-
-
-def _finish(tmp_path, name, proc, timeout=120) -> tuple[str, str]:
-    """Wait for the process; its (stdout, stderr)."""
-    with _killed_on_failure(proc):
-        proc.wait(timeout=timeout)
-    return tuple((tmp_path / f"{name}.{s}").read_text() for s in ("out", "err"))
-
-
-def _wait_for_checkpoint(tmp_path, name, proc, timeout=120):
-    ckpt = tmp_path / name / "checkpoints/last.ckpt"
-    start = time.time()
-    with _killed_on_failure(proc):
-        while not ckpt.exists():
-            if proc.poll() is not None:
-                raise AssertionError(f"the run ended (exit {proc.returncode}) before its first checkpoint:\n"
-                                     + (tmp_path / f"{name}.err").read_text()[-1500:])
-            assert time.time() - start < timeout, "no checkpoint appeared"
-            time.sleep(0.05)
+def _wait_for_checkpoint(tmp_path, name, run: Background):
+    run.wait_until((tmp_path / name / "checkpoints/last.ckpt").exists, "its first checkpoint")
     time.sleep(0.3)  # a few more steps: the kill lands between checkpoints
-
-
-@contextlib.contextmanager
-def _killed_on_failure(proc):
-    """A test that fails while its run goes on stops the run (it would take a core from the other tests)."""
-    try:
-        yield
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     fit_quietly(*BASE, "trainer.max_steps=400", "interventions.skill_reweighting.mode=online", out_dir=tmp_path / "whole")
-    proc = _start(tmp_path, "killed")
-    _wait_for_checkpoint(tmp_path, "killed", proc)
-    proc.kill()
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    run = _start(tmp_path, "killed")
+    _wait_for_checkpoint(tmp_path, "killed", run)
+    run.proc.kill()
+    run.proc.wait()
+    assert run.proc.returncode == -signal.SIGKILL
     step = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=True)["global_step"]
     assert 0 < step < 400 and step % 20 == 0  # the last periodic checkpoint, intact
     result = run_cli("fit", "ckpt_path=last", f"out_dir={tmp_path}/killed")
@@ -121,11 +85,11 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 def test_sigterm_stops_cleanly_and_resumes_exactly(tmp_path):
     fit_quietly(*BASE, "trainer.max_steps=400", "interventions.skill_reweighting.mode=online", out_dir=tmp_path / "whole")
-    proc = _start(tmp_path, "stopped")
-    _wait_for_checkpoint(tmp_path, "stopped", proc)
-    proc.send_signal(signal.SIGTERM)
-    out, err = _finish(tmp_path, "stopped", proc)
-    assert proc.returncode == 143, err[-1500:]
+    run = _start(tmp_path, "stopped")
+    _wait_for_checkpoint(tmp_path, "stopped", run)
+    run.proc.send_signal(signal.SIGTERM)
+    out, err = run.finish()
+    assert run.proc.returncode == 143, err[-1500:]
     assert "Traceback" not in err and "note: stopped by SIGTERM at step" in err
     assert out.strip().splitlines()[-1] == f"run_dir: {tmp_path}/stopped"
     summary = json.loads((tmp_path / "stopped/summary.json").read_text())
@@ -194,11 +158,11 @@ def test_a_cluster_job_warned_of_its_time_limit_stops_with_a_checkpoint_that_com
             "interventions.skill_reweighting.mode=online", f"out_dir={tmp_path}/job"]
     job = ("import sys; from skilltrain.comparison.cluster import fit_job; "
            f"sys.exit(fit_job({args!r}, threads=1))")
-    proc = _popen(tmp_path, "job", [sys.executable, "-c", job])
-    _wait_for_checkpoint(tmp_path, "job", proc)
-    proc.send_signal(signal.SIGUSR2)
-    out, err = _finish(tmp_path, "job", proc)
-    assert proc.returncode == 143 and "Traceback" not in err, err[-1500:]
+    run = Background([sys.executable, "-c", job], tmp_path, "job")
+    _wait_for_checkpoint(tmp_path, "job", run)
+    run.proc.send_signal(signal.SIGUSR2)
+    out, err = run.finish()
+    assert run.proc.returncode == 143 and "Traceback" not in err, err[-1500:]
     summary = json.loads((tmp_path / "job/summary.json").read_text())
     assert summary["status"] == "stopped" and summary["steps"] < 400
     assert torch.load(tmp_path / "job/checkpoints/last.ckpt", weights_only=True)["global_step"] == summary["steps"]

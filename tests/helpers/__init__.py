@@ -6,9 +6,11 @@ import contextlib
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from skilltrain.testing import SHORT_RUN as KIT_SHORT_RUN
@@ -42,6 +44,48 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Background:
+    """A command run in the background while the test watches it. Its output goes to files `<name>.out` and
+    `<name>.err` in `directory`, not to pipes: a pipe nobody reads until the end can fill and stall the command. A
+    test that fails while the command runs stops it (with its process group, if it has one of its own), so that it
+    does not take a core from the other tests."""
+
+    def __init__(self, command: list[str], directory: Path, name: str, **popen):
+        self.out, self.err = directory / f"{name}.out", directory / f"{name}.err"
+        self.own_group = bool(popen.get("start_new_session"))
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, text=True, **popen)
+
+    def wait_until(self, condition, what: str, timeout: float = 120) -> None:
+        """Until `condition()` holds; fails at once, with the command's stderr, if the command ends first."""
+        start = time.time()
+        with self.stopped_on_failure():
+            while not condition():
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"the command ended (exit {self.proc.returncode}) before {what}:\n"
+                                         + self.err.read_text()[-1500:])
+                assert time.time() - start < timeout, f"no {what} within {timeout} s"
+                time.sleep(0.02)
+
+    def finish(self, timeout: float = 120) -> tuple[str, str]:
+        """Wait for the command to end: its (stdout, stderr)."""
+        with self.stopped_on_failure():
+            self.proc.wait(timeout=timeout)
+        return self.out.read_text(), self.err.read_text()
+
+    @contextlib.contextmanager
+    def stopped_on_failure(self):
+        try:
+            yield
+        except BaseException:
+            if self.own_group:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
 
 HELPERS = Path(__file__).resolve().parent  # tests/helpers: also the DDP probe and the single-node SLURM setup

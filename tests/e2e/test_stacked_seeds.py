@@ -185,7 +185,9 @@ class _Signal(L.Callback):
                 continue
             # until the main thread's handler has taken it (a busy machine can take longer than any fixed sleep;
             # two signals sent before the handler runs would arrive as one)
-            taken = (lambda: stack.stop_signal == self.signum) if n == 0 else (lambda: stack.meeting.aborted)
+            # (the first: the handler has run to its end, where it hands SIGINT back to Python's KeyboardInterrupt)
+            taken = ((lambda: stack.stop_signal == self.signum and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+                     if n == 0 else (lambda: stack.meeting.aborted))
             start = time.time()
             while not taken():
                 assert time.time() - start < 60, "the signal handler did not run"

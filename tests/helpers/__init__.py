@@ -60,20 +60,33 @@ class Background:
 
     def wait_until(self, condition, what: str, timeout: float = 120) -> None:
         """Until `condition()` holds; fails at once, with the command's stderr, if the command ends first."""
-        start = time.time()
+        start = time.monotonic()
         with self.stopped_on_failure():
             while not condition():
                 if self.proc.poll() is not None:
                     raise AssertionError(f"the command ended (exit {self.proc.returncode}) before {what}:\n"
                                          + self.err.read_text()[-1500:])
-                assert time.time() - start < timeout, f"no {what} within {timeout} s"
+                assert time.monotonic() - start < timeout, f"no {what} within {timeout} s:\n{self.err.read_text()[-1500:]}"
                 time.sleep(0.02)
 
     def finish(self, timeout: float = 120) -> tuple[str, str]:
-        """Wait for the command to end: its (stdout, stderr)."""
+        """Wait for the command to end (with its process group, if it has one: DDP's other ranks): its (stdout,
+        stderr)."""
+        start = time.monotonic()
         with self.stopped_on_failure():
-            self.proc.wait(timeout=timeout)
+            while self.proc.poll() is None or self._group_alive():
+                assert time.monotonic() - start < timeout, f"not ended within {timeout} s:\n{self.err.read_text()[-1500:]}"
+                time.sleep(0.02)
         return self.out.read_text(), self.err.read_text()
+
+    def _group_alive(self) -> bool:
+        if not self.own_group:
+            return False
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     @contextlib.contextmanager
     def stopped_on_failure(self):

@@ -182,16 +182,12 @@ class _Signal(L.Callback):
             os.kill(os.getpid(), self.signum)
             if stack is None:
                 time.sleep(0.5)  # the main thread's handler has run
-                continue
-            # until the main thread's handler has taken it (a busy machine can take longer than any fixed sleep;
-            # two signals sent before the handler runs would arrive as one)
-            # (the first: the handler has run to its end, where it hands SIGINT back to Python's KeyboardInterrupt)
-            taken = ((lambda: stack.stop_signal == self.signum and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-                     if n == 0 else (lambda: stack.meeting.aborted))
-            start = time.time()
-            while not taken():
-                assert time.time() - start < 60, "the signal handler did not run"
-                time.sleep(0.01)
+            elif n == 0:  # the handler has run to its end, where it hands SIGINT back to Python (two signals sent
+                # before it runs would arrive as one, and a busy machine can take longer than any fixed sleep)
+                _until(lambda: stack.stop_signal == self.signum
+                       and signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handler's first run")
+            else:
+                _until(lambda: stack.meeting.aborted, "the handler's second run")
 
     def setup(self, trainer, pl_module, stage):
         if pl_module.cfg.seed == self.seed and self.at is None:
@@ -203,12 +199,18 @@ class _Signal(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if pl_module.cfg.seed == self.seed and trainer.global_step == self.at and self.times > 1:
+            # every other seed waits for this one first: on a busy machine one may lag behind, and a seed between
+            # two steps rightly stops at the first signal
             me, meeting = pl_module.stack.i, pl_module.stack.stack.meeting
-            start = time.time()  # until every other seed waits for this one (on a busy machine one may lag behind,
-            while set(meeting.arrived) < meeting.active - {me}:  # and a seed between two steps stops at the first signal)
-                assert time.time() - start < 60, "the other seeds did not reach the step"
-                time.sleep(0.01)
+            _until(lambda: set(meeting.arrived) >= meeting.active - {me}, "the other seeds at the step")
             self._send(pl_module.stack.stack)
+
+
+def _until(condition, what: str, timeout: float = 60) -> None:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < timeout, f"no {what} within {timeout} s"
+        time.sleep(0.01)
 
 
 def _signalled(tmp_path, signal_callback, seeds=(1, 2, 3)):

@@ -70,14 +70,13 @@ def row_statistics(per_sample: torch.Tensor, right: torch.Tensor | None, skill: 
 
 
 def _derived(loss_sum, correct_sum, count, mask_loss_sum, mask_count, rows, accuracy: bool) -> dict[str, torch.Tensor]:
-    """Means from sums; NaN for a skill no sample carried, and for the accuracy of regression skills."""
-    nan = torch.full_like(count, float("nan"))
-    seen, masked = count > 0, mask_count > 0
+    """Means from sums; NaN for a skill no sample carried (its sums and count are exactly 0, and 0/0 is NaN), and for
+    the accuracy of regression skills. Five operations: this runs every training step."""
     return {
-        "loss": torch.where(seen, loss_sum / count.clamp(min=1), nan),
-        "acc": torch.where(seen, correct_sum / count.clamp(min=1), nan) if accuracy else nan,
+        "loss": loss_sum / count,
+        "acc": correct_sum / count if accuracy else torch.full_like(count, float("nan")),
         "count": count,
-        "mask_loss": torch.where(masked, mask_loss_sum / mask_count.clamp(min=1), nan),
+        "mask_loss": mask_loss_sum / mask_count,
         "mask_share": mask_count / rows.clamp(min=1),
         "rows": rows,
     }

@@ -155,7 +155,9 @@ MODELS = {  # recipe and model: the forms and heads whose skill-owned entries di
 
 def modular_batch(*args, seed: int = 0):
     """A module and a batch of 12 rows in which every skill has rows (and, in the outputs form, a rarer skill 1);
-    SiLU, so that no unit is dead and every owned entry has a gradient to check."""
+    SiLU, so that no unit is dead and every owned entry has a gradient to check. The initial weights come from `seed`
+    too, not from whatever state the tests before left."""
+    torch.manual_seed(seed)
     m = SkillModule(load(*args, "model.dtype=float64", "model.activation=silu"))
     g = torch.Generator().manual_seed(seed)
     k = m.task.n_skills
@@ -224,9 +226,11 @@ def test_with_params_shared_owned_entries_get_the_plain_sum_and_shared_ones_the_
         model, aggregator):
     from skilltrain.callbacks.jacobian_weighting import make_aggregator
 
-    m, batch = modular_batch(*MODELS[model])
+    m, batch = modular_batch(*MODELS[model], seed=3)
     shared = flat_owners(m) < 0
     jacobian = full_jacobian(m, batch)
+    # what the last check rests on: two skills' gradients conflict (else UPGrad's update is the plain one)
+    assert (jacobian @ jacobian.T < 0).any()
     grad, plain, iv, stats = shared_gradient(m, batch, aggregator)
     torch.testing.assert_close(grad[~shared], plain[~shared], rtol=1e-9, atol=1e-12)  # the baseline's, exactly
     torch.testing.assert_close(plain, stats["mask_share"] @ jacobian, rtol=1e-9, atol=1e-12)  # = Σ_k share_k J_k

@@ -15,7 +15,8 @@ def build_run(cfg: DictConfig, data: bool = True) -> tuple:
     """(module, datamodule, interventions) for a checked config: the SkillModule with its initial weights (drawn
     from `seed`), the SkillDataModule (its pool and held-out set drawn from `data.seed`, else `seed`; None with
     `data=False`, for a reader that needs only the model) and the interventions as callbacks, checked to work here
-    and with each other (one-line errors)."""
+    and with each other (one-line errors). The module keeps `cfg` itself (`module.cfg`), not a copy: change neither
+    afterwards."""
     import lightning as L
 
     from skilltrain.data.datamodule import SkillDataModule

@@ -157,8 +157,9 @@ def modular_batch(*args, seed: int = 0):
     """A module and a batch of 12 rows in which every skill has rows (and, in the outputs form, a rarer skill 1);
     SiLU, so that no unit is dead and every owned entry has a gradient to check. The initial weights come from `seed`
     too, not from whatever state the tests before left."""
-    torch.manual_seed(seed)
-    m = SkillModule(load(*args, "model.dtype=float64", "model.activation=silu"))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = SkillModule(load(*args, "model.dtype=float64", "model.activation=silu"))
     g = torch.Generator().manual_seed(seed)
     k = m.task.n_skills
     batch = m.task.sample(12, g, torch.arange(12) % k) if m.task.form == "control" else m.task.sample(12, g)

@@ -30,8 +30,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from skilltrain.comparison.plan import Plan
-from skilltrain.config import load_config, load_yaml, parse_overrides, require
-from skilltrain.errors import UserError
+from skilltrain.config import load_yaml, parse_overrides, require
 from skilltrain.files import atomic_write_text, read_json, write_json
 from skilltrain.seeds import parse_seeds
 
@@ -78,24 +77,6 @@ def load_suite(name: str) -> Suite:
     return Suite(Path(name).stem, raw.get("arms", "all_modes"), seeds, tasks)
 
 
-def applicable(args: list[str], arm: str, spec: dict) -> str | None:
-    """None when `arm` can run with these arguments; else why not (the intervention's one-line refusal). A mistake
-    in the suite or the arm (an unknown key, a bad value) is not a reason to leave the arm out: it is raised."""
-    from skilltrain.comparison.plan import arm_arguments
-    from skilltrain.data import build_task
-    from skilltrain.models import DTYPES
-    from skilltrain.run import build_interventions
-
-    cfg = load_config([*args, *arm_arguments(spec), "seed=1"])
-    data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
-    task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
-    try:
-        build_interventions(cfg, task)
-    except UserError as e:
-        return str(e)
-    return None
-
-
 @dataclass
 class BenchmarkPlan:
     """A suite's run: one comparison per task (each with the arms that apply to it), in one directory."""
@@ -133,15 +114,11 @@ def plan_benchmark(args: list[str]) -> BenchmarkPlan:
     tasks, skipped = {}, {}
     for task, spec in suite.tasks.items():
         overrides = [*[a for k, v in (spec.get("overrides") or {}).items() for a in flatten(str(k), v)], *common]
-        task_args = [f"recipe={spec['recipe']}", *overrides]
-        runnable = {}
-        for arm, arm_spec in arms.items():
-            why = None if arm == "baseline" else applicable(task_args, arm, arm_spec)
-            if why:
-                skipped.setdefault(task, {})[arm] = why
-            else:
-                runnable[arm] = arm_spec
-        tasks[task] = make_plan(Request(spec["recipe"], runnable, seeds, overrides, dict(settings), str(directory / task)))
+        # an arm that does not apply to a task (its intervention refuses it) is left out of that task, with why
+        tasks[task] = make_plan(Request(spec["recipe"], arms, seeds, overrides, dict(settings), str(directory / task),
+                                        skip_refused=True))
+        if tasks[task].skipped:
+            skipped[task] = tasks[task].skipped
     return BenchmarkPlan(suite, directory, list(arms), tasks, skipped)
 
 

@@ -27,6 +27,7 @@ class Checked:
     resolved: dict  # its resolved config less the per-run keys (plan.json)
     sources: dict  # the plugin source files it uses, each with a hash of its text
     own_process: bool = False  # it starts processes of its own (DDP): not in a shared worker
+    refusal: str | None = None  # why its interventions refuse its task (asked for with `check(..., applies=True)`)
 
 
 class FitRuns:
@@ -52,10 +53,15 @@ class FitRuns:
         user_set = any(OmegaConf.select(layer, "analysis.plots", default=None) is not None for _, layer in layers[1:])
         return [] if user_set else ["analysis.plots=none"]
 
-    def check(self, args: list[str], recipe: str) -> Checked:
+    def check(self, args: list[str], recipe: str, applies: bool = False) -> Checked:
+        """The run's config, loaded and checked once. With `applies`, also whether its interventions work on its task
+        (`Checked.refusal`): that imports them, and with them Lightning, so only a benchmark, which leaves out the
+        arms that do not apply to a task, asks."""
         cfg = load_config(args)
         _check_visible_to_runs(cfg)
-        return Checked(_what_is_measured(cfg), resolved_config(cfg), plugin_sources(cfg), _several_processes(cfg))
+        task = _task(cfg)
+        return Checked({"skills": task.skills, "metric": dict(cfg.metric)}, resolved_config(cfg), plugin_sources(cfg),
+                       _several_processes(cfg), _refusal(cfg, task) if applies else None)
 
     def next_command(self, run) -> list[str]:
         """Resumed from its checkpoint (stopped, or killed after one), or restarted (half-done without one)."""
@@ -91,7 +97,8 @@ class TheoryRuns:
     def unless_given(self, given: list[str]) -> list[str]:
         return []
 
-    def check(self, args: list[str], recipe: str) -> Checked:
+    def check(self, args: list[str], recipe: str, applies: bool = False) -> Checked:
+        """The run's config, loaded and checked once (a toy model's run has no interventions to refuse it)."""
         from skilltrain.theory.config import load_theory_config
         from skilltrain.theory.run import cfg_skills
 
@@ -186,11 +193,22 @@ def _check_visible_to_runs(cfg) -> None:
                             "run guarded by `if __name__ == \"__main__\":`)")
 
 
-def _what_is_measured(cfg) -> dict:
-    """The skills a run learns and how "learned" is measured: what paired arms must share."""
+def _refusal(cfg, task) -> str | None:
+    """None when the run's interventions work on its task; else their one-line refusal (a mistake in the config itself
+    is raised by load_config before this is asked)."""
+    from skilltrain.build import build_interventions
+
+    try:
+        build_interventions(cfg, task)
+    except UserError as e:
+        return str(e)
+    return None
+
+
+def _task(cfg):
+    """The run's task, its data drawn as the run draws it: the skills it learns (what paired arms must share)."""
     from skilltrain.data import build_task
     from skilltrain.data.base import DTYPES
 
     data_seed = cfg.data.seed if cfg.data.seed is not None else cfg.seed
-    task = build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])
-    return {"skills": task.skills, "metric": dict(cfg.metric)}
+    return build_task(OmegaConf.to_object(cfg.data), data_seed, DTYPES[cfg.model.dtype])

@@ -105,6 +105,7 @@ class Plan:
     runs: list[Run] = field(default_factory=list)
     resolved: dict = field(default_factory=dict)  # what ran: each arm's resolved config, plugin sources, version
     kind: str = "fit"  # the kind of its runs: fit | theory (comparison/kinds.py)
+    skipped: dict[str, str] = field(default_factory=dict)  # arm → why it was left out (Request.skip_refused)
 
     def record(self) -> dict:
         """plan.json's content: the command's identity and the resolved configs its runs were made with."""
@@ -256,6 +257,10 @@ class Request:
     overrides: list[str] = field(default_factory=list)
     settings: Any = field(default_factory=dict)
     out_dir: str | None = None  # the comparison directory (None: compare.out_dir, or one named after the command)
+    # leave out (Plan.skipped, with why) the arms whose interventions refuse the task, rather than fail in their runs:
+    # a benchmark, whose arms meet tasks they may not apply to. Needs out_dir (the directory is named before it is
+    # known which arms apply).
+    skip_refused: bool = False
 
     @classmethod
     def from_args(cls, args: list[str]) -> Request:
@@ -300,9 +305,10 @@ def make_plan(request: Request) -> Plan:
     if settings.baseline not in arms:
         raise unknown("baseline arm", settings.baseline, arms, key="compare.baseline")
 
+    require(not request.skip_refused or settings.out_dir, "out_dir", "is required to leave out the arms that do not apply")
     defined_by = [recipe, sorted(common), arms, seeds]
     directory = Path(settings.out_dir or Path("runs") / "compare" / f"{recipe_stem(recipe)}-{identity_tag(defined_by)}")
-    result = Plan(recipe, arms, seeds, settings, directory, json.dumps(defined_by, sort_keys=True), kind=kind.command)
+    result = Plan(recipe, arms, seeds, settings, directory, kind=kind.command)
     measured: dict[str, dict] = {}
     configs: dict[str, dict] = {}  # arm → its resolved config (as every seed has it, less the seed and directory)
     sources: dict[str, str] = {}  # plugin source file → hash of its text
@@ -319,13 +325,20 @@ def make_plan(request: Request) -> Plan:
             # every run's config is valid before any runs: an arm's runs differ only in their seed (checked by
             # parse_seeds) and directory, so its config is checked once, with its first seed
             try:
-                checked = checked or kind.check(run_args, recipe)
+                checked = checked or kind.check(run_args, recipe, applies=request.skip_refused and arm != settings.baseline)
             except UserError as e:
                 raise UserError(f"arm {arm}: {e}") from None
+            if checked.refusal:
+                break
             result.runs.append(Run(arm, seed, run_args, run_dir, own_process=checked.own_process, command=kind.command))
+        if checked.refusal:
+            result.skipped[arm] = checked.refusal
+            continue
         measured[arm] = checked.measured
         configs[arm] = checked.resolved
         sources.update(checked.sources)
+    result.arms = {arm: spec for arm, spec in arms.items() if arm not in result.skipped}
+    result.identity = json.dumps([recipe, sorted(common), result.arms, seeds], sort_keys=True)
     first = next(iter(measured))
     for arm, what in measured.items():
         require(what == measured[first], f"arms.{arm}",

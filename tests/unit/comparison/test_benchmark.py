@@ -25,3 +25,37 @@ def test_a_bad_suite_is_one_line(suite, message, tmp_path, capsys):
     assert main(["benchmark", f"suite={tmp_path}/bad.yaml", f"out_dir={tmp_path}/b"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+SUITE = """
+arms:
+  baseline: {}
+  inverse_frequency: {interventions: {skill_reweighting: {mode: inverse_frequency}}}
+  balanced_sampling: {interventions: {skill_reweighting: {mode: balanced_sampling}}}
+seeds: 2
+tasks:
+  domino: {recipe: domino_2task}
+  regression: {recipe: modularity_regression}
+"""
+
+
+def test_the_plan_leaves_out_an_arm_that_does_not_apply_and_loads_each_config_once(tmp_path, monkeypatch):
+    import skilltrain.config.load
+    from skilltrain.benchmark import plan_benchmark
+
+    (tmp_path / "tiny.yaml").write_text(SUITE)
+    loaded = []  # every config loaded and typed (load_config's work)
+    real = skilltrain.config.load.typed
+    monkeypatch.setattr(skilltrain.config.load, "typed", lambda *a, **k: loaded.append(a) or real(*a, **k))
+    the_plan = plan_benchmark([f"suite={tmp_path}/tiny.yaml", f"out_dir={tmp_path}/b"])
+
+    # balanced sampling needs a pool to draw from; modularity_regression trains on its full batch
+    assert list(the_plan.skipped) == ["regression"] and list(the_plan.skipped["regression"]) == ["balanced_sampling"]
+    assert "full-batch pool" in the_plan.skipped["regression"]["balanced_sampling"]
+    regression = the_plan.tasks["regression"]
+    assert list(regression.arms) == ["baseline", "inverse_frequency"]
+    assert sorted({r.arm for r in regression.runs}) == ["baseline", "inverse_frequency"] and len(regression.runs) == 4
+    assert sorted(regression.resolved["configs"]) == ["baseline", "inverse_frequency"]
+    assert "balanced_sampling" not in regression.identity  # plan.json's identity: the arms that run
+    assert len(the_plan.tasks["domino"].runs) == 6
+    assert len(loaded) == 6  # one load per task and arm: applying and checking share it (it is the plan's cost)

@@ -14,9 +14,9 @@ def checks(monkeypatch) -> list[list[str]]:
     calls: list[list[str]] = []
     check = FitRuns.check
 
-    def counted(self, args, recipe):
+    def counted(self, args, recipe, **kwargs):
         calls.append(list(args))
-        return check(self, args, recipe)
+        return check(self, args, recipe, **kwargs)
 
     monkeypatch.setattr(FitRuns, "check", counted)
     return calls

@@ -77,6 +77,16 @@ def load_suite(name: str) -> Suite:
     return Suite(Path(name).stem, raw.get("arms", "all_modes"), seeds, tasks)
 
 
+def applicable(args: list[str], arm: str, spec: dict) -> str | None:
+    """None when `arm` can run with these arguments (`recipe=…` and overrides); else why not (the intervention's
+    one-line refusal). A mistake in the suite or the arm is raised. Kept for old imports: the benchmark's plan asks
+    this of the check it plans each arm with (`Request(skip_refused=True)`), loading each config once."""
+    from skilltrain.comparison.kinds import FitRuns
+    from skilltrain.comparison.plan import arm_arguments
+
+    return FitRuns().check([*args, *arm_arguments(spec), "seed=1"], "", applies=True).refusal
+
+
 @dataclass
 class BenchmarkPlan:
     """A suite's run: one comparison per task (each with the arms that apply to it), in one directory."""

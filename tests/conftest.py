@@ -1,5 +1,6 @@
-"""Shared fixtures: W&B off, every test in its own directory and from the same torch RNG state, registries restored (helpers: tests/helpers). Every test
-under tests/e2e/ is marked `slow`, so `-m "not slow"` runs the unit tests only (tests/README.md)."""
+"""Shared fixtures: W&B off, every test in its own directory and from the same torch CPU RNG state, registries
+restored (helpers: tests/helpers). Every test under tests/e2e/ is marked `slow`, so `-m "not slow"` runs the unit
+tests only (tests/README.md)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _isolated(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _seeded():
-    """Every test starts from torch's global RNG seeded with 0, and leaves it as it found it: a model built outside
+    """Every test starts from torch's global CPU RNG seeded with 0, and leaves it as it found it: a model built outside
     `fit` (which seeds itself) gets the same weights whichever tests ran before it on the worker (under `-n 2` the
     order varies), so a test whose premise holds for some draws only cannot pass or fail by the order."""
     import torch

@@ -194,8 +194,11 @@ def _check_visible_to_runs(cfg) -> None:
 
 
 def _refusal(cfg, task) -> str | None:
-    """None when the run's interventions work on its task; else their one-line refusal (a mistake in the config itself
-    is raised by load_config before this is asked)."""
+    """None when the run's interventions work on its task; else their one-line refusal. Any UserError of
+    build_interventions counts, as it always has for the benchmark: a task an intervention refuses, and also two
+    interventions that cannot be combined (check_composition), which then leave the arm out of every task, each
+    with its reason in the leaderboard. Mistakes in the config itself (unknown keys, bad values) are raised by
+    load_config before this is asked."""
     from skilltrain.build import build_interventions
 
     try:

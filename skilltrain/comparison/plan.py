@@ -325,9 +325,11 @@ def make_plan(request: Request) -> Plan:
             # every run's config is valid before any runs: an arm's runs differ only in their seed (checked by
             # parse_seeds) and directory, so its config is checked once, with its first seed
             try:
-                checked = checked or kind.check(run_args, recipe, applies=request.skip_refused and arm != settings.baseline)
+                checked = checked or kind.check(run_args, recipe, applies=request.skip_refused)
             except UserError as e:
                 raise UserError(f"arm {arm}: {e}") from None
+            require(not (checked.refusal and arm == settings.baseline), f"arms.{arm}",
+                    f"is the baseline (compare.baseline) and does not apply to this task: {checked.refusal}")
             if checked.refusal:
                 break
             result.runs.append(Run(arm, seed, run_args, run_dir, own_process=checked.own_process, command=kind.command))

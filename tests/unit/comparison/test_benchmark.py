@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from skilltrain.cli import main
@@ -59,3 +61,29 @@ def test_the_plan_leaves_out_an_arm_that_does_not_apply_and_loads_each_config_on
     assert "balanced_sampling" not in regression.identity  # plan.json's identity: the arms that run
     assert len(the_plan.tasks["domino"].runs) == 6
     assert len(loaded) == 6  # one load per task and arm: applying and checking share it (it is the plan's cost)
+    assert json.loads(regression.identity) == [  # as the plan before it wrote it, so its directories resume
+        "modularity_regression", ["recipe=modularity_regression"], {
+            "baseline": {"interventions": {}, "overrides": {}},
+            "inverse_frequency": {"interventions": {"skill_reweighting": {"mode": "inverse_frequency"}}, "overrides": {}}},
+        [1, 2]]
+
+
+def test_a_baseline_that_does_not_apply_is_one_line_at_planning(tmp_path, capsys):
+    (tmp_path / "tiny.yaml").write_text(SUITE)
+    assert main(["benchmark", f"suite={tmp_path}/tiny.yaml", f"out_dir={tmp_path}/b", "compare.baseline=balanced_sampling",
+                 "compare.dry_run=true"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "arms.balanced_sampling: is the baseline (compare.baseline) and does not apply" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_skipping_refused_arms_needs_the_comparison_directory_and_the_old_check_still_answers():
+    from skilltrain.benchmark import applicable
+    from skilltrain.comparison import Request, make_plan
+    from skilltrain.errors import UserError
+
+    with pytest.raises(UserError, match="out_dir: is required to leave out the arms that do not apply"):
+        make_plan(Request("domino_2task", ["baseline"], 1, [], {}, None, skip_refused=True))
+    balanced = {"interventions": {"skill_reweighting": {"mode": "balanced_sampling"}}, "overrides": {}}
+    assert "full-batch pool" in applicable(["recipe=modularity_regression"], "balanced_sampling", balanced)
+    assert applicable(["recipe=domino_2task"], "balanced_sampling", balanced) is None

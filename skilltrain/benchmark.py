@@ -114,6 +114,8 @@ def plan_benchmark(args: list[str]) -> BenchmarkPlan:
     settings = cli.pop("compare", None) or {}
     require(OmegaConf.is_dict(settings) or isinstance(settings, dict), "compare", "expected compare.<key>=value")
     settings = OmegaConf.to_container(settings) if OmegaConf.is_config(settings) else dict(settings)
+    require(settings.get("baseline", "baseline") == "baseline", "compare.baseline",
+            "cannot be set in a benchmark: the leaderboard compares every arm with the arm named baseline")
     common = [a for a in args if a.split("=", 1)[0].split(".")[0] not in ("suite", "seeds", "arms", "out_dir", "compare")]
     parse_seeds(seeds)  # a number of seeds, or a list of them
     seeds = seeds if isinstance(seeds, int) else list(seeds)
@@ -140,6 +142,9 @@ def run_benchmark(args: list[str], show: bool = True) -> dict:
     the_plan = plan_benchmark(args)
     for comparison in the_plan.tasks.values():
         check_directory(comparison)
+    for task, skipped in the_plan.skipped.items():
+        for arm, why in skipped.items():
+            print(f"task {task}: arm {arm} does not apply, left out: {why}", file=sys.stderr)
     if any(c.settings.dry_run for c in the_plan.tasks.values()):
         return {"commands": [line for c in the_plan.tasks.values() for line in dry_run(c).commands], "failures": {}}
     with hold(the_plan.directory, "benchmark"):

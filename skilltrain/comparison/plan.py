@@ -329,7 +329,7 @@ def make_plan(request: Request) -> Plan:
             except UserError as e:
                 raise UserError(f"arm {arm}: {e}") from None
             require(not (checked.refusal and arm == settings.baseline), f"arms.{arm}",
-                    f"is the baseline (compare.baseline) and does not apply to this task: {checked.refusal}")
+                    f"is the baseline (compare.baseline) and does not apply to recipe {recipe}: {checked.refusal}")
             if checked.refusal:
                 break
             result.runs.append(Run(arm, seed, run_args, run_dir, own_process=checked.own_process, command=kind.command))

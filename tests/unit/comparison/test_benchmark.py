@@ -69,12 +69,35 @@ def test_the_plan_leaves_out_an_arm_that_does_not_apply_and_loads_each_config_on
 
 
 def test_a_baseline_that_does_not_apply_is_one_line_at_planning(tmp_path, capsys):
-    (tmp_path / "tiny.yaml").write_text(SUITE)
-    assert main(["benchmark", f"suite={tmp_path}/tiny.yaml", f"out_dir={tmp_path}/b", "compare.baseline=balanced_sampling",
-                 "compare.dry_run=true"]) == 2
+    from skilltrain.comparison import Request, make_plan
+    from skilltrain.errors import UserError
+
+    arms = {"baseline": {}, "balanced": {"interventions": {"skill_reweighting": {"mode": "balanced_sampling"}}}}
+    with pytest.raises(UserError, match="arms.balanced: is the baseline .* does not apply to recipe modularity_regression: "
+                                        ".*full-batch pool"):
+        make_plan(Request("modularity_regression", arms, 1, [], {"baseline": "balanced"}, str(tmp_path / "c"),
+                          skip_refused=True))
+    # in a benchmark, the arm named baseline is the baseline: one that does not apply to a task is one line
+    (tmp_path / "tiny.yaml").write_text(SUITE.replace("baseline: {}", "baseline: {interventions: {skill_reweighting: "
+                                                                       "{mode: balanced_sampling}}}"))
+    assert main(["benchmark", f"suite={tmp_path}/tiny.yaml", f"out_dir={tmp_path}/b", "compare.dry_run=true"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "arms.balanced_sampling: is the baseline (compare.baseline) and does not apply" in err
-    assert not (tmp_path / "b").exists()
+    assert err.count("\n") == 1 and "arms.baseline: is the baseline (compare.baseline) and does not apply to recipe " \
+                                     "modularity_regression" in err, err
+    # and another arm cannot be made the baseline there (the leaderboard's speedups are against the arm baseline)
+    (tmp_path / "tiny.yaml").write_text(SUITE)
+    assert main(["benchmark", f"suite={tmp_path}/tiny.yaml", f"out_dir={tmp_path}/b",
+                 "compare.baseline=inverse_frequency", "compare.dry_run=true"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "compare.baseline: cannot be set in a benchmark" in err, err
+
+
+def test_a_dry_run_names_every_arm_left_out_and_why(tmp_path, capsys):
+    (tmp_path / "tiny.yaml").write_text(SUITE)
+    assert main(["benchmark", f"suite={tmp_path}/tiny.yaml", f"out_dir={tmp_path}/b", "compare.dry_run=true"]) == 0
+    left_out = [line for line in capsys.readouterr().err.splitlines() if "does not apply" in line]
+    assert len(left_out) == 1 and left_out[0].startswith("task regression: arm balanced_sampling does not apply, "
+                                                         "left out: ") and "full-batch pool" in left_out[0], left_out
 
 
 def test_skipping_refused_arms_needs_the_comparison_directory_and_the_old_check_still_answers():

@@ -7,7 +7,8 @@ no number: run it before and after, then compare the two JSON files.
 Each recipe of the README's results table trains seed 1 (with `trainer.max_steps` capped at `steps`, default
 2500, and early stopping once every skill is learned: the learn steps of the capped run are those of the full
 run up to the cap; the recipes in UNCAPPED run to their own budget, since their README row's skills are learned
-later: multitask_parity's late learn steps moved between versions unseen under the cap); `quick=true` adds
+later: multitask_parity's late learn steps moved between versions unseen under the cap; `steps` does not apply to
+them, and a file written before they were uncapped differs in their `steps`); `quick=true` adds
 `benchmark suite=quick seeds=1`. The output maps each run to its per-skill learn steps. Runs are deterministic on a
 CPU, so two code versions that train alike agree exactly.
 """

@@ -50,10 +50,13 @@ def test_modular_mlp_skill_outputs_read_only_their_module():
 def test_modular_mlp_split_inputs_gives_independent_subnetworks():
     model, task = built("recipe=domino_2task", "model.name=modular_mlp", "model.widths=[10]", "model.split_inputs=true",
                         "data.n_bits=4")
-    x = torch.zeros(3, 4, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    # inputs spread both ways around 0: each ReLU unit is active for some of them, whatever the initial weights
+    # (at x = 0 alone, every unit of a block is dead for some initialisations, and the test would depend on one)
+    x = torch.randn(256, 4, generator=g, dtype=torch.float64)
     base = model(x)
     x2 = x.clone()
-    x2[:, 3] = 1.0  # an input of skill 1's block
+    x2[:, 3] = torch.randn(256, generator=g, dtype=torch.float64)  # an input of skill 1's block
     out = model(x2)
     assert torch.equal(base[:, 0], out[:, 0]) and not torch.equal(base[:, 1], out[:, 1])
 
